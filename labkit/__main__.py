@@ -1,0 +1,151 @@
+"""``python -m labkit up | down | status | reset | save NAME | restore NAME | snapshots | start NN``.
+
+Every failure is one sentence on stderr and exit code 2; nothing here deletes
+what the learner built except ``reset`` and ``start``, which say so.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import LabkitError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"labkit: {message}; see `python -m labkit --help`.\n")
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m labkit", description="The course's local AWS and lab states.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("up", help="start the local AWS in the background (keeps your last state)")
+    sub.add_parser("down", help="stop the local AWS (your state is kept for the next `up`)")
+    sub.add_parser("status", help="say whether the local AWS runs, where, and what state it holds")
+    sub.add_parser("reset", help="empty the local AWS")
+    p = sub.add_parser("save", help="save the local AWS state as a named snapshot")
+    p.add_argument("name")
+    p = sub.add_parser("restore", help="replace the local AWS state with a named snapshot")
+    p.add_argument("name")
+    sub.add_parser("snapshots", help="list saved snapshots")
+    p = sub.add_parser("start", help="put the local AWS into the state lab NN starts from")
+    p.add_argument("lab", metavar="NN")
+    p = sub.add_parser("build-notebooks", help="regenerate labs/ and solutions/ from course/ (maintainers)")
+    p.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LabkitError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+
+
+def _up(args) -> int:
+    from . import server
+
+    info = server.up()
+    if info["already"]:
+        print(f"The local AWS is already running at {info['endpoint']} (pid {info['pid']}).")
+    else:
+        note = " and restored your last state" if info.get("restored") else ""
+        print(f"Started the local AWS at {info['endpoint']} (pid {info['pid']}){note}.")
+    return 0
+
+
+def _down(args) -> int:
+    from . import server
+
+    if server.down():
+        print("Stopped the local AWS; `python -m labkit up` brings your state back.")
+    else:
+        print("The local AWS was not running.")
+    return 0
+
+
+def _status(args) -> int:
+    from . import server
+
+    info = server.status()
+    snaps = ", ".join(info["snapshots"]) or "none"
+    if not info["running"]:
+        print(f"The local AWS is not running (it would listen at {info['endpoint']}). Snapshots: {snaps}.")
+        return 1
+    print(f"The local AWS is running at {info['endpoint']} (pid {info['pid']}).")
+    print(f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.")
+    return 0
+
+
+def _reset(args) -> int:
+    from . import server
+
+    server.reset()
+    print("The local AWS is empty now.")
+    return 0
+
+
+def _save(args) -> int:
+    from . import server
+
+    path = server.save(args.name)
+    print(f"Saved snapshot {args.name!r} ({path}).")
+    return 0
+
+
+def _restore(args) -> int:
+    from . import server
+
+    started = time.perf_counter()
+    count = server.restore(args.name)
+    print(f"Restored snapshot {args.name!r}: {count} change(s) replayed in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+def _snapshots(args) -> int:
+    from . import server
+
+    names = server.list_snapshots()
+    print("\n".join(names) if names else "No snapshots yet; `python -m labkit save NAME` makes one.")
+    return 0
+
+
+def _start(args) -> int:
+    from .states import start
+
+    started = time.perf_counter()
+    done = start(args.lab, progress=lambda msg: print(msg, flush=True))
+    print(f"The local AWS is ready for lab {done} ({time.perf_counter() - started:.1f} s).")
+    return 0
+
+
+def _build_notebooks(args) -> int:
+    from .notebooks import build
+
+    stale = build(check_only=args.check)
+    for path in stale:
+        print(("stale: " if args.check else "wrote: ") + str(path))
+    if args.check and stale:
+        print("Run `python -m labkit build-notebooks` and commit the result.")
+        return 1
+    if not stale:
+        print("All notebooks are up to date.")
+    return 0
+
+
+COMMANDS = {"up": _up, "down": _down, "status": _status, "reset": _reset, "save": _save, "restore": _restore,
+            "snapshots": _snapshots, "start": _start, "build-notebooks": _build_notebooks}
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,197 @@
+"""Lab sources -> starter and solution notebooks, and lab start states.
+
+Each lab has one source, ``course/NN-slug.py``, in Jupytext's percent format
+(``# %%`` code cells, ``# %% [markdown]`` text cells). Solution code sits
+between ``# BEGIN SOLUTION`` and ``# END SOLUTION``; the ``# TODO:`` lines
+just above a block tell the learner what to write. The solution notebook
+drops the markers; the starter replaces each block with
+``raise NotImplementedError``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LabkitError
+from .config import REPO_ROOT
+
+SOURCES = REPO_ROOT / "course"
+LABS_DIR = REPO_ROOT / "labs"
+SOLUTIONS_DIR = REPO_ROOT / "solutions"
+BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+CHECK_CALL = re.compile(r"^\s*checks\.run\(", re.M)
+
+
+@dataclass
+class Cell:
+    kind: str  # "code" or "markdown"
+    source: str
+
+
+@dataclass
+class Lab:
+    number: str
+    slug: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.number}-{self.slug}"
+
+    def cells(self) -> list[Cell]:
+        return parse(self.path.read_text())
+
+
+def labs() -> list[Lab]:
+    found = []
+    for path in sorted(SOURCES.glob("[0-9][0-9]-*.py")):
+        number, slug = path.stem.split("-", 1)
+        found.append(Lab(number, slug, path))
+    return found
+
+
+def lab(number: str) -> Lab:
+    key = f"{int(number):02d}" if str(number).isdigit() else str(number)
+    for item in labs():
+        if item.number == key:
+            return item
+    raise LabkitError(f"There is no lab {number!r}; the labs are {', '.join(l.number for l in labs())}.")
+
+
+# -- parsing ------------------------------------------------------------------
+
+def parse(text: str) -> list[Cell]:
+    cells: list[Cell] = []
+    kind, lines = None, []
+
+    def flush():
+        if kind is not None:
+            body = "\n".join(lines).strip("\n")
+            if kind == "markdown":
+                body = "\n".join(_unmark(l) for l in body.splitlines())
+            if body.strip():
+                cells.append(Cell(kind, body))
+
+    for line in text.splitlines():
+        if line.startswith("# %%"):
+            flush()
+            kind, lines = ("markdown" if "[markdown]" in line else "code"), []
+        elif kind is not None:
+            lines.append(line)
+    flush()
+    return cells
+
+
+def _unmark(line: str) -> str:
+    if line.startswith("# "):
+        return line[2:]
+    return "" if line.strip() == "#" else line
+
+
+def solution_code(source: str) -> str:
+    return "\n".join(l for l in source.splitlines() if l.strip() not in (BEGIN, END))
+
+
+def starter_code(source: str) -> str:
+    out, inside, todo = [], False, None
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == BEGIN:
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            todos = [l.strip()[len("# TODO:"):].strip() for l in out if l.strip().startswith("# TODO:")]
+            todo = todos[-1] if todos else "write this step"
+            out.append(f'{indent}raise NotImplementedError("TODO: {_escape(todo)}")')
+        elif stripped == END:
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError("a # BEGIN SOLUTION block has no # END SOLUTION")
+    return "\n".join(out)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def solution_blocks(source: str) -> list[str]:
+    blocks, current = [], None
+    for line in source.splitlines():
+        if line.strip() == BEGIN:
+            current = []
+        elif line.strip() == END:
+            blocks.append("\n".join(current or []))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+# -- notebooks -------------------------------------------------------------------
+
+def notebook(lab_: Lab, variant: str) -> dict:
+    """The notebook JSON for ``variant`` 'starter' or 'solution' (deterministic)."""
+    cells = []
+    for index, cell in enumerate(lab_.cells()):
+        source = cell.source
+        if cell.kind == "code":
+            source = solution_code(source) if variant == "solution" else starter_code(source)
+        cell_id = hashlib.sha1(f"{lab_.name}/{index}".encode()).hexdigest()[:12]
+        entry = {"cell_type": cell.kind, "id": cell_id, "metadata": {}, "source": _lines(source)}
+        if cell.kind == "code":
+            entry.update(execution_count=None, outputs=[])
+        cells.append(entry)
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+            "course": {"lab": lab_.number, "variant": variant, "source": f"course/{lab_.path.name}"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    return lines
+
+
+def notebook_path(lab_: Lab, variant: str) -> Path:
+    return (LABS_DIR if variant == "starter" else SOLUTIONS_DIR) / f"{lab_.name}.ipynb"
+
+
+def render(lab_: Lab, variant: str) -> str:
+    return json.dumps(notebook(lab_, variant), indent=1, ensure_ascii=False) + "\n"
+
+
+def build(check_only: bool = False) -> list[Path]:
+    """Write every lab's notebooks; with check_only, return the stale ones instead."""
+    stale = []
+    for item in labs():
+        for variant in ("starter", "solution"):
+            path = notebook_path(item, variant)
+            text = render(item, variant)
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+                if not check_only:
+                    path.parent.mkdir(exist_ok=True)
+                    path.write_text(text)
+    return stale
+
+
+# -- lab start states ------------------------------------------------------------
+
+def run_solution(lab_: Lab) -> None:
+    """Execute a lab's solution code in-process (check cells skipped): its end state."""
+    namespace: dict = {"__name__": f"lab{lab_.number}"}
+    for cell in lab_.cells():
+        if cell.kind != "code" or CHECK_CALL.search(cell.source):
+            continue
+        code = solution_code(cell.source)
+        exec(compile(code, f"{lab_.path.name}", "exec"), namespace)

@@ -1,0 +1,212 @@
+"""Start, stop and inspect the local AWS; save and restore its state.
+
+The server runs in the background (``labkit.motoserve``) and journals every
+write to ``.labkit/journal.ndjson``; on start it replays that journal, so
+stopping the server or rebooting never loses what the learner built.
+Snapshots are copies of the journal.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import config as cfg
+from .errors import LabkitError
+
+NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
+SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _record_path() -> Path:
+    return cfg.state_dir() / "server.json"
+
+
+def journal_path() -> Path:
+    return cfg.state_dir() / "journal.ndjson"
+
+
+def snapshot_dir() -> Path:
+    path = cfg.state_dir() / "snapshots"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _read_record() -> dict | None:
+    try:
+        return json.loads(_record_path().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(record: dict) -> None:
+    _record_path().write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _alive(pid: int) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _http(method: str, url: str, data: bytes | None = None, timeout: float = 5.0) -> bytes:
+    request = urllib.request.Request(url, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
+def _answers(endpoint: str) -> dict | None:
+    """The server's own status if a course server answers there, else None."""
+    try:
+        return json.loads(_http("GET", f"{endpoint}/_labkit/status", timeout=1.0))
+    except (OSError, ValueError):
+        return None
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def running() -> dict | None:
+    """The record of the running server, or None when it is not running."""
+    record = _read_record()
+    if record and _alive(record["pid"]) and _answers(record["endpoint"]):
+        return record
+    return None
+
+
+def require_running() -> dict:
+    record = running()
+    if record is None:
+        raise LabkitError(NOT_RUNNING)
+    return record
+
+
+def up(port: int | None = None, quiet: bool = False) -> dict:
+    """Start the local AWS in the background (idempotent)."""
+    record = running()
+    if record:
+        return {**record, "already": True}
+    port = port or cfg.port()
+    endpoint = f"http://localhost:{port}"
+    if _port_taken(port):
+        raise LabkitError(
+            f"Port {port} is taken by another program; set LABS_AWS_PORT to a free port and run `python -m labkit up` again."
+        )
+    state = cfg.state_dir()
+    log = open(state / "server.log", "ab")
+    journal = journal_path()
+    replaying = journal.exists() and journal.stat().st_size > 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labkit.motoserve", "--port", str(port), "--journal", str(journal)],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        cwd=str(cfg.REPO_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + (120 if replaying else 30)
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabkitError(f"The local AWS stopped while starting; its log is {state / 'server.log'}.")
+        if _answers(endpoint):
+            break
+        time.sleep(0.05)
+    else:
+        process.terminate()
+        raise LabkitError(f"The local AWS did not answer within the time limit; its log is {state / 'server.log'}.")
+    previous = _read_record() or {}
+    record = {"pid": process.pid, "port": port, "endpoint": endpoint, "started": time.time(),
+              "state": previous.get("state", "empty") if replaying else "empty"}
+    _write_record(record)
+    return {**record, "already": False, "restored": replaying}
+
+
+def down() -> bool:
+    """Stop the server; its journal stays, so `up` brings the state back."""
+    record = _read_record()
+    if not record or not _alive(record["pid"]):
+        return False
+    os.kill(record["pid"], signal.SIGTERM)
+    for _ in range(100):
+        if not _alive(record["pid"]):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(record["pid"], signal.SIGKILL)
+    _write_record({**record, "pid": 0, "stopped": time.time()})
+    return True
+
+
+def set_state_label(label: str) -> None:
+    record = _read_record() or {}
+    record["state"] = label
+    _write_record(record)
+
+
+def status() -> dict:
+    record = running()
+    if record is None:
+        return {"running": False, "endpoint": cfg.local_endpoint(), "snapshots": list_snapshots()}
+    info = _answers(record["endpoint"]) or {}
+    return {"running": True, "endpoint": record["endpoint"], "pid": record["pid"], "state": record.get("state", "unknown"),
+            "writes": info.get("writes", 0), "snapshots": list_snapshots()}
+
+
+def reset() -> None:
+    """Empty the local AWS (the journal too)."""
+    record = require_running()
+    _http("POST", f"{record['endpoint']}/moto-api/reset", data=b"")
+    set_state_label("empty")
+
+
+def _snapshot_file(name: str) -> Path:
+    if not SNAPSHOT_NAME.match(name or ""):
+        raise LabkitError(f"{name!r} is not a snapshot name; use letters, digits, '.', '_' or '-' (up to 64).")
+    return snapshot_dir() / f"{name}.ndjson"
+
+
+def list_snapshots() -> list[str]:
+    return sorted(p.stem for p in snapshot_dir().glob("*.ndjson"))
+
+
+def save(name: str) -> Path:
+    record = require_running()
+    path = _snapshot_file(name)
+    journal = _http("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
+    path.write_bytes(journal)
+    meta = {"state": record.get("state", "unknown"), "saved": time.time(), "writes": journal.count(b"\n")}
+    path.with_suffix(".json").write_text(json.dumps(meta) + "\n")
+    return path
+
+
+def restore(name: str) -> int:
+    """Replace the local AWS state with a snapshot; returns the writes replayed."""
+    path = _snapshot_file(name)
+    if not path.exists():
+        known = ", ".join(list_snapshots()) or "none yet"
+        raise LabkitError(f"There is no snapshot named {name!r} (saved snapshots: {known}).")
+    record = require_running()
+    reply = json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=path.read_bytes(), timeout=300))
+    meta_path = path.with_suffix(".json")
+    label = json.loads(meta_path.read_text()).get("state") if meta_path.exists() else None
+    set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
+    return reply["replayed"]
+
+
+def replay_journal(data: bytes) -> int:
+    record = require_running()
+    return json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=data, timeout=300))["replayed"]

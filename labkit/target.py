@@ -1,0 +1,162 @@
+"""The target: the one object that says where notebooks and checks talk to.
+
+``Target.local()`` talks to the course's local AWS (a moto server on
+localhost, dummy credentials, one attempt per call); ``Target.live()`` talks to
+a real account through the normal AWS credential chain. Both give the same
+boto3 clients, names and tags, so lab code and checks never care which.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from . import config as cfg
+from .errors import LabkitError
+
+# Operation-name prefixes that only read. Anything else is a write as far as
+# the grader is concerned, and is refused before it is sent.
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Query", "Scan", "BatchGet", "Search", "Lookup", "Select")
+
+
+class WriteRefused(Exception):
+    """A read-only target was asked to send an operation that is not a read."""
+
+    def __init__(self, service: str, operation: str):
+        super().__init__(f"{service}:{operation} is not a read; grading is read-only, so it was refused before it was sent")
+        self.service = service
+        self.operation = operation
+
+
+def is_read(operation: str) -> bool:
+    return operation.startswith(READ_PREFIXES)
+
+
+class Target:
+    """Where to talk to, as whom, and how to name and tag what is built."""
+
+    def __init__(
+        self,
+        mode: str = "local",
+        *,
+        prefix: str | None = None,
+        region: str | None = None,
+        endpoint: str | None = None,
+        profile: str | None = None,
+        read_only: bool = False,
+    ):
+        if mode not in ("local", "live", "inprocess"):
+            raise LabkitError(f"Unknown target mode {mode!r}; use 'local' or 'live'.")
+        saved = cfg.load_settings() if prefix is None or region is None else None
+        self.mode = mode
+        self.prefix = prefix or saved.prefix
+        self.region = region or saved.region
+        self.endpoint = endpoint if mode != "live" else None
+        if mode == "local" and self.endpoint is None:
+            self.endpoint = cfg.local_endpoint()
+        self.profile = profile
+        self.read_only = read_only
+        self._session = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._memo: dict[str, Any] = {}
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    def from_settings(cls, *, live: bool | None = None, read_only: bool = False) -> "Target":
+        """The target the learner chose (settings file, then environment)."""
+        s = cfg.load_settings()
+        mode = "live" if (live if live is not None else s.target == "live") else "local"
+        return cls(mode, prefix=s.prefix, region=s.region, read_only=read_only)
+
+    def for_grading(self) -> "Target":
+        """A read-only twin sharing this target's session (and nothing else)."""
+        twin = Target(self.mode, prefix=self.prefix, region=self.region, endpoint=self.endpoint,
+                      profile=self.profile, read_only=True)
+        twin._session = self._session
+        return twin
+
+    @property
+    def is_live(self) -> bool:
+        return self.mode == "live"
+
+    @property
+    def is_local(self) -> bool:
+        """True when talking to an emulator (the local server or in-process moto)."""
+        return self.mode != "live"
+
+    def describe(self) -> str:
+        where = "a live AWS account" if self.is_live else (self.endpoint or "in-process moto")
+        return f"{where}, region {self.region}, prefix {self.prefix}"
+
+    # -- clients ----------------------------------------------------------
+    def session(self):
+        if self._session is None:
+            import boto3
+
+            if self.is_live:
+                try:
+                    session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                except Exception as exc:  # ProfileNotFound and friends
+                    raise LabkitError(f"The AWS profile could not be loaded ({exc}); check AWS_PROFILE.") from None
+                if session.get_credentials() is None:
+                    raise LabkitError(
+                        "Live mode found no AWS credentials: run `aws configure` or set AWS_PROFILE, then try again."
+                    )
+            else:
+                session = boto3.Session(
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                    region_name=self.region,
+                )
+            self._session = session
+        return self._session
+
+    def client(self, service: str, region: str | None = None):
+        """A cached boto3 client; read-only targets refuse writes before sending."""
+        region = region or self.region
+        key = (service, region)
+        if key not in self._clients:
+            from botocore.config import Config
+
+            options: dict[str, Any] = {}
+            if self.is_local:
+                options["retries"] = {"max_attempts": 1, "mode": "standard"}
+                options["connect_timeout"] = 2
+                options["read_timeout"] = 60
+                if service == "s3":
+                    options["s3"] = {"addressing_style": "path"}
+            client = self.session().client(
+                service, region_name=region, endpoint_url=self.endpoint, config=Config(**options)
+            )
+            if self.read_only:
+                client.meta.events.register("before-call", _refuse_writes)
+            self._clients[key] = client
+        return self._clients[key]
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Compute a lookup once per target (checks share their discoveries)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @property
+    def account_id(self) -> str:
+        return self.memo("account_id", lambda: self.client("sts").get_caller_identity()["Account"])
+
+    # -- naming and tagging ----------------------------------------------
+    def name(self, *parts: str) -> str:
+        """A resource name from the learner's prefix: ``name("site")`` -> ``ada-site``."""
+        return "-".join([self.prefix, *parts])
+
+    def tag_map(self, lab: str) -> dict[str, str]:
+        return {"course": cfg.COURSE_ID, "lab": lab, "learner": self.prefix}
+
+    def tags(self, lab: str) -> list[dict[str, str]]:
+        """Course tags in the Key/Value list most AWS APIs take."""
+        return [{"Key": k, "Value": v} for k, v in self.tag_map(lab).items()]
+
+    def __repr__(self) -> str:
+        return f"Target({self.describe()}{', read-only' if self.read_only else ''})"
+
+
+def _refuse_writes(model, **_):
+    if not is_read(model.name):
+        raise WriteRefused(model.service_model.service_name, model.name)
