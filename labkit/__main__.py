@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("snapshots", help="list saved snapshots")
     p = sub.add_parser("start", help="put the local AWS into the state lab NN starts from")
     p.add_argument("lab", metavar="NN")
+    p = sub.add_parser("cleanup", help="delete every course resource you created (local, or --live)")
+    p.add_argument("--live", action="store_true", help="clean a live AWS account (asks first)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    p.add_argument("--yes", action="store_true", help="do not ask before deleting on a live account")
     p = sub.add_parser("build-notebooks", help="regenerate labs/ and solutions/ from course/ (maintainers)")
     p.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
     return parser
@@ -127,6 +131,35 @@ def _start(args) -> int:
     return 0
 
 
+def _cleanup(args) -> int:
+    from .cleanup import cleanup
+    from .target import Target
+
+    target = Target.from_settings(live=True if args.live else None)
+    if target.is_live:
+        target.session()  # one sentence if there are no credentials
+        if not args.dry_run and not args.yes:
+            if not sys.stdin.isatty():
+                raise LabkitError("Cleaning a live account deletes resources: add --yes to go ahead without a prompt.")
+            found = cleanup(target, dry_run=True)
+            if not found["found"]:
+                print("Nothing of yours to delete.")
+                return 0
+            if input(f"Delete these {len(found['found'])} resource(s) in account {target.account_id}? [y/N] ").strip().lower() != "y":
+                print("Nothing was deleted.")
+                return 1
+    else:
+        from . import server
+
+        server.require_running()
+    done = cleanup(target, dry_run=args.dry_run)
+    if not done["found"] and not done["pending"]:
+        print(f"Nothing of yours ({target.prefix}) to delete on {target.describe()}.")
+    elif done["pending"]:
+        print(f"{len(done['deleted'])} deleted; {len(done['pending'])} still waiting: run cleanup again later.")
+    return 0
+
+
 def _build_notebooks(args) -> int:
     from .notebooks import build
 
@@ -142,7 +175,7 @@ def _build_notebooks(args) -> int:
 
 
 COMMANDS = {"up": _up, "down": _down, "status": _status, "reset": _reset, "save": _save, "restore": _restore,
-            "snapshots": _snapshots, "start": _start, "build-notebooks": _build_notebooks}
+            "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks}
 
 if __name__ == "__main__":
     try:

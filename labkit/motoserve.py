@@ -236,6 +236,28 @@ def _deterministic_backends():
     base_backend.AccountSpecificBackend.__getitem__ = getitem
 
 
+def _lean_iam_policies():
+    """Load AWS-managed IAM policies once per process, and only in the aws partition.
+
+    moto builds an IAM backend per partition and parses ~1,600 managed policies
+    for each on every reset (about 1 s); learners only ever use the aws one.
+    """
+    import json as _json
+
+    from moto.iam import models as iam
+
+    parsed: dict = {}
+
+    def init_aws_policies(self):
+        if not iam.load_iam_aws_managed_policies() or self.region_name not in ("global", "aws"):
+            return []
+        if not parsed:
+            parsed.update(_json.loads(iam.aws_managed_policies_data))
+        return [iam.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, d) for name, d in parsed.items()]
+
+    iam.IAMBackend._init_aws_policies = init_aws_policies
+
+
 def build_app(journal: Path):
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.core.config import default_user_config
@@ -244,6 +266,7 @@ def build_app(journal: Path):
     # FACTS: without Docker, Lambda must use the stub backend, set before any Lambda call.
     default_user_config["lambda"] = {"use_docker": False}
     _deterministic_backends()
+    _lean_iam_policies()
     app = DomainDispatcherApplication(create_backend_app)
     return Recorder(app, journal)
 

@@ -195,3 +195,22 @@ def run_solution(lab_: Lab) -> None:
             continue
         code = solution_code(cell.source)
         exec(compile(code, f"{lab_.path.name}", "exec"), namespace)
+
+
+# -- the docs' view of a lab -------------------------------------------------------
+
+def notebook_markdown(lab_: Lab) -> str:
+    """The starter notebook as a docs page (links rewritten for the site)."""
+    nb = notebook(lab_, "starter")
+    parts = []
+    for index, cell in enumerate(nb["cells"]):
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            text = text.replace("](../site/", "](../").replace(".ipynb)", ".md)")
+            parts.append(text)
+            if index == 0:
+                parts.append(f'!!! info "This page is the starter notebook"\n    Open `labs/{lab_.name}.ipynb` in '
+                             "JupyterLab (`make lab`) to work through it; the `TODO` cells are yours to write.")
+        else:
+            parts.append(f"```python\n{text}\n```")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,55 @@
+"""The check catalogue and the offline-fidelity table, generated from the registry."""
+from __future__ import annotations
+
+from . import load_all
+from .core import LOCAL_FULL, LOCAL_NONE, LOCAL_PARTIAL, REGISTRY
+
+LAB_TITLES = {"00": "Setup", "01": "Static front end"}
+FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "partly offline, SKIP where moto cannot show it",
+            LOCAL_NONE: "SKIP offline, graded with --live"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _link(ref: str) -> str:
+    return f"../{ref}"
+
+
+def catalogue_markdown() -> str:
+    load_all()
+    out = ["# Check catalogue", "",
+           "Every check the grader runs, generated from the checks' own declarations. "
+           "Run one with `python -m checks L01.02`, a lab with `python -m checks 01`, "
+           "or from a notebook with `checks.run(\"L01.02\")`.", ""]
+    labs = sorted({c.lab for c in REGISTRY.values()})
+    for lab in labs:
+        rows = [c for c in REGISTRY.values() if c.lab == lab]
+        total = sum(c.points for c in rows)
+        out += [f"## Lab {lab}: {LAB_TITLES.get(lab, '')}".rstrip(": "), "",
+                f"{len(rows)} checks, {total} points.", "",
+                "| id | expected state | points | local AWS | learn |", "|---|---|---|---|---|"]
+        for c in sorted(rows, key=lambda c: c.id):
+            out.append(f"| `{c.id}` | {_cell(c.title)} | {c.points} | {FIDELITY[c.local]} | [concept]({_link(c.docs)}) |")
+        out += ["", "??? tip \"Hints\"", ""]
+        for c in sorted(rows, key=lambda c: c.id):
+            out.append(f"    - **{c.id}**: {_cell(c.hint)}")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def fidelity_markdown() -> str:
+    load_all()
+    out = ["# Offline fidelity", "",
+           "The local AWS (moto) stores most configuration faithfully but cannot show every fact. "
+           "These checks say SKIP on the local AWS (\"verified on a live account\") instead of FAIL; "
+           "`python -m checks --live` grades them for real. Every other check grades the same way "
+           "on the local AWS and on a live account.", "",
+           "| id | check | offline | why |", "|---|---|---|---|"]
+    for c in sorted(REGISTRY.values(), key=lambda c: c.id):
+        if c.local != LOCAL_FULL:
+            out.append(f"| `{c.id}` | {_cell(c.title)} | {FIDELITY[c.local]} | {_cell(c.local_note)} |")
+    full = sum(1 for c in REGISTRY.values() if c.local == LOCAL_FULL)
+    out += ["", f"{full} of {len(REGISTRY)} checks grade fully offline.", ""]
+    return "\n".join(out)

@@ -1,0 +1,74 @@
+"""Fixtures for tests that need the real local AWS process (one per test worker)."""
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalAWS:
+    home: Path
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def env(self) -> dict:
+        return {"LABKIT_HOME": str(self.home), "LABS_AWS_PORT": str(self.port)}
+
+
+@contextmanager
+def _env(values: dict):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on."""
+    return _port()
+
+
+@pytest.fixture(scope="session")
+def _local_server(tmp_path_factory):
+    from labkit import server
+
+    info = LocalAWS(tmp_path_factory.mktemp("local-aws"), _port())
+    with _env(info.env):
+        server.up()
+    yield info
+    with _env(info.env):
+        server.down()
+
+
+@pytest.fixture
+def local(_local_server, monkeypatch):
+    """The running local AWS, emptied, with this test's environment pointing at it."""
+    from labkit import server
+
+    for key, value in _local_server.env.items():
+        monkeypatch.setenv(key, value)
+    server.up()  # a test may have stopped it
+    server.reset()
+    return _local_server

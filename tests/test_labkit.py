@@ -1,0 +1,138 @@
+"""labkit against a real local AWS process: up/down/status, snapshots, lab starts, errors."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import labkit
+from checks import Status, grade, select
+from labkit import server
+from labkit.errors import LabkitError
+from labkit.target import Target
+
+pytestmark = pytest.mark.server
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_up_is_idempotent_and_status_says_where(local):
+    again = server.up()
+    assert again["already"] and again["endpoint"] == local.endpoint
+    run = _cli("status")
+    assert run.returncode == 0 and local.endpoint in run.stdout
+
+
+def test_state_survives_down_and_up(local):
+    t = Target("local", prefix="ada", region="us-east-1")
+    t.client("s3").create_bucket(Bucket="ada-keep")
+    oac = t.client("cloudfront").create_origin_access_control(OriginAccessControlConfig={
+        "Name": "ada-keep", "SigningProtocol": "sigv4", "SigningBehavior": "always",
+        "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"]
+    assert server.down()
+    assert server.running() is None
+    info = server.up()
+    assert info["restored"]
+    fresh = Target("local", prefix="ada", region="us-east-1")
+    assert "ada-keep" in [b["Name"] for b in fresh.client("s3").list_buckets()["Buckets"]]
+    # Same ids after the replay, so policies that name them stay valid.
+    ids = [o["Id"] for o in fresh.client("cloudfront").list_origin_access_controls()["OriginAccessControlList"]["Items"]]
+    assert ids == [oac]
+
+
+def test_snapshot_save_restore_and_reset(local):
+    t = Target("local", prefix="ada", region="us-east-1")
+    t.client("s3").create_bucket(Bucket="ada-snap")
+    server.save("mine")
+    assert "mine" in server.list_snapshots()
+    server.reset()
+    assert t.client("s3").list_buckets()["Buckets"] == []
+    assert server.restore("mine") >= 1
+    assert [b["Name"] for b in t.client("s3").list_buckets()["Buckets"]] == ["ada-snap"]
+
+
+def test_snapshot_survives_down_and_up(local):
+    t = Target("local", prefix="ada", region="us-east-1")
+    t.client("s3").create_bucket(Bucket="ada-snap2")
+    server.save("before-restart")
+    server.reset()
+    server.down()
+    server.up()
+    assert server.restore("before-restart") >= 1
+    assert "ada-snap2" in [b["Name"] for b in Target("local", prefix="ada").client("s3").list_buckets()["Buckets"]]
+
+
+def test_unknown_snapshot_is_one_sentence_and_exit_2(local):
+    run = _cli("restore", "nope")
+    assert run.returncode == 2 and "no snapshot named 'nope'" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_bad_snapshot_name_is_refused(local):
+    with pytest.raises(LabkitError):
+        server.save("../escape")
+
+
+def test_start_01_builds_the_end_of_lab_00_for_this_learner(local):
+    run = _cli("start", "01")
+    assert run.returncode == 0, run.stderr
+    t = Target("local")
+    lab00 = grade(select("00"), t)
+    assert lab00.count(Status.FAIL) == 0 and lab00.earned == lab00.possible
+    lab01 = grade(select("01"), t)
+    assert lab01.earned < lab01.possible
+    assert "start of lab 01" in _cli("status").stdout
+
+
+def test_start_unknown_lab_is_one_sentence_and_exit_2(local):
+    run = _cli("start", "42")
+    assert run.returncode == 2 and "no lab" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_port_taken_by_another_program_is_one_sentence(local, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        monkeypatch.setenv("LABS_AWS_PORT", str(sock.getsockname()[1]))
+        monkeypatch.setenv("LABKIT_HOME", str(local.home / "other"))
+        run = _cli("up")
+    assert run.returncode == 2 and "taken by another program" in run.stderr
+
+
+def test_commands_without_a_running_server_say_how_to_start_it(monkeypatch, tmp_path, free_port):
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("LABS_AWS_PORT", str(free_port))
+    for command in (["save", "x"], ["reset"], ["start", "01"]):
+        run = _cli(*command)
+        assert run.returncode == 2 and "labkit up" in run.stderr, command
+    assert _cli("status").returncode == 1
+
+
+def test_configure_validates_the_prefix(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("LABS_PREFIX", raising=False)
+    with pytest.raises(LabkitError):
+        labkit.configure(prefix="Not_Valid")
+    assert labkit.configure(prefix="ada-lovelace").prefix == "ada-lovelace"
+    assert labkit.target().prefix == "ada-lovelace"
+
+
+def test_target_names_and_tags():
+    t = Target("local", prefix="ada", region="us-east-1")
+    assert t.name("site") == "ada-site"
+    assert {"Key": "lab", "Value": "01"} in t.tags("01")
+    assert t.tag_map("01")["course"] == labkit.COURSE_ID
+
+
+def test_live_target_without_credentials_is_one_sentence(monkeypatch, tmp_path):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(LabkitError, match="credentials"):
+        Target("live", prefix="ada", region="us-east-1").session()
