@@ -138,8 +138,8 @@ def classify_exception(exc: Exception, target: Target) -> tuple[Status, str]:
         NoCredentialsError,
         NoRegionError,
         ReadTimeoutError,
-        ResponseParserError,
     )
+    from botocore.parsers import ResponseParserError
     from labkit.errors import LabkitError
 
     if isinstance(exc, WriteRefused):

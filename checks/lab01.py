@@ -228,24 +228,20 @@ def _oac(t: Target) -> dict | None:
 
 def _oai_principals(policy: dict | None) -> list[str]:
     found = []
-    for st in (policy or {}).get("Statement", []):
+    for st in _as_list((policy or {}).get("Statement")):
         principal = json.dumps(st.get("Principal", ""))
         if any(marker in principal for marker in OAI_MARKERS):
             found.append(st.get("Sid") or "a statement")
     return found
 
 
-@check("L01.06", "The bucket is reached through Origin Access Control, not a legacy origin access identity", points=2,
+@check("L01.06", "An origin access control signs CloudFront's requests; no legacy origin access identity is granted",
+       points=2,
        hint="create_origin_access_control named <prefix>-site-oac with SigningProtocol sigv4, SigningBehavior always, "
-            "OriginAccessControlOriginType s3; leave S3OriginConfig.OriginAccessIdentity empty.",
+            "OriginAccessControlOriginType s3; grant the bucket to the CloudFront service, not to an identity.",
        docs=f"{DOCS}#origin-access-control")
 def origin_access_control(t: Target):
     name = t.name("site-oac")
-    dist = _distribution(t)
-    if dist is not None:
-        oai = (_site_origin(dist, site_bucket(t)).get("S3OriginConfig") or {}).get("OriginAccessIdentity")
-        if oai:
-            return failed(f"Distribution {dist['Id']} reaches the bucket through legacy identity {oai}; use an OAC instead.")
     if _bucket_exists(t):
         legacy = _oai_principals(_policy(t))
         if legacy:
@@ -262,19 +258,23 @@ def origin_access_control(t: Target):
     return passed(f"Origin access control {name} ({oac['Id']}) signs every request to S3 with SigV4.")
 
 
-@check("L01.07", "The distribution's S3 origin uses that origin access control", points=1,
-       hint="Set OriginAccessControlId on the S3 origin of the distribution to the OAC's Id.",
+@check("L01.07", "The distribution's S3 origin uses that origin access control, not a legacy identity", points=1,
+       hint="Set OriginAccessControlId on the S3 origin to the OAC's Id and leave S3OriginConfig.OriginAccessIdentity empty.",
        docs=f"{DOCS}#origin-access-control", local=LOCAL_PARTIAL,
-       local_note="The local AWS does not return OriginAccessControlId in the distribution config")
+       local_note="The local AWS returns neither OriginAccessControlId nor S3OriginConfig in the distribution config")
 def oac_attached(t: Target):
     dist = _distribution(t)
     if dist is None:
         return _no_distribution(t)
+    origin = _site_origin(dist, site_bucket(t))
+    oai = (origin.get("S3OriginConfig") or {}).get("OriginAccessIdentity")
+    if oai:
+        return failed(f"Distribution {dist['Id']} reaches the bucket through legacy identity {oai}; use the OAC instead.")
     oac = _oac(t)
-    attached = _site_origin(dist, site_bucket(t)).get("OriginAccessControlId")
+    attached = origin.get("OriginAccessControlId")
     if not attached:
         if t.is_local:
-            return skipped(f"Distribution {dist['Id']}: the local AWS does not echo the origin access control id")
+            return skipped(f"Distribution {dist['Id']}: the local AWS does not echo the origin's access settings")
         return failed(f"The S3 origin of distribution {dist['Id']} has no origin access control.")
     if oac is None or attached != oac["Id"]:
         return failed(f"The S3 origin of distribution {dist['Id']} uses origin access control {attached}, "
@@ -342,7 +342,7 @@ def _statement_grants_distribution(st: dict, bucket: str, dist_arn: str) -> str 
     services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
     if services != ["cloudfront.amazonaws.com"]:
         return "its principal is not the cloudfront.amazonaws.com service"
-    if _as_list(st.get("Action")) not in (["s3:GetObject"],):
+    if [a.lower() for a in _as_list(st.get("Action"))] != ["s3:getobject"]:  # IAM actions ignore case
         return f"it allows {', '.join(_as_list(st.get('Action')))} instead of only s3:GetObject"
     if _as_list(st.get("Resource")) != [f"arn:aws:s3:::{bucket}/*"]:
         return f"its resource is {', '.join(_as_list(st.get('Resource')))}, expected arn:aws:s3:::{bucket}/*"

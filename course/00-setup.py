@@ -105,7 +105,7 @@ checks.run("L00.03-L00.04")
 # %%
 budgets = t.client("budgets", "us-east-1")
 budget_name = t.name("course-budget")
-# TODO: create (or update) the MONTHLY COST budget budget_name: limit 10 USD, ACTUAL notification at 80 PERCENT to an EMAIL subscriber.
+# TODO: create (or, on a re-run, replace) the MONTHLY COST budget budget_name: limit 10 USD, ACTUAL notification at 80 PERCENT to an EMAIL subscriber.
 # BEGIN SOLUTION
 budget = {
     "BudgetName": budget_name,
@@ -120,8 +120,9 @@ alert = {
 }
 try:
     budgets.create_budget(AccountId=t.account_id, Budget=budget, NotificationsWithSubscribers=[alert])
-except budgets.exceptions.DuplicateRecordException:
-    budgets.update_budget(AccountId=t.account_id, NewBudget=budget)
+except budgets.exceptions.DuplicateRecordException:  # re-running the cell: replace the budget
+    budgets.delete_budget(AccountId=t.account_id, BudgetName=budget_name)
+    budgets.create_budget(AccountId=t.account_id, Budget=budget, NotificationsWithSubscribers=[alert])
 # END SOLUTION
 
 # %%

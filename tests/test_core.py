@@ -188,6 +188,7 @@ def _cli(*args, env=None):
     import os
 
     full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}  # None removes a variable
     return subprocess.run([sys.executable, "-m", "checks", *args], capture_output=True, text=True, env=full_env,
                           timeout=60)
 
@@ -206,8 +207,8 @@ def test_cli_without_local_aws_is_one_sentence_and_exit_2(free_port):
 
 def test_cli_live_without_credentials_is_one_sentence_and_exit_2(tmp_path):
     env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
-           "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": ""}
+           "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None,
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None}
     run = _cli("01", "--live", env=env)
     assert run.returncode == 2 and "credentials" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr

@@ -1,0 +1,61 @@
+"""The shipped read-only grader policy allows exactly what the checks call, and nothing that writes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import checks
+from checks.core import REGISTRY, grade
+from labkit.target import Target, is_read
+
+from .states import build_lab00, build_lab01
+
+POLICY = Path(__file__).resolve().parent.parent / "labkit" / "policies" / "grader-readonly.json"
+
+# API operations whose IAM action has another name (the rest are service:Operation).
+IAM_ACTION = {
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("budgets", "DescribeBudget"): "budgets:ViewBudget",
+    ("budgets", "DescribeNotificationsForBudget"): "budgets:ViewBudget",
+    ("budgets", "DescribeSubscribersForNotification"): "budgets:ViewBudget",
+    ("sts", "GetCallerIdentity"): None,  # needs no permission
+}
+
+
+def _allowed() -> set[str]:
+    doc = json.loads(POLICY.read_text())
+    return {a for st in doc["Statement"] if st["Effect"] == "Allow" for a in st["Action"]}
+
+
+def test_policy_allows_only_reads():
+    for action in _allowed():
+        assert is_read(action.split(":", 1)[1]) or action == "budgets:ViewBudget", action
+
+
+def test_every_call_the_checks_make_is_in_the_policy(aws, monkeypatch):
+    build_lab00(aws)
+    build_lab01(aws)
+    calls: set[tuple[str, str]] = set()
+
+    def record(model, **_):
+        calls.add((model.service_model.endpoint_prefix, model.name))
+
+    original = Target.client
+
+    def client(self, service, region=None):
+        c = original(self, service, region)
+        c.meta.events.register("before-call", record, unique_id="policy-test")
+        return c
+
+    monkeypatch.setattr(Target, "client", client)
+    monkeypatch.setattr(Target, "is_local", property(lambda self: False))  # run the live-only checks too
+    checks.load_all()
+    grade(list(REGISTRY.values()), aws)
+    assert calls, "the checks made no calls"
+    needed = {IAM_ACTION.get(call, f"{call[0]}:{call[1]}") for call in calls} - {None}
+    # budgets' endpoint prefix is "budgets"; s3's is "s3"; sts needs nothing.
+    missing = needed - _allowed()
+    assert missing == set(), f"add to {POLICY.name}: {sorted(missing)}"
