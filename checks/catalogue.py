@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from . import load_all
-from .core import LOCAL_FULL, LOCAL_NONE, LOCAL_PARTIAL, REGISTRY
+from .core import LOCAL_FULL, LOCAL_PARTIAL, REGISTRY
 
 LAB_TITLES = {"00": "Setup", "01": "Static front end"}
-FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "partly offline, SKIP where moto cannot show it",
-            LOCAL_NONE: "SKIP offline, graded with --live"}
+FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "graded offline up to what moto cannot show, then SKIP"}
 
 
 def _cell(text: str) -> str:

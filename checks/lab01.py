@@ -6,7 +6,7 @@ import json
 from labkit.assets import SITE_DIR, site_files
 from labkit.target import Target
 
-from .core import LOCAL_NONE, LOCAL_PARTIAL, check, failed, passed, skipped
+from .core import LOCAL_PARTIAL, check, failed, passed, skipped
 
 DOCS = "labs/01-static-front-end.md"
 CONTENT_TYPES = {
@@ -426,7 +426,7 @@ def entry_page_from_origin(t: Target):
 
 @check("L01.13", "The site answers over HTTPS at the distribution's domain and redirects HTTP", points=2,
        hint="Wait until the distribution is Deployed, then open https://<domain>/ in a browser.",
-       docs=f"{DOCS}#how-a-request-flows", local=LOCAL_NONE,
+       docs=f"{DOCS}#how-a-request-flows", local=LOCAL_PARTIAL,
        local_note="The local AWS does not serve requests through a CloudFront distribution")
 def served_by_cloudfront(t: Target):
     import urllib.error
@@ -438,6 +438,8 @@ def served_by_cloudfront(t: Target):
     if dist is None:
         return _no_distribution(t)
     domain = dist["DomainName"]
+    if t.is_local:
+        return skipped(f"Distribution {dist['Id']} exists; the local AWS cannot serve requests through it")
     if dist.get("Status") != "Deployed":
         return failed(f"Distribution {dist['Id']} is still {dist.get('Status')}; wait for Deployed and check again.")
     try:

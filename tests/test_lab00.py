@@ -115,12 +115,13 @@ CASES = [
          build={"notifications": [alert(9, threshold_type="ABSOLUTE_VALUE")]}),
     Case("L00.05", "no-notification", FAIL, ("Budget {budget} has no ACTUAL-spend notification",),
          build={"notifications": []}),
-    # L00.06 subscriber: live-only, so the check function itself is called on stubbed answers
+    # L00.06 subscriber: SKIP on the local AWS once the budget exists; graded as live on stubbed answers
     Case("L00.06", "email-subscriber", PASS, ("Budget {budget} notifies 1 subscriber(s) (EMAIL)",),
-         prepare=stub_subscribers(EMAIL), direct=True),
+         prepare=stub_subscribers(EMAIL), live=True),
     Case("L00.06", "no-notification", FAIL, ("No notification of budget {budget} has a subscriber",),
-         build={"notifications": []}, prepare=stub_subscribers(EMAIL), direct=True),
-    Case("L00.06", "missing", FAIL, ("Budget {budget} does not exist",), build={"budget": False}, direct=True),
+         build={"notifications": []}, prepare=stub_subscribers(EMAIL), live=True),
+    Case("L00.06", "missing", FAIL, ("Budget {budget} does not exist",), build={"budget": False}, live=True),
+    Case("L00.06", "missing-on-local-aws", FAIL, ("Budget {budget} does not exist",), build={"budget": False}),
 ]
 
 PASSING = covered(CASES, PASS)
