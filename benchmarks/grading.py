@@ -8,6 +8,8 @@ restore under 2 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import socket
 import statistics
@@ -50,8 +52,9 @@ def main() -> int:
     py = sys.executable
     server.up()
     try:
-        for lab in notebooks.labs():  # the finished course state, so every check has work to do
-            notebooks.run_solution(lab)
+        with contextlib.redirect_stdout(io.StringIO()):  # the finished course, so every check has work to do
+            for lab in notebooks.labs():
+                notebooks.run_solution(lab)
         server.save("bench-end")
         rows = [
             _row("python -c 'import boto3' (the floor)", _time([py, "-c", "import boto3"], args.runs)),

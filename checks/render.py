@@ -91,6 +91,8 @@ def junit(report: Report) -> str:
         for r in rows:
             case = ET.SubElement(suite, "testcase", classname=f"lab{lab}", name=f"{r.check.id} {r.check.title}",
                                  time=f"{r.seconds:.3f}")
+            ET.SubElement(case, "properties").append(
+                ET.Element("property", name="points", value=f"{r.earned}/{r.check.points}"))
             detail = f"{r.message}\nhint: {r.check.hint}\ndocs: {r.check.docs_url}"
             if r.status is Status.FAIL:
                 ET.SubElement(case, "failure", message=r.message).text = detail
@@ -98,8 +100,6 @@ def junit(report: Report) -> str:
                 ET.SubElement(case, "error", message=r.message).text = detail
             elif r.status is Status.SKIP:
                 ET.SubElement(case, "skipped", message=r.message)
-            ET.SubElement(case, "properties").append(
-                ET.Element("property", name="points", value=f"{r.earned}/{r.check.points}"))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
 

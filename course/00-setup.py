@@ -31,7 +31,7 @@ import labkit
 from labkit import server
 
 server.up()
-print(server.status())
+print(server.summary())
 
 # %% [markdown]
 # Every resource you create starts with your **prefix**: 3 to 20 lowercase

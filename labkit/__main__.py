@@ -79,14 +79,8 @@ def _down(args) -> int:
 def _status(args) -> int:
     from . import server
 
-    info = server.status()
-    snaps = ", ".join(info["snapshots"]) or "none"
-    if not info["running"]:
-        print(f"The local AWS is not running (it would listen at {info['endpoint']}). Snapshots: {snaps}.")
-        return 1
-    print(f"The local AWS is running at {info['endpoint']} (pid {info['pid']}).")
-    print(f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.")
-    return 0
+    print(server.summary())
+    return 0 if server.running() else 1
 
 
 def _reset(args) -> int:

@@ -106,6 +106,12 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
     port = port or cfg.port()
     endpoint = f"http://localhost:{port}"
     if _port_taken(port):
+        other = _answers(endpoint)
+        if other:
+            raise LabkitError(
+                f"Another course local AWS (pid {other.get('pid')}) already listens on port {port}, started from another "
+                "folder; stop it (kill that pid) or set LABS_AWS_PORT to a free port."
+            )
         raise LabkitError(
             f"Port {port} is taken by another program; set LABS_AWS_PORT to a free port and run `python -m labkit up` again."
         )
@@ -164,6 +170,16 @@ def status() -> dict:
     info = _answers(record["endpoint"]) or {}
     return {"running": True, "endpoint": record["endpoint"], "pid": record["pid"], "state": record.get("state", "unknown"),
             "writes": info.get("writes", 0), "snapshots": list_snapshots()}
+
+
+def summary() -> str:
+    """One or two sentences on where the local AWS is and what it holds."""
+    info = status()
+    snaps = ", ".join(info["snapshots"]) or "none"
+    if not info["running"]:
+        return f"The local AWS is not running (it would listen at {info['endpoint']}). Snapshots: {snaps}."
+    return (f"The local AWS is running at {info['endpoint']} (pid {info['pid']}).\n"
+            f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.")
 
 
 def reset() -> None:
