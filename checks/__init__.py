@@ -63,11 +63,12 @@ def run(spec: str = "all", target=None, live: bool | None = None):
     from labkit.errors import LabkitError
     from labkit.target import Target
 
+    from .core import preflight
+
     try:
         chosen = select(spec)
         target = target or Target.from_settings(live=live)
-        if target.is_live:
-            target.session()  # fail early, in one sentence, without credentials
+        preflight(target)
     except (UnknownSelection, LabkitError) as exc:
         return Problem(str(exc))
     return grade(chosen, target)

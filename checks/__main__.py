@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
-from urllib.parse import urlparse
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one sentence, exit 2, no usage dump
         sys.stderr.write(f"checks: {message}; see `python -m checks --help`.\n")
         sys.exit(2)
-
-
-def _endpoint_up(endpoint: str) -> bool:
-    url = urlparse(endpoint)
-    try:
-        with socket.create_connection((url.hostname, url.port or 80), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from labkit.target import Target
 
     from . import render
-    from .core import UnknownSelection, grade, select
+    from .core import UnknownSelection, grade, preflight, select
 
     try:
         chosen, seen = [], set()
@@ -55,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{chk.id}  {chk.points:>2} pt  {chk.title}")
             return 0
         target = Target.from_settings(live=True if args.live else None)
-        if target.is_live:
-            target.session()
-        elif not _endpoint_up(target.endpoint):
-            raise LabkitError(f"The local AWS is not running at {target.endpoint}; start it with `python -m labkit up`.")
+        preflight(target)
     except (UnknownSelection, LabkitError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

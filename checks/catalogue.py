@@ -5,7 +5,7 @@ from . import load_all
 from .core import LOCAL_FULL, LOCAL_PARTIAL, REGISTRY
 
 LAB_TITLES = {"00": "Setup", "01": "Static front end"}
-FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "graded offline up to what moto cannot show, then SKIP"}
+FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "partly: SKIP where moto cannot show it"}
 
 
 def _cell(text: str) -> str:

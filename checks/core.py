@@ -253,6 +253,17 @@ class Report:
         return text(self, color=False)
 
 
+def preflight(target: Target) -> None:
+    """Raise LabkitError (one sentence) when grading cannot start at all."""
+    from labkit.errors import LabkitError
+    from labkit.server import endpoint_up
+
+    if target.is_live:
+        target.session()  # no credentials: one sentence
+    elif target.endpoint and not endpoint_up(target.endpoint):
+        raise LabkitError(f"The local AWS is not running at {target.endpoint}; start it with `python -m labkit up`.")
+
+
 def grade(checks: Iterable[Check], target: Target) -> Report:
     start = time.perf_counter()
     grading = target.for_grading()

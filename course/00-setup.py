@@ -13,6 +13,7 @@
 # 4. put a cost guard in place, which matters the day you switch to a live account.
 #
 # Concepts: [Lab 00 in the course docs](../site/labs/00-setup.md).
+# On a live account this lab costs nothing (a standard parameter and a budget).
 # Every `# TODO` cell raises `NotImplementedError` until you write it.
 
 # %% [markdown]

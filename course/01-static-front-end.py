@@ -17,6 +17,10 @@
 # Concepts: [Lab 01 in the course docs](../site/labs/01-static-front-end.md).
 # This lab starts from the end of lab 00; `python -m labkit start 01` puts
 # the local AWS there.
+#
+# **On a live account** this lab costs well under one US cent: three small
+# S3 objects and an idle CloudFront distribution (see the cost table in the
+# docs). Remove it with `python -m labkit cleanup --live` when you are done.
 
 # %%
 import json

@@ -83,6 +83,18 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def endpoint_up(endpoint: str) -> bool:
+    """Whether anything accepts connections at ``endpoint`` (cheap: no HTTP)."""
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or 80), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def running() -> dict | None:
     """The record of the running server, or None when it is not running."""
     record = _read_record()

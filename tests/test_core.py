@@ -230,3 +230,9 @@ def test_catalogue_and_fidelity_table_come_from_the_registry():
     for c in REGISTRY.values():
         assert f"`{c.id}`" in catalogue
         assert (f"`{c.id}`" in fidelity) == (c.local != "full")
+
+
+def test_notebook_run_without_local_aws_says_how_to_start_it(free_port, monkeypatch):
+    monkeypatch.setenv("LABS_AWS_PORT", str(free_port))
+    problem = checks.run("01")
+    assert isinstance(problem, checks.Problem) and "labkit up" in str(problem)
