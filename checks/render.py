@@ -13,6 +13,11 @@ COLORS = {Status.PASS: "32", Status.FAIL: "31", Status.ERROR: "35", Status.SKIP:
 HTML_COLORS = {Status.PASS: "#1b7f3b", Status.FAIL: "#b00020", Status.ERROR: "#7b1fa2", Status.SKIP: "#8a6d00"}
 
 
+def _points(r) -> str:
+    # A SKIP is neither earned nor lost: it does not count towards the score.
+    return f"-/{r.check.points}" if r.status is Status.SKIP else f"{r.earned}/{r.check.points}"
+
+
 def _paint(text: str, status: Status, color: bool) -> str:
     return f"\033[{COLORS[status]}m{text}\033[0m" if color else text
 
@@ -26,7 +31,7 @@ def text(report: Report, color: bool = True) -> str:
         earned, possible = sum(r.earned for r in rows), sum(r.possible for r in rows)
         lines.append(f"Lab {lab}  ({report.target})" if report.target else f"Lab {lab}")
         for r in rows:
-            points = f"{r.earned}/{r.check.points}"
+            points = _points(r)
             head = f"  {_paint(f'{r.status.value:<5}', r.status, color)} {r.check.id}  {points:>5}  {r.check.title}"
             lines.append(head)
             indent = " " * 9
@@ -92,7 +97,7 @@ def junit(report: Report) -> str:
             case = ET.SubElement(suite, "testcase", classname=f"lab{lab}", name=f"{r.check.id} {r.check.title}",
                                  time=f"{r.seconds:.3f}")
             ET.SubElement(case, "properties").append(
-                ET.Element("property", name="points", value=f"{r.earned}/{r.check.points}"))
+                ET.Element("property", name="points", value=_points(r)))
             detail = f"{r.message}\nhint: {r.check.hint}\ndocs: {r.check.docs_url}"
             if r.status is Status.FAIL:
                 ET.SubElement(case, "failure", message=r.message).text = detail
@@ -105,22 +110,25 @@ def junit(report: Report) -> str:
 
 
 def html(report: Report) -> str:
+    cell = "padding:4px 10px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left"
+    tight = cell + ";white-space:nowrap"
     rows = []
     for r in report.results:
         color = HTML_COLORS[r.status]
         extra = ""
-        if r.status is Status.FAIL:
-            extra = (f'<div style="opacity:.85"><i>Hint:</i> {escape(r.check.hint)} '
+        if r.status in (Status.FAIL, Status.SKIP):
+            hint = f"<i>Hint:</i> {escape(r.check.hint)} " if r.status is Status.FAIL else ""
+            extra = (f'<div style="opacity:.8;margin-top:2px">{hint}'
                      f'<a href="{escape(r.check.docs_url)}" target="_blank">docs</a></div>')
         rows.append(
-            f"<tr><td style='color:{color};font-weight:bold'>{r.status.value}</td>"
-            f"<td><code>{r.check.id}</code></td><td>{r.earned}/{r.check.points}</td>"
-            f"<td style='text-align:left'><b>{escape(r.check.title)}</b><div>{escape(r.message)}</div>{extra}</td></tr>"
+            f"<tr><td style='{tight};color:{color};font-weight:bold'>{r.status.value}</td>"
+            f"<td style='{tight}'><code>{r.check.id}</code></td><td style='{tight}'>{_points(r)}</td>"
+            f"<td style='{cell}'><b>{escape(r.check.title)}</b><div>{escape(r.message)}</div>{extra}</td></tr>"
         )
     summary = ", ".join(f"{report.count(s)} {s.value.lower()}" for s in Status if report.count(s))
+    head = "".join(f"<th style='{tight}'>{h}</th>" for h in ("status", "check", "points", "result"))
     return (
-        "<table style='border-collapse:collapse'>"
-        "<thead><tr><th>status</th><th>check</th><th>points</th><th style='text-align:left'>result</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        "<table style='border-collapse:collapse;margin:4px 0'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"<p><b>Score {report.earned}/{report.possible}</b> ({summary}) on {escape(report.target)}</p>"
     )

@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 def _up(args) -> int:
     from . import server
 
+    journal = server.journal_path()
+    if server.running() is None and journal.exists() and journal.stat().st_size:
+        changes = journal.read_bytes().count(b"\n")
+        print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
     info = server.up()
     if info["already"]:
         print(f"The local AWS is already running at {info['endpoint']} (pid {info['pid']}).")

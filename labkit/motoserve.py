@@ -284,6 +284,7 @@ def main(argv=None):
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log: it would grow without bound
+    os.environ["MOTO_PORT"] = str(args.port)  # moto builds some URLs (queues, endpoints) from it
     recorder = build_app(args.journal)
     if args.journal.exists() and args.journal.read_text().strip():
         # Bring back what the last session built: the journal is the state.
@@ -291,7 +292,6 @@ def main(argv=None):
         recorder.replay(lines)
     else:
         args.journal.write_text("")
-    os.environ["MOTO_PORT"] = str(args.port)
     run_simple(args.host, args.port, recorder, threaded=True, request_handler=MotoRequestHandler)
 
 
