@@ -6,6 +6,7 @@ import json
 from labkit.config import COURSE_ID
 from labkit.target import Target
 
+from .aws import absent, missing_tags
 from .core import LOCAL_PARTIAL, check, failed, passed, skipped
 
 DOCS = "labs/00-setup.md"
@@ -51,15 +52,9 @@ def region(t: Target):
 
 
 def _read_settings(t: Target):
-    from botocore.exceptions import ClientError
-
     name = settings_parameter(t)
-    try:
-        return name, t.client("ssm").get_parameter(Name=name)["Parameter"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ParameterNotFound":
-            return name, None
-        raise
+    found = absent(lambda: t.client("ssm").get_parameter(Name=name), "ParameterNotFound")
+    return name, found and found["Parameter"]
 
 
 @check("L00.03", "Your settings parameter holds your prefix and region", points=2,
@@ -93,22 +88,16 @@ def settings_tagged(t: Target):
     if param is None:
         return failed(f"Parameter {name} does not exist, so it carries no tags.")
     tags = t.client("ssm").list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
-    have = {tag["Key"]: tag["Value"] for tag in tags}
-    wrong = [f"{k}={v}" for k, v in t.tag_map("00").items() if have.get(k) != v]
+    wrong = missing_tags(tags, t.tag_map("00"))
     if wrong:
         return failed(f"Parameter {name} lacks the tags {', '.join(wrong)}.")
     return passed(f"Parameter {name} carries the course tags.")
 
 
 def _budget(t: Target):
-    from botocore.exceptions import ClientError
-
-    try:
-        return t.client("budgets", "us-east-1").describe_budget(AccountId=t.account_id, BudgetName=budget_name(t))["Budget"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NotFoundException":
-            return None
-        raise
+    found = absent(lambda: t.client("budgets", "us-east-1").describe_budget(
+        AccountId=t.account_id, BudgetName=budget_name(t)), "NotFoundException")
+    return found and found["Budget"]
 
 
 @check("L00.05", "A monthly cost budget of at most 10 USD warns you at 80% or earlier", points=2,

@@ -6,6 +6,7 @@ import json
 from labkit.assets import SITE_DIR, site_files
 from labkit.target import Target
 
+from .aws import absent, missing_tags
 from .core import LOCAL_PARTIAL, check, failed, passed, skipped
 
 DOCS = "labs/01-static-front-end.md"
@@ -25,19 +26,9 @@ def site_bucket(t: Target) -> str:
 
 
 def _bucket_exists(t: Target) -> bool:
-    def look():
-        from botocore.exceptions import ClientError
-
-        try:
-            t.client("s3").head_bucket(Bucket=site_bucket(t))
-            return True
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 403) or \
-                    exc.response["Error"]["Code"] in ("404", "NoSuchBucket", "403"):
-                return False
-            raise
-
-    return t.memo("lab01.bucket", look)
+    # 403 too: on a live account a bucket name owned by someone else is not yours.
+    return t.memo("lab01.bucket", lambda: absent(lambda: t.client("s3").head_bucket(Bucket=site_bucket(t)),
+                                                 "404", "403", "NoSuchBucket") is not None)
 
 
 def _origin_is_bucket(origin: dict, bucket: str) -> bool:
@@ -74,14 +65,8 @@ def _site_origin(dist: dict, bucket: str) -> dict:
 
 def _policy(t: Target) -> dict | None:
     def look():
-        from botocore.exceptions import ClientError
-
-        try:
-            return json.loads(t.client("s3").get_bucket_policy(Bucket=site_bucket(t))["Policy"])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "NoSuchBucketPolicy":
-                return None
-            raise
+        found = absent(lambda: t.client("s3").get_bucket_policy(Bucket=site_bucket(t)), "NoSuchBucketPolicy")
+        return found and json.loads(found["Policy"])
 
     return t.memo("lab01.policy", look)
 
@@ -110,19 +95,11 @@ def _as_list(value) -> list:
        hint="Create <prefix>-site-<account id> and put_bucket_tagging with t.tags('01').",
        docs=f"{DOCS}#the-site-bucket")
 def bucket_tagged(t: Target):
-    from botocore.exceptions import ClientError
-
     if not _bucket_exists(t):
         return _no_bucket(t)
     bucket = site_bucket(t)
-    try:
-        tags = t.client("s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NoSuchTagSet":
-            raise
-        tags = []
-    have = {tag["Key"]: tag["Value"] for tag in tags}
-    wrong = [f"{k}={v}" for k, v in t.tag_map("01").items() if have.get(k) != v]
+    tagging = absent(lambda: t.client("s3").get_bucket_tagging(Bucket=bucket), "NoSuchTagSet")
+    wrong = missing_tags(tagging and tagging["TagSet"], t.tag_map("01"))
     if wrong:
         return failed(f"Bucket {bucket} lacks the tags {', '.join(wrong)}.")
     return passed(f"Bucket {bucket} exists with the course tags.")
@@ -133,17 +110,13 @@ def bucket_tagged(t: Target):
             "RestrictPublicBuckets all True.",
        docs=f"{DOCS}#block-public-access")
 def public_access_blocked(t: Target):
-    from botocore.exceptions import ClientError
-
     if not _bucket_exists(t):
         return _no_bucket(t)
     bucket = site_bucket(t)
-    try:
-        conf = t.client("s3").get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NoSuchPublicAccessBlockConfiguration":
-            raise
+    found = absent(lambda: t.client("s3").get_public_access_block(Bucket=bucket), "NoSuchPublicAccessBlockConfiguration")
+    if found is None:
         return failed(f"Bucket {bucket} has no public access block.")
+    conf = found["PublicAccessBlockConfiguration"]
     off = [k for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets") if not conf.get(k)]
     if off:
         return failed(f"Bucket {bucket} leaves {', '.join(off)} off.")
@@ -154,17 +127,14 @@ def public_access_blocked(t: Target):
        hint="put_bucket_encryption with SSEAlgorithm AES256 (SSE-S3).",
        docs=f"{DOCS}#encryption-at-rest")
 def default_encryption(t: Target):
-    from botocore.exceptions import ClientError
-
     if not _bucket_exists(t):
         return _no_bucket(t)
     bucket = site_bucket(t)
-    try:
-        rules = t.client("s3").get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ServerSideEncryptionConfigurationNotFoundError":
-            raise
+    found = absent(lambda: t.client("s3").get_bucket_encryption(Bucket=bucket),
+                   "ServerSideEncryptionConfigurationNotFoundError")
+    if found is None:
         return failed(f"Bucket {bucket} has no default encryption.")
+    rules = found["ServerSideEncryptionConfiguration"]["Rules"]
     algos = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules]
     if not any(a in ("AES256", "aws:kms", "aws:kms:dsse") for a in algos):
         return failed(f"Bucket {bucket} has no default encryption algorithm set.")
@@ -176,8 +146,6 @@ def default_encryption(t: Target):
             "(mimetypes.guess_type helps).",
        docs=f"{DOCS}#content-types")
 def content_types(t: Target):
-    from botocore.exceptions import ClientError
-
     if not _bucket_exists(t):
         return _no_bucket(t)
     bucket = site_bucket(t)
@@ -185,13 +153,10 @@ def content_types(t: Target):
     problems = []
     for path in site_files():
         key = path.relative_to(SITE_DIR).as_posix()
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                problems.append(f"{key} is missing")
-                continue
-            raise
+        head = absent(lambda: s3.head_object(Bucket=bucket, Key=key), "404")
+        if head is None:
+            problems.append(f"{key} is missing")
+            continue
         got = (head.get("ContentType") or "").split(";")[0].strip()
         if got not in CONTENT_TYPES.get(path.suffix, (got,)):
             problems.append(f"{key} is {got or 'untyped'}, expected {CONTENT_TYPES[path.suffix][0]}")
@@ -212,9 +177,8 @@ def distribution(t: Target):
         return _no_distribution(t)
     if not dist["DistributionConfig"].get("Enabled"):
         return failed(f"Distribution {dist['Id']} is disabled.")
-    tags = t.client("cloudfront").list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items", []) or []
-    have = {tag["Key"]: tag["Value"] for tag in tags}
-    wrong = [f"{k}={v}" for k, v in t.tag_map("01").items() if have.get(k) != v]
+    tags = t.client("cloudfront").list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items")
+    wrong = missing_tags(tags, t.tag_map("01"))
     if wrong:
         return failed(f"Distribution {dist['Id']} lacks the tags {', '.join(wrong)}.")
     return passed(f"Distribution {dist['Id']} ({dist['DomainName']}) serves bucket {site_bucket(t)}.")
@@ -399,8 +363,6 @@ def bucket_policy(t: Target):
        docs=f"{DOCS}#how-a-request-flows")
 def entry_page_from_origin(t: Target):
     """Follow the request path: distribution -> default root object -> origin bucket -> object."""
-    from botocore.exceptions import ClientError
-
     dist = _distribution(t)
     if dist is None:
         return _no_distribution(t)
@@ -409,12 +371,9 @@ def entry_page_from_origin(t: Target):
     root = dist["DistributionConfig"].get("DefaultRootObject") or "index.html"
     key = (origin.get("OriginPath") or "").strip("/")
     key = f"{key}/{root}" if key else root
-    try:
-        obj = t.client("s3").get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return failed(f"A request for / would fetch s3://{bucket}/{key}, which does not exist.")
-        raise
+    obj = absent(lambda: t.client("s3").get_object(Bucket=bucket, Key=key), "NoSuchKey", "404")
+    if obj is None:
+        return failed(f"A request for / would fetch s3://{bucket}/{key}, which does not exist.")
     body = obj["Body"].read()
     expected = (SITE_DIR / "index.html").read_bytes()
     if body != expected:
