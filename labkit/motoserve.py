@@ -17,6 +17,7 @@ import argparse
 import base64
 import io
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs
 
 from .target import is_read
 
+log = logging.getLogger("labkit.motoserve")
 CONTROL = "/_labkit/"  # our own control paths (replay, journal), never recorded
 
 
@@ -109,23 +111,31 @@ class Recorder:
         with self.lock:
             self.replaying = True
             try:
-                for line in lines:
+                kept = []
+                for number, line in enumerate(lines, 1):
                     if not line.strip():
                         continue
-                    entry = json.loads(line)
-                    body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else (entry.get("body") or "").encode()
-                    headers = {k: v for k, v in entry["headers"].items() if k.lower() not in ("content-length", "transfer-encoding")}
-                    builder = EnvironBuilder(method=entry["method"], base_url=_base(entry["url"]),
-                                             path=_path(entry["url"]), query_string=_query(entry["url"]),
-                                             headers=headers, data=body)
-                    environ = builder.get_environ()
-                    environ["RAW_URI"] = _path_and_query(entry["url"])
-                    self(environ, lambda *a, **k: None)
+                    try:
+                        entry = json.loads(line)
+                        body = (base64.b64decode(entry["body"]) if entry.get("body_encoded")
+                                else (entry.get("body") or "").encode())
+                        headers = {k: v for k, v in entry["headers"].items()
+                                   if k.lower() not in ("content-length", "transfer-encoding")}
+                        builder = EnvironBuilder(method=entry["method"], base_url=_base(entry["url"]),
+                                                 path=_path(entry["url"]), query_string=_query(entry["url"]),
+                                                 headers=headers, data=body)
+                        environ = builder.get_environ()
+                        environ["RAW_URI"] = _path_and_query(entry["url"])
+                        self(environ, lambda *a, **k: None)
+                    except Exception as exc:  # a torn last line (a killed process) must not cost the rest
+                        log.warning("journal line %d skipped: %s", number, exc)
+                        continue
+                    kept.append(line)
                     count += 1
             finally:
                 self.replaying = False
             # The replayed writes are the journal now.
-            self.journal.write_text("".join(line if line.endswith("\n") else line + "\n" for line in lines if line.strip()))
+            self.journal.write_text("".join(line + "\n" for line in kept))
         return count
 
     def _control(self, path, method, body, start_response):
@@ -281,8 +291,7 @@ def main(argv=None):
     from werkzeug.serving import run_simple
     from moto.moto_server.werkzeug_app import MotoRequestHandler  # keeps moto's header handling
 
-    import logging
-
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log: it would grow without bound
     os.environ["MOTO_PORT"] = str(args.port)  # moto builds some URLs (queues, endpoints) from it
     recorder = build_app(args.journal)

@@ -136,3 +136,14 @@ def test_live_target_without_credentials_is_one_sentence(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(LabkitError, match="credentials"):
         Target("live", prefix="ada", region="us-east-1").session()
+
+
+def test_a_torn_journal_line_does_not_cost_the_rest(local):
+    t = Target("local", prefix="ada", region="us-east-1")
+    t.client("s3").create_bucket(Bucket="ada-torn")
+    server.down()
+    with server.journal_path().open("a") as journal:
+        journal.write('{"method": "PUT", "url": "http://local')  # the process died mid-write
+    server.up()
+    assert "ada-torn" in [b["Name"] for b in Target("local", prefix="ada").client("s3").list_buckets()["Buckets"]]
+    assert "http://local\n" not in server.journal_path().read_text()  # the torn line is dropped
