@@ -27,6 +27,10 @@ def configure(prefix: str | None = None, region: str | None = None, target: str 
     chosen = Settings(prefix=prefix or current.prefix, region=region or current.region, target=target or current.target)
     if chosen.target not in ("local", "live"):
         raise LabkitError(f"Target {chosen.target!r} is not one of 'local' or 'live'.")
+    import botocore.session
+
+    if chosen.region not in botocore.session.get_session().get_available_regions("s3"):
+        raise LabkitError(f"Region {chosen.region!r} is not an AWS region; use one like us-east-1 or eu-west-1.")
     save_settings(chosen)
     return chosen
 

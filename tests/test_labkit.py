@@ -117,6 +117,8 @@ def test_configure_validates_the_prefix(monkeypatch, tmp_path):
     monkeypatch.delenv("LABS_PREFIX", raising=False)
     with pytest.raises(LabkitError):
         labkit.configure(prefix="Not_Valid")
+    with pytest.raises(LabkitError, match="not an AWS region"):
+        labkit.configure(prefix="ada", region="us-east-7")
     assert labkit.configure(prefix="ada-lovelace").prefix == "ada-lovelace"
     assert labkit.target().prefix == "ada-lovelace"
 
