@@ -90,8 +90,9 @@ def _status(args) -> int:
 def _reset(args) -> int:
     from . import server
 
+    kept = server.keep_copy("before-reset")
     server.reset()
-    print("The local AWS is empty now.")
+    print("The local AWS is empty now." + (f" Your previous state is snapshot {kept!r}." if kept else ""))
     return 0
 
 
@@ -121,9 +122,14 @@ def _snapshots(args) -> int:
 
 
 def _start(args) -> int:
+    from . import notebooks, server
     from .states import start
 
     started = time.perf_counter()
+    lab = notebooks.lab(args.lab)  # an unknown lab number changes nothing
+    kept = server.keep_copy(f"before-start-{lab.number}")
+    if kept:
+        print(f"Kept your current state as snapshot {kept!r}.")
     done = start(args.lab, progress=lambda msg: print(msg, flush=True))
     print(f"The local AWS is ready for lab {done} ({time.perf_counter() - started:.1f} s).")
     return 0

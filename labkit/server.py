@@ -194,6 +194,15 @@ def summary() -> str:
             f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.")
 
 
+def keep_copy(name: str) -> str | None:
+    """Save the current state as snapshot ``name`` unless it is empty; returns the name kept."""
+    record = require_running()
+    if not json.loads(_http("GET", f"{record['endpoint']}/_labkit/status")).get("writes"):
+        return None
+    save(name)
+    return name
+
+
 def reset() -> None:
     """Empty the local AWS (the journal too)."""
     record = require_running()

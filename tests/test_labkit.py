@@ -88,6 +88,17 @@ def test_start_01_builds_the_end_of_lab_00_for_this_learner(local):
     assert "start of lab 01" in _cli("status").stdout
 
 
+def test_reset_and_start_keep_what_was_there_as_a_snapshot(local):
+    Target("local", prefix="ada").client("s3").create_bucket(Bucket="ada-precious")
+    run = _cli("start", "01")
+    assert run.returncode == 0 and "before-start-01" in run.stdout
+    assert "ada-precious" not in [b["Name"] for b in Target("local").client("s3").list_buckets()["Buckets"]]
+    run = _cli("reset")
+    assert run.returncode == 0 and "before-reset" in run.stdout
+    server.restore("before-start-01")
+    assert "ada-precious" in [b["Name"] for b in Target("local").client("s3").list_buckets()["Buckets"]]
+
+
 def test_start_unknown_lab_is_one_sentence_and_exit_2(local):
     run = _cli("start", "42")
     assert run.returncode == 2 and "no lab" in run.stderr and len(run.stderr.strip().splitlines()) == 1
