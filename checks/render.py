@@ -49,32 +49,42 @@ def text(report: Report, color: bool = True) -> str:
     return "\n".join(lines)
 
 
+GRADESCOPE_STATUS = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "failed"}
+
+
 def as_dict(report: Report) -> dict:
-    """JSON shaped like Gradescope's results file (score, max_score, tests[])."""
+    """JSON that Gradescope's autograder format reads as it is (score, max_score, tests[]).
+
+    ``result`` is the course's own verdict (PASS/FAIL/ERROR/SKIP); ``status`` is
+    Gradescope's passed/failed and is absent for a SKIP, which counts for nothing.
+    """
+    tests = []
+    for r in report.results:
+        entry = {
+            "id": r.check.id,
+            "name": f"{r.check.id} {r.check.title}",
+            "title": r.check.title,
+            "result": r.status.value,
+            "score": r.earned,
+            "max_score": r.possible,
+            "points": r.check.points,
+            "output": r.message,
+            "message": r.message,
+            "hint": r.check.hint,
+            "docs": r.check.docs_url,
+            "local": r.check.local,
+            "seconds": round(r.seconds, 4),
+        }
+        if r.status in GRADESCOPE_STATUS:
+            entry["status"] = GRADESCOPE_STATUS[r.status]
+        tests.append(entry)
     return {
         "score": report.earned,
         "max_score": report.possible,
         "target": report.target,
         "execution_time": round(report.seconds, 3),
         "counts": {s.value: report.count(s) for s in Status},
-        "tests": [
-            {
-                "id": r.check.id,
-                "name": f"{r.check.id} {r.check.title}",
-                "title": r.check.title,
-                "status": r.status.value,
-                "score": r.earned,
-                "max_score": r.check.points,
-                "possible": r.possible,
-                "output": r.message,
-                "message": r.message,
-                "hint": r.check.hint,
-                "docs": r.check.docs_url,
-                "local": r.check.local,
-                "seconds": round(r.seconds, 4),
-            }
-            for r in report.results
-        ],
+        "tests": tests,
     }
 
 

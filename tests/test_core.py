@@ -154,9 +154,13 @@ def test_scores_and_exit_codes():
 def test_json_report_is_gradescope_shaped():
     data = json.loads(render.as_json(_report()))
     assert data["score"] == 2 and data["max_score"] == 5
-    failed_case = data["tests"][1]
-    assert failed_case["status"] == "FAIL" and failed_case["score"] == 0 and failed_case["max_score"] == 3
+    passed_case, failed_case, skipped_case = data["tests"]
+    assert passed_case["status"] == "passed" and passed_case["result"] == "PASS" and passed_case["score"] == 2
+    assert failed_case["result"] == "FAIL" and failed_case["status"] == "failed"
+    assert failed_case["score"] == 0 and failed_case["max_score"] == 3
     assert failed_case["hint"] and failed_case["docs"].startswith("http") and "bucket x" in failed_case["message"]
+    assert skipped_case["result"] == "SKIP" and "status" not in skipped_case and skipped_case["max_score"] == 0
+    assert sum(t["max_score"] for t in data["tests"]) == data["max_score"]  # totals agree for Gradescope
 
 
 def test_junit_report_counts_failures_and_skips():
