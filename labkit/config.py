@@ -35,10 +35,22 @@ def state_dir() -> Path:
 
 
 def port() -> int:
-    raw = os.environ.get("LABS_AWS_PORT", str(DEFAULT_PORT))
+    """LABS_AWS_PORT, else the port the local AWS was last started on, else the default.
+
+    The server record is what lets a notebook or the grader find a server that
+    was started on another port without repeating the variable everywhere.
+    """
+    raw = os.environ.get("LABS_AWS_PORT") or str(_recorded_port() or DEFAULT_PORT)
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise LabkitError(f"LABS_AWS_PORT={raw!r} is not a port number; set it to a number between 1024 and 65535.")
     return int(raw)
+
+
+def _recorded_port() -> int | None:
+    try:
+        return int(json.loads((state_dir() / "server.json").read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def local_endpoint() -> str:

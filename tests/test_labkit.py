@@ -160,3 +160,20 @@ def test_a_torn_journal_line_does_not_cost_the_rest(local):
     server.up()
     assert "ada-torn" in [b["Name"] for b in Target("local", prefix="ada").client("s3").list_buckets()["Buckets"]]
     assert "http://local\n" not in server.journal_path().read_text()  # the torn line is dropped
+
+
+def test_notebooks_and_grader_find_a_server_started_on_another_port(local, monkeypatch):
+    monkeypatch.delenv("LABS_AWS_PORT")  # only the server record knows the port now
+    assert Target("local").endpoint == local.endpoint
+    assert _cli("status").returncode == 0
+
+
+def test_server_runs_with_the_settings_the_course_needs(local):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{local.endpoint}/moto-api/config") as reply:
+        assert json.load(reply)["lambda"]["use_docker"] is False  # Lambda without Docker
+    iam = Target("local", prefix="ada").client("iam")
+    arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn  # AWS-managed policies are loaded
