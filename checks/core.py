@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Iterable
 
@@ -221,7 +221,6 @@ class Report:
     results: list[Result]
     target: str = ""
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def earned(self) -> int:

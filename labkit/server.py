@@ -242,8 +242,3 @@ def restore(name: str) -> int:
     label = json.loads(meta_path.read_text()).get("state") if meta_path.exists() else None
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
     return reply["replayed"]
-
-
-def replay_journal(data: bytes) -> int:
-    record = require_running()
-    return json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=data, timeout=300))["replayed"]

@@ -11,7 +11,6 @@ from typing import Callable
 
 import pytest
 
-import checks
 from checks.core import Status
 
 from .conftest import grade

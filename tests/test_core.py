@@ -20,7 +20,6 @@ from checks.core import (
     Status,
     UnknownSelection,
     classify_exception,
-    failed,
     passed,
     run_check,
     select,

@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from checks import Status, grade, select
-from labkit import notebooks, server
+from labkit import notebooks
 from labkit.target import Target
 
 LABS = notebooks.labs()
