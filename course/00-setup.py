@@ -44,7 +44,8 @@ print(server.summary())
 # %%
 # TODO: save your settings with labkit.configure(prefix=..., region=...); keep us-east-1 unless you have a reason.
 # BEGIN SOLUTION
-labkit.configure(prefix=labkit.settings().prefix, region="us-east-1")
+current = labkit.settings()  # the solution keeps whatever is set; you would write labkit.configure(prefix="ada", ...)
+labkit.configure(prefix=current.prefix, region=current.region)
 # END SOLUTION
 t = labkit.target()
 t

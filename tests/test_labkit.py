@@ -78,9 +78,12 @@ def test_bad_snapshot_name_is_refused(local):
 
 
 def test_start_01_builds_the_end_of_lab_00_for_this_learner(local):
+    labkit.configure(prefix="eve", region="eu-west-1")  # not the defaults: start must keep them
     run = _cli("start", "01")
     assert run.returncode == 0, run.stderr
+    assert (labkit.settings().prefix, labkit.settings().region) == ("eve", "eu-west-1")
     t = Target("local")
+    assert (t.prefix, t.region) == ("eve", "eu-west-1")
     lab00 = grade(select("00"), t)
     assert lab00.count(Status.FAIL) == 0 and lab00.earned == lab00.possible
     lab01 = grade(select("01"), t)
