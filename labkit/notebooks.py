@@ -4,8 +4,8 @@ Each lab has one source, ``course/NN-slug.py``, in Jupytext's percent format
 (``# %%`` code cells, ``# %% [markdown]`` text cells). Solution code sits
 between ``# BEGIN SOLUTION`` and ``# END SOLUTION``; the ``# TODO:`` lines
 just above a block tell the learner what to write. The solution notebook
-drops the markers; the starter replaces each block with
-``raise NotImplementedError``.
+drops the markers; the starter replaces each block with one
+``raise NotImplementedError`` line.
 """
 from __future__ import annotations
 
@@ -95,16 +95,17 @@ def solution_code(source: str) -> str:
     return "\n".join(l for l in source.splitlines() if l.strip() not in (BEGIN, END))
 
 
+STARTER_RAISE = 'raise NotImplementedError("your code goes here: see the TODO above")'
+
+
 def starter_code(source: str) -> str:
-    out, inside, todo = [], False, None
+    out, inside = [], False
     for line in source.splitlines():
         stripped = line.strip()
         if stripped == BEGIN:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
-            todos = [l.strip()[len("# TODO:"):].strip() for l in out if l.strip().startswith("# TODO:")]
-            todo = todos[-1] if todos else "write this step"
-            out.append(f'{indent}raise NotImplementedError("TODO: {_escape(todo)}")')
+            out.append(f"{indent}{STARTER_RAISE}")
         elif stripped == END:
             inside = False
         elif not inside:
@@ -112,10 +113,6 @@ def starter_code(source: str) -> str:
     if inside:
         raise ValueError("a # BEGIN SOLUTION block has no # END SOLUTION")
     return "\n".join(out)
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def solution_blocks(source: str) -> list[str]:
