@@ -71,4 +71,5 @@ def local(_local_server, monkeypatch):
         monkeypatch.setenv(key, value)
     server.up()  # a test may have stopped it
     server.reset()
+    (_local_server.home / "settings.json").unlink(missing_ok=True)  # a test may have configured a learner
     return _local_server
