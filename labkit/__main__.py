@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start the local AWS in the background (keeps your last state)")
     sub.add_parser("down", help="stop the local AWS (your state is kept for the next `up`)")
     sub.add_parser("status", help="say whether the local AWS runs, where, and what state it holds")
-    sub.add_parser("reset", help="empty the local AWS")
+    sub.add_parser("reset", help="empty the local AWS (the old state is kept as snapshot before-reset)")
     p = sub.add_parser("save", help="save the local AWS state as a named snapshot")
     p.add_argument("name")
     p = sub.add_parser("restore", help="replace the local AWS state with a named snapshot")
