@@ -4,7 +4,6 @@ from __future__ import annotations
 from . import load_all
 from .core import LOCAL_FULL, LOCAL_PARTIAL, REGISTRY
 
-LAB_TITLES = {"00": "Setup", "01": "Static front end"}
 FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "partly: SKIP where moto cannot show it"}
 
 
@@ -22,11 +21,14 @@ def catalogue_markdown() -> str:
            "Every check the grader runs, generated from the checks' own declarations. "
            "Run one with `python -m checks L01.02`, a lab with `python -m checks 01`, "
            "or from a notebook with `checks.run(\"L01.02\")`.", ""]
+    from labkit.notebooks import labs as lab_sources
+
+    titles = {src.number: src.slug.replace("-", " ").capitalize() for src in lab_sources()}
     labs = sorted({c.lab for c in REGISTRY.values()})
     for lab in labs:
         rows = [c for c in REGISTRY.values() if c.lab == lab]
         total = sum(c.points for c in rows)
-        out += [f"## Lab {lab}: {LAB_TITLES.get(lab, '')}".rstrip(": "), "",
+        out += [f"## Lab {lab}: {titles.get(lab, '')}".rstrip(": "), "",
                 f"{len(rows)} checks, {total} points.", "",
                 "| id | expected state | points | local AWS | learn |", "|---|---|---|---|---|"]
         for c in sorted(rows, key=lambda c: c.id):

@@ -12,7 +12,7 @@ import pytest
 from checks.core import LIVE_ONLY, Status
 from labkit.assets import SITE_DIR
 
-from .cases import Case, covered, params, run_case
+from .cases import Case, assert_whole_lab, covered, params, run_case
 from .conftest import grade
 from .states import LEGACY_OAI, OAI_PRINCIPAL, build_lab01, put_policy, scoped_statement
 
@@ -341,11 +341,4 @@ def test_unreachable_edge_is_not_the_learners_fault(aws, monkeypatch):
 
 
 def test_whole_lab_on_the_solution_state(aws):
-    """The solution state passes every lab 01 check moto can show, and SKIPs the rest."""
-    import checks
-
-    build_lab01(aws)
-    report = checks.grade(checks.select("01"), aws)
-    got = {r.check.id: r.status for r in report.results}
-    assert got == {i: (SKIP if i in ("L01.07", "L01.13") else PASS) for i in got}, report
-    assert report.exit_code == 0
+    assert_whole_lab(aws, "01", build_lab01, skipped={"L01.07", "L01.13"})
