@@ -34,6 +34,14 @@ def state_dir() -> Path:
     return path
 
 
+def work_dir() -> Path:
+    """Where the learner's own files go (the contract, handler code): ``work/``, or $LABS_WORK_DIR."""
+    home = os.environ.get("LABS_WORK_DIR")
+    path = Path(home) if home else REPO_ROOT / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def port() -> int:
     """LABS_AWS_PORT, else the port the local AWS was last started on, else the default.
 

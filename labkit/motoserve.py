@@ -19,14 +19,20 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
+from . import gateway
 from .target import is_read
 
 log = logging.getLogger("labkit.motoserve")
 CONTROL = "/_labkit/"  # our own control paths (replay, journal), never recorded
+INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[\w-]+)/(?P<service>[\w-]+)/")
+# Writes to these services change what the local gateway serves.
+GATEWAY_SERVICES = ("apigateway", "cognito-idp", "lambda")
 
 
 def classify(method: str, path: str, headers: dict, body: bytes) -> str:
@@ -59,6 +65,9 @@ class Recorder:
         self.lock = threading.RLock()  # one request at a time keeps ids deterministic
         self.writes = 0
         self.replaying = False
+        self.gateway_generation = 0  # bumped by writes that can change a served API
+        self.gateway = None  # set by build_app: the local API gateway
+        self.runner = None  # and the local Lambda runner
 
     # -- WSGI ---------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -66,6 +75,10 @@ class Recorder:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         headers = _headers(environ)
+        if self.gateway is not None and path.startswith(gateway.PREFIX):
+            return self.gateway(environ, start_response)  # data plane: outside the lock, never journaled
+        if method == "POST" and INVOKE.match(path) and self.runner is not None:
+            return self._invoke(environ, headers, body, start_response)
         kind = classify(method, path, headers, body)
         if kind == "control":
             return self._control(path, method, body, start_response)
@@ -83,6 +96,9 @@ class Recorder:
                     self.random.setstate(state)
             self.writes += 1
             self.random.seed(self.writes)
+            scope = SCOPE.search(headers.get("Authorization", ""))
+            if scope is None or scope.group("service") in GATEWAY_SERVICES:
+                self.gateway_generation += 1
             if not self.replaying:
                 self._append(method, environ, headers, body)
             return _collect(self.app, environ, start_response)
@@ -101,7 +117,110 @@ class Recorder:
     def reset(self):
         with self.lock:
             self.writes = 0
+            self.gateway_generation += 1
             self.journal.write_text("")
+            if self.runner is not None:
+                self.runner.clear()  # their role sessions are gone with the state
+            if self.gateway is not None:
+                self.gateway.clear()
+
+    # -- Lambda and API Gateway, run for real --------------------------------
+    def read_backend(self, look):
+        """Run ``look`` on moto's models under the lock, without moving the seeded generator."""
+        with self.lock:
+            state = self.random.getstate()
+            try:
+                return look()
+            finally:
+                self.random.setstate(state)
+
+    def lambda_spec(self, name_or_arn: str, region: str | None = None, account: str | None = None):
+        from moto.awslambda.utils import get_backend  # the Docker-free backend build_app chose
+
+        from .config import LOCAL_ACCOUNT_ID
+        from .lambdarun import FunctionSpec
+
+        if name_or_arn.startswith("arn:"):
+            region, account = name_or_arn.split(":")[3:5]
+        region, account = region or "us-east-1", account or LOCAL_ACCOUNT_ID
+
+        def look():
+            backend = get_backend(account, region)
+            try:
+                fn = backend.get_function(name_or_arn)
+            except Exception as exc:
+                log.info("function lookup failed: %r", exc)
+                raise LookupError(f"No Lambda function {name_or_arn} in the local AWS ({region}).") from None
+            try:
+                policy = json.loads(json.loads(backend.get_policy(fn.function_name))["Policy"])
+            except Exception as exc:  # no policy yet: nothing may invoke it
+                log.debug("no resource policy on %s: %r", fn.function_name, exc)
+                policy = None
+            return FunctionSpec(name=fn.function_name, arn=fn.function_arn.split(":$LATEST")[0], region=region,
+                                account=account, handler=fn.handler, runtime=fn.run_time,
+                                env=dict(fn.environment_vars or {}), timeout=int(fn.timeout or 3),
+                                memory=int(fn.memory_size or 128), role=fn.role, code_sha=fn.code_sha_256,
+                                code=fn.code_bytes or b""), policy
+
+        return self.read_backend(look)
+
+    def assume_role(self, spec) -> dict:
+        from moto.sts.models import sts_backends
+
+        def look():
+            session = sts_backends[spec.account]["aws"].assume_role(
+                region_name=spec.region, role_session_name=spec.name[:64], role_arn=spec.role,
+                policy=None, duration=43200, external_id=None)
+            return {"AccessKeyId": session.access_key_id, "SecretAccessKey": session.secret_access_key,
+                    "SessionToken": session.session_token}
+
+        return self.read_backend(look)
+
+    def locate_api(self, api_id: str):
+        from moto.apigateway.models import apigateway_backends
+
+        def look():
+            for account, regions in apigateway_backends.items():
+                for region, backend in regions.items():
+                    if api_id in backend.apis:
+                        return region, account
+            return None
+
+        return self.read_backend(look)
+
+    def _invoke(self, environ, headers, body, start_response):
+        """Lambda's Invoke API, answered by running the deployed code."""
+        name = unquote(INVOKE.match(environ["PATH_INFO"]).group("name"))
+        scope = SCOPE.search(headers.get("Authorization", ""))
+        try:
+            spec, _ = self.lambda_spec(name, scope.group("region") if scope else None)
+        except LookupError as exc:
+            start_response("404 Not Found", [("Content-Type", "application/json"),
+                                              ("x-amzn-ErrorType", "ResourceNotFoundException")])
+            return [json.dumps({"Type": "User", "message": f"Function not found: {name} ({exc})"}).encode()]
+        kind = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind == "DryRun":
+            start_response("204 No Content", [])
+            return [b""]
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError:
+            start_response("400 Bad Request", [("Content-Type", "application/json"),
+                                                ("x-amzn-ErrorType", "InvalidRequestContentException")])
+            return [b'{"Type": "User", "message": "Could not parse request body into json"}']
+        if kind == "Event":
+            threading.Thread(target=self.runner.invoke, args=(spec, event), daemon=True).start()
+            start_response("202 Accepted", [])
+            return [b""]
+        result = self.runner.invoke(spec, event)
+        out = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
+        if result.function_error:
+            out.append(("X-Amz-Function-Error", result.function_error))
+        if headers.get("X-Amz-Log-Type") == "Tail":
+            tail = "\n".join(result.logs).encode()[-4096:]
+            out.append(("X-Amz-Log-Result", base64.b64encode(tail).decode()))
+        start_response("200 OK", out)
+        return [result.payload]
 
     def replay(self, lines: list[str]) -> int:
         """Re-send journaled writes through the app, in order, rebuilding state."""
@@ -268,7 +387,73 @@ def _lean_iam_policies():
     iam.IAMBackend._init_aws_policies = init_aws_policies
 
 
-def build_app(journal: Path):
+def _enforce_iam_for_role_sessions():
+    """Check IAM policies for requests signed with temporary (role session) credentials.
+
+    The learner's own dummy keys act like an administrator, but a Lambda
+    handler runs with its execution role's session credentials: for those,
+    the local AWS applies the role's policies as AWS does, so least privilege
+    can be seen working (AccessDenied on a forbidden call).
+    """
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def authorize(self, iam_request_cls, resource="*"):
+        if not self.headers.get("X-Amz-Security-Token"):
+            return original(self, iam_request_cls, resource)
+        saved = settings.INITIAL_NO_AUTH_ACTION_COUNT
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = -1  # requests are serialised by the Recorder lock
+        try:
+            return original(self, iam_request_cls, resource)
+        finally:
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = saved
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+    _resource_arns()
+
+
+def _resource_arns():
+    """Tell moto's IAM check which resource a DynamoDB or Logs call touches.
+
+    moto checks these calls against Resource "*", so a policy scoped to one
+    table (the least-privilege answer) would deny everything.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.logs.responses import LogsResponse
+
+    def body(handler) -> dict:
+        if isinstance(handler.body, dict):  # DynamoDB's handler has parsed it already
+            return handler.body
+        try:
+            return json.loads(handler.body or "{}")
+        except ValueError:
+            return {}
+
+    def dynamodb_resource(self):
+        data = body(self)
+        table = data.get("TableName") or next(iter(data.get("RequestItems") or {}), None)
+        for item in data.get("TransactItems") or []:
+            table = table or next(iter(item.values()), {}).get("TableName")
+        if not table:
+            return "*"
+        arn = f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}"
+        return f"{arn}/index/{data['IndexName']}" if data.get("IndexName") else arn
+
+    def logs_resource(self):
+        data = body(self)
+        group = data.get("logGroupName")
+        if not group:
+            return "*"
+        arn = f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{group}"
+        return f"{arn}:log-stream:{data['logStreamName']}" if data.get("logStreamName") else f"{arn}:*"
+
+    DynamoHandler._determine_resource = dynamodb_resource
+    LogsResponse._determine_resource = logs_resource
+
+
+def build_app(journal: Path, endpoint: str | None = None):
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.core.config import default_user_config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -277,8 +462,16 @@ def build_app(journal: Path):
     default_user_config["lambda"] = {"use_docker": False}
     _deterministic_backends()
     _lean_iam_policies()
+    _enforce_iam_for_role_sessions()
     app = DomainDispatcherApplication(create_backend_app)
-    return Recorder(app, journal)
+    recorder = Recorder(app, journal)
+    if endpoint:
+        from .lambdarun import Runner
+
+        recorder.runner = Runner(endpoint, journal.parent / "lambda-code", recorder.assume_role)
+        recorder.gateway = gateway.Gateway(endpoint, recorder.locate_api, recorder.lambda_spec, recorder.runner,
+                                           lambda: recorder.gateway_generation)
+    return recorder
 
 
 def main(argv=None):
@@ -294,7 +487,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log: it would grow without bound
     os.environ["MOTO_PORT"] = str(args.port)  # moto builds some URLs (queues, endpoints) from it
-    recorder = build_app(args.journal)
+    recorder = build_app(args.journal, f"http://localhost:{args.port}")
     if args.journal.exists() and args.journal.read_text().strip():
         # Bring back what the last session built: the journal is the state.
         lines = args.journal.read_text().splitlines()

@@ -15,6 +15,8 @@ from .errors import LabkitError
 # Operation-name prefixes that only read. Anything else is a write as far as
 # the grader is concerned, and is refused before it is sent.
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Query", "Scan", "BatchGet", "Search", "Lookup", "Select")
+# Not named like reads, but they change no resource: signing a test user in to call the API.
+READ_OPERATIONS = ("InitiateAuth",)
 
 
 class WriteRefused(Exception):
@@ -27,7 +29,7 @@ class WriteRefused(Exception):
 
 
 def is_read(operation: str) -> bool:
-    return operation.startswith(READ_PREFIXES)
+    return operation.startswith(READ_PREFIXES) or operation in READ_OPERATIONS
 
 
 class Target:
@@ -140,6 +142,14 @@ class Target:
     @property
     def account_id(self) -> str:
         return self.memo("account_id", lambda: self.client("sts").get_caller_identity()["Account"])
+
+    def invoke_url(self, api_id: str, stage: str) -> str:
+        """Where a deployed REST API stage answers: the local gateway, or API Gateway itself."""
+        if self.is_live:
+            return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}"
+        from .gateway import invoke_url
+
+        return invoke_url(self.endpoint or cfg.local_endpoint(), api_id, stage)
 
     # -- naming and tagging ----------------------------------------------
     def name(self, *parts: str) -> str:

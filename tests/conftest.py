@@ -22,6 +22,7 @@ pytest_plugins = ("tests.localaws",)
 def _isolated_home(tmp_path, monkeypatch):
     """No test reads or writes the repository's .labkit folder."""
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "labkit-home"))
+    monkeypatch.setenv("LABS_WORK_DIR", str(tmp_path / "work"))
 
 
 @pytest.fixture(autouse=True)

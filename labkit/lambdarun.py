@@ -1,0 +1,317 @@
+"""The local Lambda runner: runs exactly the deployed code, as Lambda would.
+
+moto keeps a function's configuration and zip but cannot run it without
+Docker. This runner, living in the local AWS process, does:
+
+- verify the zip against the function's ``CodeSha256``, and refuse to run it
+  when the source folder it was packaged from has changed since (the learner
+  would otherwise test code that is not what they are reading);
+- run it in a separate Python process (``labkit.lambdaworker``) with the
+  function's handler, environment, timeout and memory setting, and the
+  execution role's temporary credentials, so the local AWS enforces the
+  role's policies on every call the handler makes;
+- keep that process warm for the next invocation, like a Lambda sandbox;
+- ship the handler's log lines to ``/aws/lambda/<name>`` using the role's
+  credentials, so a role without log permissions loses its logs, as on AWS;
+- answer in Lambda's own shapes (unhandled error payload, timeout, OOM).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import lambdas
+
+log = logging.getLogger("labkit.lambda")
+INIT_TIMEOUT_S = 10  # Lambda's init phase limit
+SUPPORTED_PREFIX = "python3."
+
+
+@dataclass
+class FunctionSpec:
+    """What the runner needs to know about one deployed function version."""
+
+    name: str
+    arn: str
+    region: str
+    account: str
+    handler: str
+    runtime: str
+    env: dict
+    timeout: int
+    memory: int
+    role: str
+    code_sha: str
+    code: bytes = field(repr=False)
+
+    def key(self) -> tuple:
+        # A new sandbox whenever anything that shapes it changes (code, config, role).
+        return (self.arn, self.code_sha, self.handler, self.runtime, json.dumps(self.env, sort_keys=True),
+                self.timeout, self.memory, self.role)
+
+
+@dataclass
+class Invocation:
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" like Lambda's X-Amz-Function-Error
+    logs: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    @property
+    def body(self):
+        return json.loads(self.payload) if self.payload else None
+
+
+class Worker:
+    def __init__(self, spec: FunctionSpec, code_dir: Path, env: dict, creds: dict):
+        self.spec = spec
+        self.creds = creds
+        self.stream = time.strftime("%Y/%m/%d", time.gmtime()) + "/[$LATEST]" + uuid.uuid4().hex
+        env = dict(env, AWS_LAMBDA_LOG_STREAM_NAME=self.stream)
+        started = time.perf_counter()
+        # Run the file, not the module: importing the labkit package would bloat the sandbox.
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("lambdaworker.py"))],
+                                     cwd=code_dir, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.init_reply = self._read(INIT_TIMEOUT_S)
+        self.init_ms = (time.perf_counter() - started) * 1000
+
+    def _read(self, timeout_s: float) -> dict | None:
+        ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout_s, 0))
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else {"crashed": self.proc.poll()}
+
+    def call(self, message: dict, timeout_s: float) -> dict | None:
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+        return self._read(timeout_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class Runner:
+    """A pool of warm workers keyed by function configuration."""
+
+    def __init__(self, endpoint: str, code_root: Path, assume_role):
+        self.endpoint = endpoint
+        self.code_root = code_root
+        self.assume_role = assume_role  # (spec) -> {"AccessKeyId", "SecretAccessKey", "SessionToken"}
+        self.idle: dict[tuple, list[Worker]] = {}
+        self.lock = threading.Lock()
+        self.logs: queue.Queue = queue.Queue()
+        self._log_clients: dict[str, object] = {}
+        threading.Thread(target=self._ship_logs, name="lambda-logs", daemon=True).start()
+
+    # -- the public entry point ---------------------------------------------
+    def invoke(self, spec: FunctionSpec, event, request_id: str | None = None) -> Invocation:
+        request_id = request_id or str(uuid.uuid4())
+        if not (spec.runtime or "").startswith(SUPPORTED_PREFIX):
+            return Invocation(error_body("Runtime.InvalidRuntime",
+                                         f"The local runner runs Python functions only; {spec.name} uses {spec.runtime!r}."),
+                              "Unhandled")
+        refusal = self._check_code(spec)
+        if refusal:
+            return Invocation(refusal, "Unhandled")
+        worker = self._take(spec)
+        if worker.init_reply is None or "init_error" in worker.init_reply or "crashed" in worker.init_reply:
+            return self._init_failure(worker, request_id)
+        started = time.perf_counter()
+        deadline_ms = time.time() * 1000 + spec.timeout * 1000
+        reply = worker.call({"event": event, "request_id": request_id, "arn": spec.arn, "deadline_ms": deadline_ms},
+                            spec.timeout)
+        duration = (time.perf_counter() - started) * 1000
+        init_ms = worker.init_ms if not getattr(worker, "used", False) else None
+        worker.used = True
+        if reply is None:  # the timeout: Lambda stops the sandbox
+            worker.kill()
+            result = Invocation(error_body("Sandbox.Timedout",
+                                           f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds"),
+                                "Unhandled", [], duration)
+            self._log(worker, request_id, [f"{_stamp()} {request_id} Task timed out after {spec.timeout:.2f} seconds"],
+                      duration, init_ms, None)
+            return result
+        if "crashed" in reply:
+            worker.kill()
+            return Invocation(error_body("Runtime.ExitError",
+                                         f"RequestId: {request_id} Error: Runtime exited with error: exit status {reply['crashed']}"),
+                              "Unhandled", [], duration)
+        logs = reply.get("logs", [])
+        max_mb = reply.get("max_rss_mb")
+        if max_mb and max_mb > spec.memory:
+            worker.kill()  # over the memory setting: Lambda kills the sandbox
+            self._log(worker, request_id, logs, duration, init_ms, max_mb)
+            return Invocation(error_body("Runtime.OutOfMemory",
+                                         f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
+                                         f"(used {max_mb} MB of {spec.memory} MB)"), "Unhandled", logs, duration)
+        self._give_back(worker)
+        self._log(worker, request_id, logs, duration, init_ms, max_mb)
+        if "error" in reply:
+            return Invocation(json.dumps(reply["error"]).encode(), "Unhandled", logs, duration)
+        return Invocation(reply["result"].encode(), None, logs, duration)
+
+    def clear(self) -> None:
+        """Stop every sandbox (after a reset the role sessions they hold are gone)."""
+        with self.lock:
+            workers = [w for ws in self.idle.values() for w in ws]
+            self.idle.clear()
+        for worker in workers:
+            worker.kill()
+
+    # -- code ---------------------------------------------------------------
+    def _check_code(self, spec: FunctionSpec) -> bytes | None:
+        if base64.b64encode(hashlib.sha256(spec.code).digest()).decode() != spec.code_sha:
+            return error_body("Labkit.CodeNotFound",
+                              f"The local AWS holds no code matching {spec.name}'s CodeSha256 {spec.code_sha}; deploy it again.")
+        message = lambdas.drift(spec.code)
+        if message:
+            return error_body("Labkit.DeployedCodeDiffers", message[0].upper() + message[1:] + ".")
+        return None
+
+    def _code_dir(self, spec: FunctionSpec) -> Path:
+        folder = self.code_root / hashlib.sha256(spec.code).hexdigest()
+        if not folder.is_dir():
+            partial = folder.with_name(folder.name + f".{os.getpid()}.{threading.get_ident()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            zipfile.ZipFile(io.BytesIO(spec.code)).extractall(partial)
+            try:
+                partial.rename(folder)
+            except OSError:  # another thread won the race: its copy is identical
+                shutil.rmtree(partial, ignore_errors=True)
+        return folder
+
+    # -- the pool -----------------------------------------------------------
+    def _take(self, spec: FunctionSpec) -> Worker:
+        with self.lock:
+            workers = self.idle.get(spec.key(), [])
+            while workers:
+                worker = workers.pop()
+                if worker.proc.poll() is None:
+                    return worker
+        # Configuration changed: old sandboxes of this function are stale.
+        self._retire(spec)
+        creds = self.assume_role(spec)
+        return Worker(spec, self._code_dir(spec), self._env(spec, creds), creds)
+
+    def _retire(self, spec: FunctionSpec) -> None:
+        with self.lock:
+            stale = [k for k in self.idle if k[0] == spec.arn and k != spec.key()]
+            workers = [w for k in stale for w in self.idle.pop(k)]
+        for worker in workers:
+            worker.kill()
+
+    def _give_back(self, worker: Worker) -> None:
+        with self.lock:
+            self.idle.setdefault(worker.spec.key(), []).append(worker)
+
+    def _env(self, spec: FunctionSpec, creds: dict) -> dict:
+        env = {k: str(v) for k, v in (spec.env or {}).items()}
+        env.update({
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "_HANDLER": spec.handler or "",
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "LAMBDA_TASK_ROOT": str(self.code_root),
+            # The handler's boto3 talks to the local AWS, as the execution role.
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_MAX_ATTEMPTS": "1",
+        })
+        return env
+
+    def _init_failure(self, worker: Worker, request_id: str) -> Invocation:
+        reply = worker.init_reply
+        worker.kill()
+        if reply is None:
+            payload = error_body("Runtime.InitTimeout", f"RequestId: {request_id} Error: init timed out after {INIT_TIMEOUT_S} seconds")
+            logs: list[str] = []
+        elif "crashed" in reply:
+            payload = error_body("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited during init")
+            logs = []
+        else:
+            payload = json.dumps(reply["init_error"]).encode()
+            logs = reply.get("logs", []) + [f"[ERROR] {reply['init_error']['errorType']}: {reply['init_error']['errorMessage']}"]
+        self._log(worker, request_id, logs, 0.0, worker.init_ms, None)
+        return Invocation(payload, "Unhandled", logs)
+
+    # -- logs ---------------------------------------------------------------
+    def _log(self, worker: Worker, request_id: str, lines: list[str], duration_ms: float,
+             init_ms: float | None, max_mb: int | None) -> None:
+        spec = worker.spec
+        report = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+                  f"Billed Duration: {max(1, int(duration_ms + 0.999))} ms\tMemory Size: {spec.memory} MB"
+                  + (f"\tMax Memory Used: {max_mb} MB" if max_mb else "")
+                  + (f"\tInit Duration: {init_ms:.2f} ms" if init_ms else ""))
+        messages = ([f"START RequestId: {request_id} Version: $LATEST", *lines, f"END RequestId: {request_id}", report])
+        self.logs.put((spec, worker.creds, worker.stream, messages, int(time.time() * 1000)))
+
+    def _ship_logs(self) -> None:
+        while True:
+            spec, creds, stream, messages, when = self.logs.get()
+            try:
+                self._put_logs(spec, creds, stream, messages, when)
+            except Exception as exc:  # on AWS too, a role without log rights loses its logs
+                log.warning("logs of %s not delivered: %s", spec.name, exc)
+
+    def _put_logs(self, spec, creds, stream, messages, when) -> None:
+        import boto3
+        from botocore.config import Config
+
+        ident = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+        client = self._log_clients.get(ident)
+        if client is None:
+            client = boto3.client("logs", region_name=spec.region, endpoint_url=self.endpoint,
+                                  aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                  aws_session_token=creds["SessionToken"],
+                                  config=Config(retries={"max_attempts": 1}))
+            self._log_clients[ident] = client
+        group = f"/aws/lambda/{spec.name}"
+        events = [{"timestamp": when, "message": m} for m in messages]
+        try:
+            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+        except client.exceptions.ResourceNotFoundException:
+            try:  # Lambda creates the stream, and the group if the role may, on first use
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
+            except client.exceptions.ResourceNotFoundException:
+                client.create_log_group(logGroupName=group)
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
+            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"

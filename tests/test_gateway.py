@@ -1,0 +1,229 @@
+"""The local API gateway and Lambda runner, through the real local AWS process."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from labkit import lambdas
+from labkit.target import Target
+
+HANDLER = '''
+import json, os
+import boto3
+
+table = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+
+def handler(event, context):
+    print("handling", event["httpMethod"], event["path"])
+    if event["httpMethod"] == "POST":
+        order = json.loads(event["body"])
+        table.put_item(Item=order)
+        return {"statusCode": 201, "body": json.dumps(order)}
+    if event.get("pathParameters", {}) and event["pathParameters"].get("orderId") == "bad":
+        return {"statusCode": 200, "body": {"not": "a string"}}
+    if event.get("pathParameters", {}) and event["pathParameters"].get("orderId") == "drop":
+        table.delete_item(Key={"orderId": "x"})  # not in the role's policy
+    found = table.get_item(Key={"orderId": event["pathParameters"]["orderId"]}).get("Item")
+    if not found:
+        return {"statusCode": 404, "body": json.dumps({"message": "order not found"})}
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(found)}
+'''
+
+
+def http(url, method="GET", body=None, headers=None):
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null"), dict(error.headers)
+
+
+@pytest.fixture
+def api(local, tmp_path):
+    """An orders API: GET /orders (MOCK), POST /orders and GET /orders/{orderId} (Lambda proxy)."""
+    t = Target("local", prefix="gw", region="us-east-1")
+    iam, lam, ddb, apigw, cognito = (t.client(s) for s in ("iam", "lambda", "dynamodb", "apigateway", "cognito-idp"))
+    ddb.create_table(TableName="gw-orders", KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                      "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="gw-fn", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/gw-orders"
+    iam.put_role_policy(RoleName="gw-fn", PolicyName="data", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem"], "Resource": table_arn},
+        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/gw-orders:*"}]}))
+    t.client("logs").create_log_group(logGroupName="/aws/lambda/gw-orders")
+    source = tmp_path / "orders"
+    source.mkdir()
+    (source / "handler.py").write_text(HANDLER)
+    fn = lam.create_function(FunctionName="gw-orders", Runtime="python3.13", Role=role, Handler="handler.handler",
+                             Code={"ZipFile": lambdas.package(source)}, Timeout=5,
+                             Environment={"Variables": {"TABLE_NAME": "gw-orders"}})["FunctionArn"]
+    pool = cognito.create_user_pool(PoolName="gw-users")["UserPool"]
+    client_id = cognito.create_user_pool_client(UserPoolId=pool["Id"], ClientName="web",
+                                                ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])["UserPoolClient"]["ClientId"]
+    cognito.admin_create_user(UserPoolId=pool["Id"], Username="ada", TemporaryPassword="Temp-Passw0rd!",
+                              MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(UserPoolId=pool["Id"], Username="ada", Password="Real-Passw0rd!", Permanent=True)
+    token = cognito.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                  AuthParameters={"USERNAME": "ada", "PASSWORD": "Real-Passw0rd!"})["AuthenticationResult"]["IdToken"]
+
+    api_id = apigw.create_rest_api(name="gw-orders-api")["id"]
+    root = apigw.get_resources(restApiId=api_id)["items"][0]["id"]
+    orders = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="orders")["id"]
+    one = apigw.create_resource(restApiId=api_id, parentId=orders, pathPart="{orderId}")["id"]
+    authorizer = apigw.create_authorizer(restApiId=api_id, name="gw-cognito", type="COGNITO_USER_POOLS",
+                                         providerARNs=[pool["Arn"]], identitySource="method.request.header.Authorization")["id"]
+    apigw.create_model(restApiId=api_id, name="NewOrder", contentType="application/json", schema=json.dumps(
+        {"type": "object", "required": ["orderId"], "properties": {"orderId": {"type": "string", "minLength": 1}}}))
+    validator = apigw.create_request_validator(restApiId=api_id, name="body", validateRequestBody=True)["id"]
+    apigw.put_method(restApiId=api_id, resourceId=orders, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True)
+    apigw.put_integration(restApiId=api_id, resourceId=orders, httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    apigw.put_integration_response(restApiId=api_id, resourceId=orders, httpMethod="GET", statusCode="200",
+                                   responseTemplates={"application/json": '{"orders": []}'})
+    apigw.put_method(restApiId=api_id, resourceId=orders, httpMethod="POST", authorizationType="COGNITO_USER_POOLS",
+                     authorizerId=authorizer, apiKeyRequired=True, requestValidatorId=validator,
+                     requestModels={"application/json": "NewOrder"})
+    apigw.put_method(restApiId=api_id, resourceId=one, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True)
+    uri = f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{fn}/invocations"
+    for resource, verb in ((orders, "POST"), (one, "GET")):
+        apigw.put_integration(restApiId=api_id, resourceId=resource, httpMethod=verb, type="AWS_PROXY",
+                              integrationHttpMethod="POST", uri=uri)
+    lam.add_permission(FunctionName="gw-orders", StatementId="apigw", Action="lambda:InvokeFunction",
+                       Principal="apigateway.amazonaws.com",
+                       SourceArn=f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*")
+    apigw.create_deployment(restApiId=api_id, stageName="v1")
+    key = apigw.create_api_key(name="gw-key", enabled=True)
+    plan = apigw.create_usage_plan(name="gw-plan", apiStages=[{"apiId": api_id, "stage": "v1"}],
+                                   throttle={"rateLimit": 10, "burstLimit": 5}, quota={"limit": 1000, "period": "DAY"})
+    apigw.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+
+    class Api:
+        url = t.invoke_url(api_id, "v1")
+        id, plan_id = api_id, plan["id"]
+        headers = {"x-api-key": key["value"]}
+        auth = {"x-api-key": key["value"], "Authorization": token}
+        target, folder = t, source
+    return Api
+
+
+def test_invoke_url_is_served_and_routes_to_mock_and_lambda(api):
+    assert api.url.startswith("http://localhost:") and api.url.endswith(f"/_api/{api.id}/v1")
+    assert http(api.url + "/orders", headers=api.headers)[:2] == (200, {"orders": []})
+    status, body, _ = http(api.url + "/orders", "POST", {"orderId": "o-1", "item": "tea"}, api.auth)
+    assert (status, body) == (201, {"orderId": "o-1", "item": "tea"}), body
+    assert http(api.url + "/orders/o-1", headers=api.headers)[:2] == (200, {"orderId": "o-1", "item": "tea"})
+    assert http(api.url + "/orders/nope", headers=api.headers)[:2] == (404, {"message": "order not found"})
+
+
+def test_gateway_answers_with_api_gateways_own_errors(api):
+    status, body, headers = http(api.url + "/nothing-here", headers=api.headers)
+    assert (status, body["message"]) == (403, "Missing Authentication Token")
+    assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert http(api.url + "/orders")[:2] == (403, {"message": "Forbidden"})  # no API key
+    assert http(api.url + "/orders", headers={"x-api-key": "not-a-key"})[0] == 403
+    assert http(api.url + "/orders", "POST", {"orderId": "o-2"}, api.headers)[:2] == (401, {"message": "Unauthorized"})
+    bad_token = dict(api.auth, Authorization=api.auth["Authorization"][:-4] + "AAAA")
+    assert http(api.url + "/orders", "POST", {"orderId": "o-2"}, bad_token)[0] == 401
+    assert http(api.url + "/orders", "POST", {"item": "no id"}, api.auth)[:2] == (400, {"message": "Invalid request body"})
+    status, body, _ = http(api.url + "/orders/bad", headers=api.headers)  # body is not a string
+    assert (status, body["message"]) == (502, "Internal server error")
+    assert "Malformed Lambda proxy response" in body["localNote"]
+
+
+def test_usage_plan_throttles_then_the_fix_takes_effect_without_restart(api):
+    statuses = [http(api.url + "/orders", headers=api.headers)[0] for _ in range(12)]
+    assert statuses[:5] == [200] * 5 and 429 in statuses
+    apigw = api.target.client("apigateway")
+    apigw.update_usage_plan(usagePlanId=api.plan_id, patchOperations=[
+        {"op": "replace", "path": "/throttle/burstLimit", "value": "100"},
+        {"op": "replace", "path": "/throttle/rateLimit", "value": "100"}])
+    assert [http(api.url + "/orders", headers=api.headers)[0] for _ in range(12)] == [200] * 12
+
+
+def test_quota_runs_out_with_limit_exceeded(api):
+    api.target.client("apigateway").update_usage_plan(usagePlanId=api.plan_id, patchOperations=[
+        {"op": "replace", "path": "/quota/limit", "value": "2"}])
+    results = [http(api.url + "/orders", headers=api.headers)[:2] for _ in range(3)]
+    assert [s for s, _ in results] == [200, 200, 429]
+    assert results[2][1] == {"message": "Limit Exceeded"}
+
+
+def test_missing_permission_is_a_500_like_aws(api):
+    api.target.client("lambda").remove_permission(FunctionName="gw-orders", StatementId="apigw")
+    status, body, _ = http(api.url + "/orders/o-1", headers=api.headers)
+    assert (status, body["message"]) == (500, "Internal server error")
+    assert "Invalid permissions on Lambda function" in body["localNote"]
+
+
+def test_role_policy_is_enforced_inside_the_handler(api):
+    status, body, _ = http(api.url + "/orders/drop", headers=api.headers)
+    assert status == 502 and "AccessDenied" in body["localNote"]
+
+
+def test_handler_logs_reach_the_functions_log_group(api):
+    http(api.url + "/orders/o-9", headers=api.headers)
+    logs = api.target.client("logs")
+    deadline = time.time() + 5
+    messages: list[str] = []
+    while time.time() < deadline and not any("handling GET /orders/o-9" in m for m in messages):
+        streams = logs.describe_log_streams(logGroupName="/aws/lambda/gw-orders").get("logStreams", [])
+        messages = [e["message"] for s in streams for e in logs.get_log_events(
+            logGroupName="/aws/lambda/gw-orders", logStreamName=s["logStreamName"])["events"]]
+        time.sleep(0.1)
+    assert any("handling GET /orders/o-9" in m for m in messages)
+    assert any(m.startswith("REPORT RequestId:") for m in messages)
+
+
+def test_changed_source_is_refused_until_redeployed(api):
+    lam = api.target.client("lambda")
+    (api.folder / "handler.py").write_text(HANDLER + "\n# edited\n")
+    result = lam.invoke(FunctionName="gw-orders", Payload=json.dumps({"httpMethod": "GET", "path": "/orders/x",
+                                                                       "pathParameters": {"orderId": "x"}}))
+    payload = json.loads(result["Payload"].read())
+    assert result["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Labkit.DeployedCodeDiffers"
+    assert "Deployed code differs from source: handler.py" in payload["errorMessage"]
+    lam.update_function_code(FunctionName="gw-orders", ZipFile=lambdas.package(api.folder))
+    result = lam.invoke(FunctionName="gw-orders", Payload=json.dumps({"httpMethod": "GET", "path": "/orders/x",
+                                                                       "pathParameters": {"orderId": "x"}}))
+    assert "FunctionError" not in result and json.loads(result["Payload"].read())["statusCode"] == 404
+
+
+def test_unhandled_error_and_timeout_come_back_in_lambdas_shapes(local, tmp_path: Path):
+    t = Target("local", prefix="gw", region="us-east-1")
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "app.py").write_text(
+        "import time\ndef main(event, context):\n    if event.get('fail'):\n        raise KeyError('sku')\n"
+        "    time.sleep(event.get('sleep', 0))\n    return {'left': context.get_remaining_time_in_millis() > 0}\n")
+    lam = t.client("lambda")
+    role = t.client("iam").create_role(RoleName="gw-slow", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    lam.create_function(FunctionName="gw-slow", Runtime="python3.12", Role=role,
+                        Handler="app.main", Code={"ZipFile": lambdas.package(tmp_path / "slow")}, Timeout=1)
+    ok = lam.invoke(FunctionName="gw-slow", Payload=b"{}")
+    assert json.loads(ok["Payload"].read()) == {"left": True}
+    failed = lam.invoke(FunctionName="gw-slow", Payload=json.dumps({"fail": True}))
+    payload = json.loads(failed["Payload"].read())
+    assert failed["FunctionError"] == "Unhandled" and payload["errorType"] == "KeyError"
+    assert payload["errorMessage"] == "'sku'" and payload["stackTrace"]
+    slow = lam.invoke(FunctionName="gw-slow", Payload=json.dumps({"sleep": 3}))
+    assert "Task timed out after 1.00 seconds" in json.loads(slow["Payload"].read())["errorMessage"]
+
+
+def test_package_is_deterministic_and_drift_names_the_file(tmp_path):
+    (tmp_path / "handler.py").write_text("x = 1\n")
+    first = lambdas.package(tmp_path)
+    assert lambdas.package(tmp_path) == first and lambdas.drift(first) is None
+    (tmp_path / "handler.py").write_text("x = 2\n")
+    assert "handler.py" in lambdas.drift(first)
