@@ -1,0 +1,125 @@
+"""Lookups and HTTP calls shared by the API checks (labs 02 and 03).
+
+Behaviour checks call the deployed stage like any client would: through the
+local gateway offline, through API Gateway itself on a live account. They
+sign a test user in (Cognito InitiateAuth, which changes no resource) to
+send authorised writes.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from labkit.errors import LabkitError
+from labkit.target import Target
+
+from .aws import absent
+
+STAGE = "v1"
+
+
+def api_name(t: Target) -> str:
+    return t.name("orders-api")
+
+
+def rest_api(t: Target) -> dict | None:
+    """The learner's REST API (named <prefix>-orders-api), or None."""
+
+    def look():
+        for page in t.client("apigateway").get_paginator("get_rest_apis").paginate():
+            for api in page.get("items", []):
+                if api.get("name") == api_name(t):
+                    return api
+        return None
+
+    return t.memo("api.rest_api", look)
+
+
+def stage(t: Target) -> dict | None:
+    api = rest_api(t)
+    if api is None:
+        return None
+    return t.memo("api.stage", lambda: absent(
+        lambda: t.client("apigateway").get_stage(restApiId=api["id"], stageName=STAGE), "NotFoundException"))
+
+
+def routes(t: Target) -> dict:
+    """{(METHOD, path): method dict with methodIntegration} for the learner's API."""
+    api = rest_api(t)
+    if api is None:
+        return {}
+
+    def look():
+        found = {}
+        for page in t.client("apigateway").get_paginator("get_resources").paginate(restApiId=api["id"], embed=["methods"]):
+            for resource in page.get("items", []):
+                for verb, method in (resource.get("resourceMethods") or {}).items():
+                    found[(verb, resource["path"])] = dict(method, resourceId=resource["id"])
+        return found
+
+    return t.memo("api.routes", look)
+
+
+def api_key_value(t: Target) -> str | None:
+    """The value of the enabled key <prefix>-orders-key, or None."""
+
+    def look():
+        items = t.client("apigateway").get_api_keys(nameQuery=t.name("orders-key"), includeValues=True).get("items", [])
+        return next((k["value"] for k in items if k.get("name") == t.name("orders-key") and k.get("enabled")), None)
+
+    return t.memo("api.key", look)
+
+
+def id_token(t: Target) -> str | None:
+    """An ID token for the test user kept in SSM at /<prefix>/orders/tester, or None."""
+
+    def look():
+        found = absent(lambda: t.client("ssm").get_parameter(Name=f"/{t.prefix}/orders/tester", WithDecryption=True),
+                       "ParameterNotFound")
+        if not found:
+            return None
+        try:
+            tester = json.loads(found["Parameter"]["Value"])
+        except ValueError:
+            return None
+        cognito = t.client("cognito-idp")
+        pool = next((p for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60)
+                     for p in page["UserPools"] if p["Name"] == t.name("users")), None)
+        if pool is None:
+            return None
+        client = next((c for c in cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
+                       if c["ClientName"] == t.name("orders-web")), None)
+        if client is None:
+            return None
+        result = absent(lambda: cognito.initiate_auth(
+            ClientId=client["ClientId"], AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": tester.get("username", ""), "PASSWORD": tester.get("password", "")}),
+            "NotAuthorizedException", "UserNotFoundException")
+        return result and result["AuthenticationResult"]["IdToken"]
+
+    return t.memo("api.token", look)
+
+
+def call(t: Target, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None):
+    """(status, parsed JSON body or None, headers) for one request to the learner's stage."""
+    api = rest_api(t)
+    if api is None:
+        raise LabkitError(f"There is no REST API named {api_name(t)} to call.")
+    url = t.invoke_url(api["id"], STAGE) + path
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, payload, out = response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        status, payload, out = error.code, error.read(), dict(error.headers)
+    except (urllib.error.URLError, OSError) as exc:
+        where = "the local gateway (is `python -m labkit up` running?)" if t.is_local else "API Gateway"
+        raise LabkitError(f"Could not reach {where} at {url}: {getattr(exc, 'reason', exc)}.") from None
+    try:
+        parsed = json.loads(payload) if payload else None
+    except ValueError:
+        parsed = None
+    return status, parsed, out
