@@ -1,4 +1,4 @@
-"""``python -m labkit up | down | status | reset | save NAME | restore NAME | snapshots | start NN``.
+"""``python -m labkit up | down | status | api | reset | save NAME | restore NAME | snapshots | start NN``.
 
 Every failure is one sentence on stderr and exit code 2; nothing here deletes
 what the learner built except ``reset`` and ``start``, which say so.
@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start the local AWS in the background (keeps your last state)")
     sub.add_parser("down", help="stop the local AWS (your state is kept for the next `up`)")
     sub.add_parser("status", help="say whether the local AWS runs, where, and what state it holds")
+    p = sub.add_parser("api", help="list the deployed API stages and their invoke URLs")
+    p.add_argument("--live", action="store_true", help="list the stages on your live account instead")
     sub.add_parser("reset", help="empty the local AWS (the old state is kept as snapshot before-reset)")
     p = sub.add_parser("save", help="save the local AWS state as a named snapshot")
     p.add_argument("name")
@@ -67,6 +69,26 @@ def _up(args) -> int:
     else:
         note = " and restored your last state" if info.get("restored") else ""
         print(f"Started the local AWS at {info['endpoint']} (pid {info['pid']}){note}.")
+    print(f"Deployed REST APIs answer at {info['endpoint']}/_api/<api id>/<stage>; `python -m labkit api` lists them.")
+    return 0
+
+
+def _api(args) -> int:
+    from . import target
+    from .api import stages
+
+    t = target(live=True if args.live else None)
+    if t.is_local:
+        from . import server
+
+        server.require_running()
+    rows = stages(t)
+    if not rows:
+        print(f"No deployed REST API stages on {t.describe()}.")
+        return 0
+    width = max(len(r["api"]) for r in rows)
+    for row in rows:
+        print(f"{row['api']:<{width}}  {row['stage']:<8}  {row['url']}")
     return 0
 
 
@@ -178,7 +200,7 @@ def _build_notebooks(args) -> int:
     return 0
 
 
-COMMANDS = {"up": _up, "down": _down, "status": _status, "reset": _reset, "save": _save, "restore": _restore,
+COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "reset": _reset, "save": _save, "restore": _restore,
             "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks}
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ class Runner:
         self.idle: dict[tuple, list[Worker]] = {}
         self.lock = threading.Lock()
         self.logs: queue.Queue = queue.Queue()
-        self._log_clients: dict[str, object] = {}
+        self._log_clients: dict[tuple, object] = {}
+        self._sessions: dict[str, dict] = {}  # role ARN -> its session credentials, shared by its sandboxes
         threading.Thread(target=self._ship_logs, name="lambda-logs", daemon=True).start()
 
     # -- the public entry point ---------------------------------------------
@@ -178,6 +179,7 @@ class Runner:
         with self.lock:
             workers = [w for ws in self.idle.values() for w in ws]
             self.idle.clear()
+            self._sessions.clear()
         for worker in workers:
             worker.kill()
 
@@ -213,7 +215,12 @@ class Runner:
                     return worker
         # Configuration changed: old sandboxes of this function are stale.
         self._retire(spec)
-        creds = self.assume_role(spec)
+        with self.lock:
+            # One session per role: moto's ids are seeded, so two sessions made at
+            # once would share an access key id and one of them would be refused.
+            creds = self._sessions.get(spec.role)
+            if creds is None:
+                creds = self._sessions[spec.role] = self.assume_role(spec)
         return Worker(spec, self._code_dir(spec), self._env(spec, creds), creds)
 
     def _retire(self, spec: FunctionSpec) -> None:

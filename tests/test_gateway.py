@@ -227,3 +227,11 @@ def test_package_is_deterministic_and_drift_names_the_file(tmp_path):
     assert lambdas.package(tmp_path) == first and lambdas.drift(first) is None
     (tmp_path / "handler.py").write_text("x = 2\n")
     assert "handler.py" in lambdas.drift(first)
+
+
+def test_labkit_api_prints_one_line_per_stage(api, capsys):
+    from labkit.__main__ import main
+
+    assert main(["api"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines == [["gw-orders-api", "v1", api.url]]
