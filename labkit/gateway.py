@@ -424,10 +424,8 @@ class Gateway:
             return gateway_error(500, "Internal server error", "InternalServerErrorException",
                                  f"Execution failed due to configuration error: Invalid permissions on Lambda function "
                                  f"{spec.name}: no permission lets apigateway.amazonaws.com invoke it from {source_arn}.")
-        timeout_s = int(integration.get("timeoutInMillis") or 29000) / 1000
-        if spec.timeout > timeout_s:
-            spec.timeout = int(timeout_s) or 1  # API Gateway gives up first; the sandbox is stopped with it
-        result = self.runner.invoke(spec, proxy_event(r))
+        timeout_s = int(integration.get("timeoutInMillis") or 29000) / 1000  # API Gateway's own patience
+        result = self.runner.invoke(spec, proxy_event(r), caller_timeout_s=timeout_s)
         if result.function_error:
             error = result.body or {}
             if error.get("errorType") == "Sandbox.Timedout" and spec.timeout >= timeout_s:

@@ -128,8 +128,11 @@ class Runner:
         threading.Thread(target=self._ship_logs, name="lambda-logs", daemon=True).start()
 
     # -- the public entry point ---------------------------------------------
-    def invoke(self, spec: FunctionSpec, event, request_id: str | None = None) -> Invocation:
+    def invoke(self, spec: FunctionSpec, event, request_id: str | None = None,
+               caller_timeout_s: float | None = None) -> Invocation:
+        """Run one event; ``caller_timeout_s`` is a caller's shorter patience (API Gateway's 29 s)."""
         request_id = request_id or str(uuid.uuid4())
+        limit_s = min(spec.timeout, caller_timeout_s) if caller_timeout_s else spec.timeout
         if not (spec.runtime or "").startswith(SUPPORTED_PREFIX):
             return Invocation(error_body("Runtime.InvalidRuntime",
                                          f"The local runner runs Python functions only; {spec.name} uses {spec.runtime!r}."),
@@ -143,16 +146,16 @@ class Runner:
         started = time.perf_counter()
         deadline_ms = time.time() * 1000 + spec.timeout * 1000
         reply = worker.call({"event": event, "request_id": request_id, "arn": spec.arn, "deadline_ms": deadline_ms},
-                            spec.timeout)
+                            limit_s)
         duration = (time.perf_counter() - started) * 1000
         init_ms = worker.init_ms if not getattr(worker, "used", False) else None
         worker.used = True
-        if reply is None:  # the timeout: Lambda stops the sandbox
+        if reply is None:  # the timeout: Lambda stops the sandbox (and so does a caller giving up, here)
             worker.kill()
             result = Invocation(error_body("Sandbox.Timedout",
-                                           f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds"),
+                                           f"RequestId: {request_id} Error: Task timed out after {limit_s:.2f} seconds"),
                                 "Unhandled", [], duration)
-            self._log(worker, request_id, [f"{_stamp()} {request_id} Task timed out after {spec.timeout:.2f} seconds"],
+            self._log(worker, request_id, [f"{_stamp()} {request_id} Task timed out after {limit_s:.2f} seconds"],
                       duration, init_ms, None)
             return result
         if "crashed" in reply:

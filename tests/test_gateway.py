@@ -235,3 +235,77 @@ def test_labkit_api_prints_one_line_per_stage(api, capsys):
     assert main(["api"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert lines == [["gw-orders-api", "v1", api.url]]
+
+
+def test_routes_prefer_static_segments_then_parameters_then_greedy_proxy():
+    from labkit.gateway import Route, match_route
+
+    routes = [Route("/", "r", {}), Route("/orders", "a", {}), Route("/orders/{orderId}", "b", {}),
+              Route("/orders/latest", "c", {}), Route("/{proxy+}", "d", {})]
+    assert match_route(routes, "/orders/latest")[0].resource_id == "c"
+    assert match_route(routes, "/orders/o%2D1") == (routes[2], {"orderId": "o-1"})
+    assert match_route(routes, "/files/a/b.txt") == (routes[4], {"proxy": "files/a/b.txt"})
+    assert match_route(routes, "/")[0].resource_id == "r"
+    assert match_route([Route("/orders", "a", {})], "/orders/x") is None
+
+
+def test_token_bucket_allows_the_burst_then_refills_at_the_rate():
+    from labkit.gateway import Bucket
+
+    bucket = Bucket(rate=1000, burst=3)
+    assert [bucket.take() for _ in range(4)][:3] == [True, True, True]
+    time.sleep(0.01)
+    assert bucket.take()
+    assert not Bucket(rate=0, burst=0).take()
+
+
+def test_invoke_permission_must_cover_the_methods_source_arn():
+    from labkit.gateway import may_invoke
+
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/GET/orders/{orderId}"
+    allow = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "lambda:InvokeFunction",
+                            "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/*"}}}]}
+    assert may_invoke(allow, arn)
+    other_api = json.loads(json.dumps(allow).replace("abc123/*", "zzz999/*"))
+    assert not may_invoke(other_api, arn)
+    assert not may_invoke(None, arn)
+
+
+def test_proxy_responses_are_checked_like_api_gateway_does():
+    from labkit.gateway import proxy_response
+
+    assert proxy_response({"statusCode": 201, "body": "{}"}).status == 201
+    assert proxy_response({"statusCode": 200, "body": {"a": 1}}).status == 502
+    assert proxy_response({"body": "x"}).status == 502
+    assert proxy_response("ok").status == 502
+    encoded = proxy_response({"statusCode": 200, "body": "aGk=", "isBase64Encoded": True})
+    assert encoded.body == b"hi"
+
+
+def test_bodies_are_validated_against_models_that_reference_each_other():
+    from labkit.gateway import body_is_valid
+
+    models = {"Item": {"type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}},
+              "NewOrder": {"type": "object", "required": ["items"], "properties": {"items": {
+                  "type": "array", "minItems": 1,
+                  "items": {"$ref": "https://apigateway.amazonaws.com/restapis/abc/models/Item"}}}}}
+    assert body_is_valid(b'{"items": [{"sku": "tea"}]}', "NewOrder", models)
+    assert not body_is_valid(b'{"items": [{"qty": 1}]}', "NewOrder", models)
+    assert not body_is_valid(b'{"items": []}', "NewOrder", models)
+    assert not body_is_valid(b"not json", "NewOrder", models)
+    assert not body_is_valid(b"{}", "Missing", models)
+
+
+def test_stage_cache_serves_reads_until_the_ttl_runs_out(api):
+    apigw = api.target.client("apigateway")
+    apigw.update_stage(restApiId=api.id, stageName="v1", patchOperations=[
+        {"op": "replace", "path": "/cacheClusterEnabled", "value": "true"},
+        {"op": "replace", "path": "/~1orders~1{orderId}/GET/caching/enabled", "value": "true"},
+        {"op": "replace", "path": "/~1orders~1{orderId}/GET/caching/ttlInSeconds", "value": "60"}])
+    assert http(api.url + "/orders/o-7", headers=api.headers)[0] == 404  # errors are not cached
+    assert http(api.url + "/orders", "POST", {"orderId": "o-7", "v": "1"}, api.auth)[0] == 201
+    assert http(api.url + "/orders/o-7", headers=api.headers)[1] == {"orderId": "o-7", "v": "1"}
+    api.target.client("dynamodb").put_item(TableName="gw-orders", Item={"orderId": {"S": "o-7"}, "v": {"S": "2"}})
+    assert http(api.url + "/orders/o-7", headers=api.headers)[1] == {"orderId": "o-7", "v": "1"}  # from the cache
+    assert http(api.url + "/orders/o-8", headers=api.headers)[0] == 404  # another path, another entry
