@@ -36,6 +36,12 @@ def cleanup(t: Target, dry_run: bool = False, say: Callable[[str], None] = print
 
     _parameters(t, act)
     _budget(t, act)
+    _apis(t, act)
+    _functions(t, act)
+    _roles(t, act)
+    _log_groups(t, act)
+    _tables(t, act)
+    _user_pools(t, act)
     _distributions(t, act, done, dry_run, say)
     _buckets(t, act)
     _origin_access_controls(t, act, done, say)
@@ -48,6 +54,102 @@ def _parameters(t, act):
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
         for param in page["Parameters"]:
             act(f"parameter {param['Name']}", lambda n=param["Name"]: ssm.delete_parameter(Name=n))
+    # Service parameters (like the lab 02 test user) live under /<prefix>/ and carry the course tags.
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=f"/{t.prefix}", Recursive=True):
+        for param in page["Parameters"]:
+            tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=param["Name"])["TagList"]
+            if _tagged(tags, t):
+                act(f"parameter {param['Name']}", lambda n=param["Name"]: ssm.delete_parameter(Name=n))
+
+
+def _mine(name: str, t: Target) -> bool:
+    return name.startswith(f"{t.prefix}-")
+
+
+def _pairs(tags: dict | None) -> list[dict]:
+    return [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+
+
+def _apis(t, act):
+    apigw = t.client("apigateway")
+    for page in apigw.get_paginator("get_usage_plans").paginate():
+        for plan in page.get("items", []):
+            if _mine(plan["name"], t) and _tagged(_pairs(plan.get("tags")), t):
+                def delete_plan(plan=plan):
+                    # A plan still attached to stages cannot be deleted.
+                    ops = [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+                           for s in plan.get("apiStages", [])]
+                    if ops:
+                        apigw.update_usage_plan(usagePlanId=plan["id"], patchOperations=ops)
+                    apigw.delete_usage_plan(usagePlanId=plan["id"])
+                act(f"usage plan {plan['name']}", delete_plan)
+    for page in apigw.get_paginator("get_api_keys").paginate():
+        for key in page.get("items", []):
+            if _mine(key.get("name", ""), t) and _tagged(_pairs(key.get("tags")), t):
+                act(f"API key {key['name']}", lambda k=key["id"]: apigw.delete_api_key(apiKey=k))
+    for page in apigw.get_paginator("get_rest_apis").paginate():
+        for api in page.get("items", []):
+            if _mine(api["name"], t) and _tagged(_pairs(api.get("tags")), t):
+                act(f"REST API {api['name']} ({api['id']})", lambda i=api["id"]: apigw.delete_rest_api(restApiId=i))
+
+
+def _functions(t, act):
+    lam = t.client("lambda")
+    for page in lam.get_paginator("list_functions").paginate():
+        for fn in page["Functions"]:
+            if _mine(fn["FunctionName"], t) and _tagged(_pairs(lam.list_tags(Resource=fn["FunctionArn"]).get("Tags")), t):
+                act(f"function {fn['FunctionName']}", lambda n=fn["FunctionName"]: lam.delete_function(FunctionName=n))
+
+
+def _roles(t, act):
+    iam = t.client("iam")
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            if not _mine(role["RoleName"], t) or not _tagged(iam.list_role_tags(RoleName=role["RoleName"])["Tags"], t):
+                continue
+
+            def delete(name=role["RoleName"]):
+                for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+                    iam.delete_role_policy(RoleName=name, PolicyName=policy)
+                for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+                    iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+                iam.delete_role(RoleName=name)
+            act(f"role {role['RoleName']}", delete)
+
+
+def _log_groups(t, act):
+    logs = t.client("logs")
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{t.prefix}-"):
+        for group in page["logGroups"]:
+            tags = logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags")
+            if _tagged(_pairs(tags), t):
+                act(f"log group {group['logGroupName']}", lambda n=group["logGroupName"]: logs.delete_log_group(logGroupName=n))
+
+
+def _tables(t, act):
+    ddb = t.client("dynamodb")
+    for page in ddb.get_paginator("list_tables").paginate():
+        for name in page["TableNames"]:
+            if not _mine(name, t):
+                continue
+            table = ddb.describe_table(TableName=name)["Table"]
+            if _tagged(ddb.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", []), t):
+                def delete(name=name, protected=table.get("DeletionProtectionEnabled")):
+                    if protected:  # cleanup is the learner's explicit wish to delete
+                        ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
+                    ddb.delete_table(TableName=name)
+                act(f"table {name}", delete)
+
+
+def _user_pools(t, act):
+    cognito = t.client("cognito-idp")
+    for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
+        for pool in page["UserPools"]:
+            if not _mine(pool["Name"], t):
+                continue
+            tags = cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"].get("UserPoolTags")
+            if _tagged(_pairs(tags), t):
+                act(f"user pool {pool['Name']}", lambda i=pool["Id"]: cognito.delete_user_pool(UserPoolId=i))
 
 
 def _budget(t, act):

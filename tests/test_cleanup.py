@@ -38,3 +38,53 @@ def test_cleanup_removes_the_learners_resources_only(aws):
     assert lab01.count(Status.FAIL) == len(lab01.results)
     assert {r.check.id for r in lab00.results if r.status is Status.FAIL} == {"L00.03", "L00.04", "L00.05", "L00.06"}
     assert cleanup(aws, say=_quiet)["found"] == []  # a second run finds nothing
+
+
+def _service_resources(t: Target, tagged: bool = True) -> None:
+    """One of each lab 02/03 resource type, named with t's prefix."""
+    import json
+
+    tags = t.tag_map("03") if tagged else {}
+    pairs = t.tags("03") if tagged else []
+    ssm = t.client("ssm")
+    ssm.put_parameter(Name=f"/{t.prefix}/orders/tester", Type="SecureString", Value="{}", **({"Tags": pairs} if pairs else {}))
+    apigw = t.client("apigateway")
+    api = apigw.create_rest_api(name=t.name("orders-api"), tags=tags)["id"]
+    root = apigw.get_resources(restApiId=api)["items"][0]["id"]
+    apigw.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
+    apigw.create_deployment(restApiId=api, stageName="v1")
+    plan = apigw.create_usage_plan(name=t.name("orders-plan"), apiStages=[{"apiId": api, "stage": "v1"}], tags=tags)
+    key = apigw.create_api_key(name=t.name("orders-key"), enabled=True, tags=tags)
+    apigw.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    iam = t.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                      "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName=t.name("orders-fn"), AssumeRolePolicyDocument=json.dumps(trust), Tags=pairs)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=t.name("orders-fn"), PolicyName="data", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"}]}))
+    t.client("lambda").create_function(FunctionName=t.name("orders"), Runtime="python3.13", Role=role, Handler="h.h",
+                                       Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18}, Tags=tags)
+    t.client("logs").create_log_group(logGroupName=f"/aws/lambda/{t.name('orders')}", tags=tags)
+    t.client("dynamodb").create_table(TableName=t.name("orders"), KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+                                      AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
+                                      BillingMode="PAY_PER_REQUEST", Tags=pairs, DeletionProtectionEnabled=True)
+    t.client("cognito-idp").create_user_pool(PoolName=t.name("users"), UserPoolTags=tags)
+
+
+def test_cleanup_removes_api_lambda_and_data_resources_of_this_learner_only(aws):
+    _service_resources(aws)
+    bob = Target("inprocess", prefix="bob", region="us-east-1")
+    _service_resources(bob)
+    untagged = Target("inprocess", prefix="eve", region="us-east-1")
+    _service_resources(untagged, tagged=False)
+
+    done = cleanup(aws, say=_quiet)
+
+    assert len(done["deleted"]) == 9, done["deleted"]
+    assert all(" ada-" in d or "/ada" in d for d in done["deleted"])
+    apis = {a["name"] for a in aws.client("apigateway").get_rest_apis()["items"]}
+    assert apis == {"bob-orders-api", "eve-orders-api"}
+    assert set(aws.client("dynamodb").list_tables()["TableNames"]) == {"bob-orders", "eve-orders"}
+    assert {f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]} == {"bob-orders", "eve-orders"}
+    assert cleanup(aws, say=_quiet)["found"] == []
