@@ -33,6 +33,7 @@ INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[\w-]+)/(?P<service>[\w-]+)/")
 # Writes to these services change what the local gateway serves.
 GATEWAY_SERVICES = ("apigateway", "cognito-idp", "lambda")
+REPLAYING = threading.Event()
 
 
 def classify(method: str, path: str, headers: dict, body: bytes) -> str:
@@ -229,6 +230,7 @@ class Recorder:
         count = 0
         with self.lock:
             self.replaying = True
+            REPLAYING.set()
             try:
                 kept = []
                 for number, line in enumerate(lines, 1):
@@ -253,6 +255,7 @@ class Recorder:
                     count += 1
             finally:
                 self.replaying = False
+                REPLAYING.clear()
             # The replayed writes are the journal now.
             self.journal.write_text("".join(line + "\n" for line in kept))
         return count
@@ -401,7 +404,8 @@ def _enforce_iam_for_role_sessions():
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
     def authorize(self, iam_request_cls, resource="*"):
-        if not self.headers.get("X-Amz-Security-Token"):
+        # A replay re-sends writes that were already allowed, by sessions that no longer exist.
+        if not self.headers.get("X-Amz-Security-Token") or REPLAYING.is_set():
             return original(self, iam_request_cls, resource)
         saved = settings.INITIAL_NO_AUTH_ACTION_COUNT
         settings.INITIAL_NO_AUTH_ACTION_COUNT = -1  # requests are serialised by the Recorder lock
@@ -453,6 +457,29 @@ def _resource_arns():
     LogsResponse._determine_resource = logs_resource
 
 
+def _redeploy_keeps_the_stage():
+    """``create_deployment`` to an existing stage points that stage at the new deployment.
+
+    That is what API Gateway does; moto replaces the stage with a blank one,
+    which would silently drop the throttling, caching and tags set on it (lab
+    03 redeploys the stage lab 02 configured).
+    """
+    from moto.apigateway.models import RestAPI
+
+    original = RestAPI.create_deployment
+
+    def create_deployment(self, name, description, stage_variables=None):
+        existing = self.stages.get(name) if name else None
+        deployment = original(self, name, description, stage_variables)
+        if existing is not None:
+            existing.deployment_id = deployment.id
+            existing.variables.update(stage_variables or {})
+            self.stages[name] = existing
+        return deployment
+
+    RestAPI.create_deployment = create_deployment
+
+
 def build_app(journal: Path, endpoint: str | None = None):
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.core.config import default_user_config
@@ -463,6 +490,7 @@ def build_app(journal: Path, endpoint: str | None = None):
     _deterministic_backends()
     _lean_iam_policies()
     _enforce_iam_for_role_sessions()
+    _redeploy_keeps_the_stage()
     app = DomainDispatcherApplication(create_backend_app)
     recorder = Recorder(app, journal)
     if endpoint:
