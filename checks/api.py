@@ -103,6 +103,8 @@ def id_token(t: Target) -> str | None:
 
 def call(t: Target, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None):
     """(status, parsed JSON body or None, headers) for one request to the learner's stage."""
+    if t.mode == "inprocess":
+        raise LabkitError("Calling the API needs the local AWS process; in-process moto serves no APIs.")
     api = rest_api(t)
     if api is None:
         raise LabkitError(f"There is no REST API named {api_name(t)} to call.")
