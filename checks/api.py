@@ -95,8 +95,10 @@ def id_token(t: Target) -> str | None:
         result = absent(lambda: cognito.initiate_auth(
             ClientId=client["ClientId"], AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": tester.get("username", ""), "PASSWORD": tester.get("password", "")}),
-            "NotAuthorizedException", "UserNotFoundException")
-        return result and result["AuthenticationResult"]["IdToken"]
+            "NotAuthorizedException", "UserNotFoundException", "InvalidParameterException",
+            "PasswordResetRequiredException", "UserNotConfirmedException")  # AWS: flow not enabled, user not ready
+        # A user still on a temporary password gets a NEW_PASSWORD_REQUIRED challenge, not tokens.
+        return (result or {}).get("AuthenticationResult", {}).get("IdToken")
 
     return t.memo("api.token", look)
 

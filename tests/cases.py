@@ -44,15 +44,16 @@ def covered(cases: list[Case], status: Status) -> set[str]:
 # Writable clients the builders reuse from test to test: moto keeps its state in
 # the mock (fresh per test), not in the client, and creating clients is most of
 # a test's time. Grading views always get their own clients, as in the grader.
-_BUILDER_CLIENTS: dict = {}
+_BUILDER_CLIENTS: dict = {}  # endpoint -> {(service, region): client}
 
 
 def run_case(case: Case, target, build: Callable, monkeypatch):
     """Build the state, grade it on a read-only view, and check status and message."""
-    for key, client in _BUILDER_CLIENTS.items():
+    reusable = _BUILDER_CLIENTS.setdefault(target.endpoint, {})  # in-process moto and the local server apart
+    for key, client in reusable.items():
         target._clients.setdefault(key, client)
     state = build(target, **case.build)
-    _BUILDER_CLIENTS.update(target._clients)
+    reusable.update(target._clients)
     if case.mutate:
         case.mutate(target, state)
     view = target.for_grading()  # read-only; run_check grades it as it is, stubs included
