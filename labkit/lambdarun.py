@@ -167,15 +167,15 @@ class Runner:
         max_mb = reply.get("max_rss_mb")
         if max_mb and max_mb > spec.memory:
             worker.kill()  # over the memory setting: Lambda kills the sandbox
-            self._log(worker, request_id, logs, duration, init_ms, max_mb)
+            shipped = self._log(worker, request_id, logs, duration, init_ms, max_mb)
             return Invocation(error_body("Runtime.OutOfMemory",
                                          f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
-                                         f"(used {max_mb} MB of {spec.memory} MB)"), "Unhandled", logs, duration)
+                                         f"(used {max_mb} MB of {spec.memory} MB)"), "Unhandled", shipped, duration)
         self._give_back(worker)
-        self._log(worker, request_id, logs, duration, init_ms, max_mb)
+        shipped = self._log(worker, request_id, logs, duration, init_ms, max_mb)  # Tail returns these, as Lambda does
         if "error" in reply:
-            return Invocation(json.dumps(reply["error"]).encode(), "Unhandled", logs, duration)
-        return Invocation(reply["result"].encode(), None, logs, duration)
+            return Invocation(json.dumps(reply["error"]).encode(), "Unhandled", shipped, duration)
+        return Invocation(reply["result"].encode(), None, shipped, duration)
 
     def clear(self) -> None:
         """Stop every sandbox (after a reset the role sessions they hold are gone)."""
@@ -281,7 +281,7 @@ class Runner:
 
     # -- logs ---------------------------------------------------------------
     def _log(self, worker: Worker, request_id: str, lines: list[str], duration_ms: float,
-             init_ms: float | None, max_mb: int | None) -> None:
+             init_ms: float | None, max_mb: int | None) -> list[str]:
         spec = worker.spec
         report = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
                   f"Billed Duration: {max(1, int(duration_ms + 0.999))} ms\tMemory Size: {spec.memory} MB"
@@ -289,6 +289,7 @@ class Runner:
                   + (f"\tInit Duration: {init_ms:.2f} ms" if init_ms else ""))
         messages = ([f"START RequestId: {request_id} Version: $LATEST", *lines, f"END RequestId: {request_id}", report])
         self.logs.put((spec, worker.creds, worker.stream, messages, int(time.time() * 1000)))
+        return messages
 
     def _ship_logs(self) -> None:
         while True:

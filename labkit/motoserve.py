@@ -400,6 +400,7 @@ def _enforce_iam_for_role_sessions():
     """
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
@@ -411,11 +412,25 @@ def _enforce_iam_for_role_sessions():
         settings.INITIAL_NO_AUTH_ACTION_COUNT = -1  # requests are serialised by the Recorder lock
         try:
             return original(self, iam_request_cls, resource)
+        except AccessDeniedError as exc:
+            if not _json_protocol(self.headers):
+                raise
+            # moto answers in XML, which JSON clients cannot parse ("An error occurred (403)");
+            # DynamoDB and Logs answer 400 AccessDeniedException naming the action and resource.
+            where = f" on resource: {resource}" if resource and resource != "*" else ""
+            raise JsonRESTError("AccessDeniedException", f"{exc.message}{where} because no identity-based "
+                                                         "policy allows the action") from None
         finally:
             settings.INITIAL_NO_AUTH_ACTION_COUNT = saved
 
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
     _resource_arns()
+
+
+def _json_protocol(headers) -> bool:
+    """Whether a request speaks AWS's JSON protocols (DynamoDB, Logs, ...), whose errors are JSON."""
+    kind = headers.get("Content-Type") or headers.get("content-type") or ""
+    return bool(headers.get("X-Amz-Target") or headers.get("x-amz-target")) or "json" in kind
 
 
 def _resource_arns():
