@@ -18,7 +18,10 @@ in the order API Gateway applies its rules:
 
 The definition is read through the ordinary API Gateway read calls and kept
 until the next change to API Gateway or Cognito, so a learner's fix takes
-effect on the next request without restarting anything.
+effect on the next request without restarting anything. As on AWS, a stage
+serves the resources and methods of its deployment: a changed method needs
+``create_deployment`` before callers see it (keys, plans and stage settings
+apply at once).
 """
 from __future__ import annotations
 
@@ -106,7 +109,9 @@ class Definition:
     plans: list  # [{"plan": plan, "stage": apiStage, "keys": {value: key}}]
 
 
-def load_definition(client, api_id: str, stage_name: str, region: str, account: str) -> Definition | None:
+def load_definition(client, api_id: str, stage_name: str, region: str, account: str,
+                    deployed=lambda key: None) -> Definition | None:
+    """The stage as it serves: the routes of its deployment, with today's keys, plans and authorizers."""
     from botocore.exceptions import ClientError
 
     try:
@@ -114,10 +119,11 @@ def load_definition(client, api_id: str, stage_name: str, region: str, account: 
         stage = client.get_stage(restApiId=api_id, stageName=stage_name)
     except ClientError:
         return None
-    routes = []
-    for page in client.get_paginator("get_resources").paginate(restApiId=api_id, embed=["methods"]):
-        for item in page["items"]:
-            routes.append(Route(item["path"], item["id"], item.get("resourceMethods") or {}))
+    snapshot = deployed((api_id, stage.get("deploymentId")))
+    if snapshot is None:  # a deployment made before this process started keeping snapshots
+        snapshot = [item for page in client.get_paginator("get_resources").paginate(restApiId=api_id, embed=["methods"])
+                    for item in page["items"]]
+    routes = [Route(item["path"], item["id"], item.get("resourceMethods") or {}) for item in snapshot]
     authorizers = {a["id"]: a for a in client.get_authorizers(restApiId=api_id).get("items", [])}
     validators = {v["id"]: v for v in client.get_request_validators(restApiId=api_id).get("items", [])}
     models = {}
@@ -184,12 +190,13 @@ def method_setting(stage: dict, resource_path: str, method: str, name: str, defa
 # -- the gateway ------------------------------------------------------------
 
 class Gateway:
-    def __init__(self, endpoint: str, locate, lambda_spec, runner, generation):
+    def __init__(self, endpoint: str, locate, lambda_spec, runner, generation, deployed=lambda key: None):
         self.endpoint = endpoint
         self.locate = locate  # api_id -> (region, account) or None
         self.lambda_spec = lambda_spec  # (function arn) -> (FunctionSpec, policy dict) or raises LookupError
         self.runner = runner
         self.generation = generation  # () -> a number that changes when API Gateway or Cognito changes
+        self.deployed = deployed  # (api id, deployment id) -> the resources as deployed, or None
         self.lock = threading.Lock()
         self.definitions: dict = {}
         self.buckets: dict = {}
@@ -224,7 +231,7 @@ class Gateway:
         cached = self.definitions.get((api_id, stage))
         if cached and cached[0] == generation:
             return cached[1]
-        found = load_definition(self.client("apigateway", where[0]), api_id, stage, *where)
+        found = load_definition(self.client("apigateway", where[0]), api_id, stage, *where, deployed=self.deployed)
         with self.lock:
             self.definitions[(api_id, stage)] = (generation, found)
             # Changed configuration starts fresh counters and an empty cache, like a redeploy.

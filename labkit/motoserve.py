@@ -34,6 +34,9 @@ SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[\w-]+)/(?P<service>[\w-]+)
 # Writes to these services change what the local gateway serves.
 GATEWAY_SERVICES = ("apigateway", "cognito-idp", "lambda")
 REPLAYING = threading.Event()
+# (api id, deployment id) -> the API's resources and methods when it was deployed:
+# a stage serves its deployment, not the API as it is now, exactly as on AWS.
+DEPLOYED: dict[tuple[str, str], list] = {}
 
 
 def classify(method: str, path: str, headers: dict, body: bytes) -> str:
@@ -120,6 +123,7 @@ class Recorder:
             self.writes = 0
             self.gateway_generation += 1
             self.journal.write_text("")
+            DEPLOYED.clear()
             if self.runner is not None:
                 self.runner.clear()  # their role sessions are gone with the state
             if self.gateway is not None:
@@ -486,6 +490,7 @@ def _redeploy_keeps_the_stage():
     def create_deployment(self, name, description, stage_variables=None):
         existing = self.stages.get(name) if name else None
         deployment = original(self, name, description, stage_variables)
+        DEPLOYED[(self.id, deployment.id)] = json.loads(json.dumps([r.to_dict() for r in self.resources.values()]))
         if existing is not None:
             existing.deployment_id = deployment.id
             existing.variables.update(stage_variables or {})
@@ -513,7 +518,7 @@ def build_app(journal: Path, endpoint: str | None = None):
 
         recorder.runner = Runner(endpoint, journal.parent / "lambda-code", recorder.assume_role)
         recorder.gateway = gateway.Gateway(endpoint, recorder.locate_api, recorder.lambda_spec, recorder.runner,
-                                           lambda: recorder.gateway_generation)
+                                           lambda: recorder.gateway_generation, DEPLOYED.get)
     return recorder
 
 

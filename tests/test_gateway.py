@@ -320,3 +320,15 @@ def test_orders_written_by_the_handler_survive_a_snapshot_restore(api):
     server.restore("with-order")
     # The handler's own write was signed by a role session that no longer exists; it replays anyway.
     assert http(api.url + "/orders/o-5", headers=api.headers)[:2] == (200, {"orderId": "o-5", "item": "tea"})
+
+
+def test_a_stage_serves_its_deployment_until_the_next_one(api):
+    apigw = api.target.client("apigateway")
+    orders = next(r["id"] for r in apigw.get_resources(restApiId=api.id)["items"] if r["path"] == "/orders")
+    apigw.put_integration_response(restApiId=api.id, resourceId=orders, httpMethod="GET", statusCode="200",
+                                   responseTemplates={"application/json": '{"orders": ["changed"]}'})
+    assert http(api.url + "/orders", headers=api.headers)[1] == {"orders": []}  # not deployed yet
+    apigw.create_deployment(restApiId=api.id, stageName="v1")
+    assert http(api.url + "/orders", headers=api.headers)[1] == {"orders": ["changed"]}
+    # Redeploying kept the usage plan's stage: the key still works, and so do the throttles.
+    assert apigw.get_stage(restApiId=api.id, stageName="v1")["deploymentId"]

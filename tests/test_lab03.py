@@ -309,6 +309,8 @@ CASES += [
     Case("L03.11", "solution", PASS, ("answered 404 {{\"message\": \"order not found\"}}",)),
     Case("L03.11", "still-mock", FAIL, ("(no such order) answered 200", "expected 404"),
          build={"integrations": False}),
+    Case("L03.11", "not-redeployed", FAIL, ("(no such order) answered 200", "expected 404"),
+         build={"deploy": False}),  # the stage still serves lab 02's mocks, as on AWS
     Case("L03.11", "null-with-200", FAIL, ("(no such order) answered 200 with no body, expected 404",),
          build={"handler": handler_with(('return respond(200, item) if item else respond(404, {"message": "order not found"})',
                                          "return respond(200, item)"))}),
