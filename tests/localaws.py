@@ -73,3 +73,11 @@ def local(_local_server, monkeypatch):
     server.reset()
     (_local_server.home / "settings.json").unlink(missing_ok=True)  # a test may have configured a learner
     return _local_server
+
+
+@pytest.fixture
+def local_target(local):
+    """A target on the running local AWS for the tables' learner, ada."""
+    from labkit.target import Target
+
+    return Target("local", prefix="ada", region="us-east-1")

@@ -11,7 +11,6 @@ import pytest
 from checks.api import routes
 from checks.core import LIVE_ONLY, Status
 from labkit.openapi import import_api
-from labkit.target import Target
 
 from .cases import Case, assert_whole_lab, covered, params, run_case
 from .states_lab02 import READ_CACHE, build_lab02, mock, orders_contract, stage_patches
@@ -379,11 +378,6 @@ CASES += [
 
 PASSING = covered(CASES, PASS)
 FAILING = covered(CASES, FAIL)
-
-
-@pytest.fixture
-def local_target(local):
-    return Target("local", prefix="ada", region="us-east-1")
 
 
 @pytest.mark.parametrize("case", params([c for c in CASES if c.check not in BEHAVIOUR]))

@@ -346,11 +346,6 @@ PASSING = covered(CASES, PASS)
 FAILING = covered(CASES, FAIL)
 
 
-@pytest.fixture
-def local_target(local):
-    return Target("local", prefix="ada", region="us-east-1")
-
-
 @pytest.mark.parametrize("case", params([c for c in CASES if c.check not in BEHAVIOUR]))
 def test_check(aws, case, monkeypatch):
     run_case(case, aws, build_lab03, monkeypatch)
