@@ -113,7 +113,8 @@ def main() -> int:
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="labs-gw-bench-"))
-    os.environ.update(LABKIT_HOME=str(home), LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench")
+    os.environ.update(LABKIT_HOME=str(home), LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench",
+                      LABS_WORK_DIR=str(home / "work"))
     from labkit import server
     from labkit.target import Target
 

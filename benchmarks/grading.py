@@ -46,7 +46,8 @@ def main() -> int:
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="labs-bench-")
-    os.environ.update(LABKIT_HOME=home, LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench")
+    os.environ.update(LABKIT_HOME=home, LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench",
+                      LABS_WORK_DIR=os.path.join(home, "work"))  # the learner's own work/ stays untouched
     from labkit import notebooks, server
 
     py = sys.executable
@@ -59,8 +60,11 @@ def main() -> int:
         rows = [
             _row("python -c 'import boto3' (the floor)", _time([py, "-c", "import boto3"], args.runs)),
             _row("python -m checks 01", _time([py, "-m", "checks", "01"], args.runs), 1.0),
+            _row("python -m checks 02 (calls through the gateway)", _time([py, "-m", "checks", "02"], args.runs), 1.0),
+            _row("python -m checks 03 (runs the function)", _time([py, "-m", "checks", "03"], args.runs), 1.0),
             _row("python -m checks all", _time([py, "-m", "checks", "all"], args.runs), 3.0),
             _row("python -m labkit start 01", _time([py, "-m", "labkit", "start", "01"], max(3, args.runs // 2)), 2.0),
+            _row("python -m labkit start 03", _time([py, "-m", "labkit", "start", "03"], max(3, args.runs // 2)), 2.0),
             _row("python -m labkit restore bench-end", _time([py, "-m", "labkit", "restore", "bench-end"],
                                                             max(3, args.runs // 2)), 2.0),
         ]

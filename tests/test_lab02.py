@@ -332,11 +332,12 @@ CASES += [
     Case("L02.11", "list-not-deployed", FAIL, ("GET /orders on v1 answered 403 (Missing Authentication Token): the method is not deployed",),
          build={"import_edit": drop_op("GET", "/orders")}),
     # L02.12 429 over the limit
-    Case("L02.12", "solution", PASS, ("quick GET /orders with the key were refused with 429: Too Many Requests",)),
+    Case("L02.12", "solution", PASS, ("quick POST /orders (body not JSON) with the key were refused with 429: "
+                                      "Too Many Requests",)),
     Case("L02.12", "no-key", FAIL, ("There is no enabled API key named {key_name}",), build={"key": False}),
     Case("L02.12", "key-not-on-plan", FAIL, ("answered 403: the key is not on a usage plan for stage v1",),
          build={"attach_key": False}),
-    Case("L02.12", "no-plan-throttle", FAIL, ("30 quick GET /orders with key {key_name} all answered 200; none was throttled",),
+    Case("L02.12", "no-plan-throttle", FAIL, ("30 quick POST /orders (body not JSON) with key {key_name} all answered 400; none was throttled",),
          build={"plan_throttle": None}),
     # L02.13 401 without a token
     Case("L02.13", "solution", PASS, ("POST /orders on v1 without an ID token was refused with 401 Unauthorized",)),
