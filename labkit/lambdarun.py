@@ -292,14 +292,27 @@ class Runner:
         return messages
 
     def _ship_logs(self) -> None:
+        # Like Lambda, deliver in batches: one PutLogEvents per stream for what has
+        # piled up, so a busy function costs the local AWS one call, not one per request.
         while True:
-            spec, creds, stream, messages, when = self.logs.get()
-            try:
-                self._put_logs(spec, creds, stream, messages, when)
-            except Exception as exc:  # on AWS too, a role without log rights loses its logs
-                log.warning("logs of %s not delivered: %s", spec.name, exc)
+            batches: dict = {}
+            item = self.logs.get()
+            while item is not None:
+                spec, creds, stream, messages, when = item
+                key = (spec.arn, stream, creds["AccessKeyId"], creds["SessionToken"])
+                batches.setdefault(key, [spec, creds, stream, []])[3].extend(
+                    {"timestamp": when, "message": m} for m in messages)
+                try:
+                    item = self.logs.get_nowait()
+                except queue.Empty:
+                    item = None
+            for spec, creds, stream, events in batches.values():
+                try:
+                    self._put_logs(spec, creds, stream, events)
+                except Exception as exc:  # on AWS too, a role without log rights loses its logs
+                    log.warning("logs of %s not delivered: %s", spec.name, exc)
 
-    def _put_logs(self, spec, creds, stream, messages, when) -> None:
+    def _put_logs(self, spec, creds, stream, events: list[dict]) -> None:
         import boto3
         from botocore.config import Config
 
@@ -312,7 +325,6 @@ class Runner:
                                   config=Config(retries={"max_attempts": 1}))
             self._log_clients[ident] = client
         group = f"/aws/lambda/{spec.name}"
-        events = [{"timestamp": when, "message": m} for m in messages]
         try:
             client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
         except client.exceptions.ResourceNotFoundException:
