@@ -1,6 +1,6 @@
 """The end state of lab 02 (API first), built with boto3 on a Target.
 
-``build_lab02(t)`` mirrors the solution code of ``course/02-api-first.py``:
+``build_lab02(t)`` builds what the solution code of ``course/02-api-first.py`` builds (the contract comes from the lab source itself):
 the Cognito user pool, app client and test user (credentials in SSM), the
 OpenAPI contract saved to ``work_dir()/orders-api.yaml``, the REST API
 imported from it, stage ``v1`` with throttling and caching, and the usage
@@ -14,12 +14,14 @@ Lab 03's tests start from ``build_lab02(t)``; keep that call working.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import secrets
 from typing import Callable
 
 import yaml
 
+from labkit import notebooks
 from labkit.config import work_dir
 from labkit.openapi import import_api
 from labkit.target import Target
@@ -28,13 +30,6 @@ DEFAULT = object()  # "as the solution does it"
 STAGE = "v1"
 CONTRACT_FILE = "orders-api.yaml"
 TESTER = "tester"
-CANNED_ORDER = {
-    "orderId": "o-example",
-    "customerId": "c-42",
-    "items": [{"sku": "BOOK-1", "quantity": 2}],
-    "status": "NEW",
-    "createdAt": "2026-01-01T00:00:00Z",
-}
 READ_CACHE = ("/~1orders/GET", "/~1orders~1{orderId}/GET")
 
 
@@ -52,88 +47,20 @@ def mock(status: int, body: dict | None = None, **extra) -> dict:
     }
 
 
+@functools.cache
+def _contract_cell() -> str:
+    """The lab source's cell that writes the contract, solution included."""
+    for cell in notebooks.lab("02").cells():
+        if cell.kind == "code" and "contract = {" in cell.source:
+            return notebooks.solution_code(cell.source)
+    raise AssertionError("course/02-api-first.py has no cell assigning contract")
+
+
 def orders_contract(t: Target, pool_arn: str) -> dict:
-    """The solution's contract (the same dict the lab's notebook writes)."""
-    order_ref = {"$ref": "#/components/schemas/Order"}
-    order_id = {"name": "orderId", "in": "path", "required": True, "schema": {"type": "string"}}
-    reads = [{"api_key": []}]
-    writes = [{"api_key": [], "cognito": []}]
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": t.name("orders-api"), "version": "1.0.0",
-                 "description": "Orders: create, list, read and delete orders."},
-        "x-amazon-apigateway-request-validators": {
-            "body": {"validateRequestBody": True, "validateRequestParameters": False}},
-        "paths": {
-            "/orders": {
-                "get": {
-                    "operationId": "listOrders", "summary": "List orders", "security": reads,
-                    "responses": {"200": {"description": "The orders", "content": {"application/json": {"schema": {
-                        "type": "object", "properties": {"orders": {"type": "array", "items": order_ref}}}}}}},
-                    "x-amazon-apigateway-integration": mock(200, {"orders": []}),
-                },
-                "post": {
-                    "operationId": "createOrder", "summary": "Create an order", "security": writes,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/NewOrder"}}}},
-                    "responses": {
-                        "201": {"description": "The new order", "content": {"application/json": {"schema": order_ref}}},
-                        "400": {"description": "The body is not a NewOrder"},
-                        "401": {"description": "No valid ID token"},
-                    },
-                    "x-amazon-apigateway-request-validator": "body",
-                    "x-amazon-apigateway-integration": mock(201, CANNED_ORDER),
-                },
-            },
-            "/orders/{orderId}": {
-                "get": {
-                    "operationId": "getOrder", "summary": "Read one order", "security": reads,
-                    "parameters": [order_id],
-                    "responses": {
-                        "200": {"description": "The order", "content": {"application/json": {"schema": order_ref}}},
-                        "404": {"description": "No such order"},
-                    },
-                    "x-amazon-apigateway-integration": mock(
-                        200, CANNED_ORDER, cacheKeyParameters=["method.request.path.orderId"]),
-                },
-                "delete": {
-                    "operationId": "deleteOrder", "summary": "Delete one order", "security": writes,
-                    "parameters": [order_id],
-                    "responses": {"204": {"description": "Deleted"}, "401": {"description": "No valid ID token"}},
-                    "x-amazon-apigateway-integration": mock(204),
-                },
-            },
-        },
-        "components": {
-            "schemas": {
-                "NewOrder": {
-                    "type": "object",
-                    "required": ["customerId", "items"],
-                    "properties": {
-                        "customerId": {"type": "string"},
-                        "items": {"type": "array", "minItems": 1, "items": {
-                            "type": "object", "required": ["sku", "quantity"],
-                            "properties": {"sku": {"type": "string"},
-                                           "quantity": {"type": "integer", "minimum": 1}}}},
-                    },
-                },
-                "Order": {"allOf": [
-                    {"$ref": "#/components/schemas/NewOrder"},
-                    {"type": "object", "required": ["orderId", "status", "createdAt"], "properties": {
-                        "orderId": {"type": "string"}, "status": {"type": "string"},
-                        "createdAt": {"type": "string", "format": "date-time"}}},
-                ]},
-            },
-            "securitySchemes": {
-                "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
-                "cognito": {
-                    "type": "apiKey", "name": "Authorization", "in": "header",
-                    "x-amazon-apigateway-authtype": "cognito_user_pools",
-                    "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": [pool_arn]},
-                },
-            },
-        },
-    }
+    """The solution's contract: the lab's own cell, run for this target, so the tests grade what learners see."""
+    namespace: dict = {"json": json, "t": t, "pool_arn": pool_arn}
+    exec(compile(_contract_cell(), "course/02-api-first.py", "exec"), namespace)
+    return namespace["contract"]
 
 
 def stage_patches(*, rate: str = "100", burst: str = "50", cache: bool = True, size: str = "0.5",
