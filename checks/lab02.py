@@ -13,7 +13,7 @@ from labkit.target import Target
 
 from .api import STAGE, api_key_value, api_name, call, id_token, rest_api, routes, stage
 from .aws import absent, missing_tags
-from .core import LOCAL_PARTIAL, check, failed, passed, skipped
+from .core import check, failed, passed
 
 DOCS = "labs/02-api-first.md"
 CONTRACT_FILE = "orders-api.yaml"
@@ -239,8 +239,7 @@ def stage_throttled(t: Target):
        hint="update_stage: /cacheClusterEnabled true, /cacheClusterSize 0.5, and caching/enabled true with "
             "caching/ttlInSeconds 30 on /~1orders/GET and /~1orders~1{orderId}/GET only; in the contract, "
             "getOrder's integration lists cacheKeyParameters [method.request.path.orderId].",
-       docs=f"{DOCS}#caching", local=LOCAL_PARTIAL,
-       local_note="The local AWS does not keep an integration's cacheKeyParameters")
+       docs=f"{DOCS}#caching")
 def reads_cached(t: Target):
     st = stage(t)
     if st is None:
@@ -274,9 +273,6 @@ def reads_cached(t: Target):
     keys = (get_order.get("methodIntegration") or {}).get("cacheKeyParameters") or []
     caching = f"Stage {STAGE} of {name} caches the two reads for {CACHE_TTL} s and no writes"
     if ORDER_ID_KEY not in keys:
-        if t.is_local:
-            return skipped(f"{caching}; the local AWS does not keep cacheKeyParameters, so whether "
-                           f"{ORDER_ID_KEY} is in GET /orders/{{orderId}}'s cache key is not known")
         return failed(f"{caching}, but GET /orders/{{orderId}}'s integration has no cache key parameter "
                       f"{ORDER_ID_KEY}: every order id would get the first order read.")
     return passed(f"{caching}, keyed on orderId.")

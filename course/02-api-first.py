@@ -319,9 +319,10 @@ print("stage v1:", t.invoke_url(api_id, "v1"))
 checks.run("L02.05-L02.06")
 
 # %% [markdown]
-# `L02.06` is SKIP on the local AWS: it forgets an integration's
-# `cacheKeyParameters`, so it cannot show that `orderId` is part of the
-# cache key. A live run checks it.
+# The cache key matters as much as the TTL: the local gateway, like API
+# Gateway, keys `GET /orders/{orderId}` on the resource plus the declared
+# `cacheKeyParameters`. Leave `method.request.path.orderId` out and every
+# order id would be answered with the first order read.
 #
 # ## 5. A usage plan and an API key
 #

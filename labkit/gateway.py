@@ -394,15 +394,22 @@ class Gateway:
 
     # -- 6. cache -------------------------------------------------------------
     def cache_key(self, r: "Request"):
+        """The resource, the method and the declared cache key parameters, as API Gateway keys its cache.
+
+        Path parameters count only when declared: without
+        ``method.request.path.orderId`` every order id shares one entry.
+        """
         if not r.d.stage.get("cacheClusterEnabled"):
             return None
         if not method_setting(r.d.stage, r.route.path, r.method, "cachingEnabled", False):
             return None
-        params = (r.method_def.get("methodIntegration") or {}).get("cacheKeyParameters") or []
-        query = dict(r.query)
-        values = tuple((p, query.get(p.rsplit(".", 1)[-1]) if ".querystring." in p else r.headers.get(p.rsplit(".", 1)[-1].lower()))
-                       for p in params)
-        return (r.d.api["id"], r.d.stage["stageName"], r.method, r.path, values)
+        declared = (r.method_def.get("methodIntegration") or {}).get("cacheKeyParameters") or []
+        sources = {"path": r.params, "querystring": dict(r.query), "header": r.headers}
+        values = []
+        for name in declared:
+            _, _, where, param = (name.split(".", 3) + ["", "", "", ""])[:4]
+            values.append((name, sources.get(where, {}).get(param.lower() if where == "header" else param)))
+        return (r.d.api["id"], r.d.stage["stageName"], r.method, r.route.path, tuple(values))
 
     # -- 7. integrations ------------------------------------------------------
     def integrate(self, r: "Request") -> Response:

@@ -59,9 +59,12 @@ def fast_session(region: str = "us-east-1"):
 
 @pytest.fixture
 def aws():
-    """A writable target on in-process moto (boto3 clients with no endpoint)."""
+    """A writable target on in-process moto (boto3 clients with no endpoint), as faithful as the local AWS."""
     import moto
 
+    from labkit.motoserve import patch_models
+
+    patch_models()
     with moto.mock_aws():
         target = Target("inprocess", prefix="ada", region="us-east-1")
         target._session = fast_session(target.region)

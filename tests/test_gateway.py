@@ -297,7 +297,7 @@ def test_bodies_are_validated_against_models_that_reference_each_other():
     assert not body_is_valid(b"{}", "Missing", models)
 
 
-def test_stage_cache_serves_reads_until_the_ttl_runs_out(api):
+def test_stage_cache_keys_on_the_resource_and_declared_parameters(api):
     apigw = api.target.client("apigateway")
     apigw.update_stage(restApiId=api.id, stageName="v1", patchOperations=[
         {"op": "replace", "path": "/cacheClusterEnabled", "value": "true"},
@@ -308,7 +308,16 @@ def test_stage_cache_serves_reads_until_the_ttl_runs_out(api):
     assert http(api.url + "/orders/o-7", headers=api.headers)[1] == {"orderId": "o-7", "v": "1"}
     api.target.client("dynamodb").put_item(TableName="gw-orders", Item={"orderId": {"S": "o-7"}, "v": {"S": "2"}})
     assert http(api.url + "/orders/o-7", headers=api.headers)[1] == {"orderId": "o-7", "v": "1"}  # from the cache
-    assert http(api.url + "/orders/o-8", headers=api.headers)[0] == 404  # another path, another entry
+    # No cache key parameter: like API Gateway, every order id shares the resource's one entry.
+    assert http(api.url + "/orders/o-8", headers=api.headers)[1] == {"orderId": "o-7", "v": "1"}
+    one = next(r["id"] for r in apigw.get_resources(restApiId=api.id)["items"] if r["path"] == "/orders/{orderId}")
+    fn = api.target.client("lambda").get_function(FunctionName="gw-orders")["Configuration"]["FunctionArn"]
+    apigw.put_integration(restApiId=api.id, resourceId=one, httpMethod="GET", type="AWS_PROXY", integrationHttpMethod="POST",
+                          uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{fn}/invocations",
+                          cacheKeyParameters=["method.request.path.orderId"])
+    apigw.create_deployment(restApiId=api.id, stageName="v1")
+    assert http(api.url + "/orders/o-8", headers=api.headers)[0] == 404  # keyed on orderId: its own entry
+    assert http(api.url + "/orders/o-7", headers=api.headers)[1] == {"orderId": "o-7", "v": "2"}  # a fresh entry
 
 
 def test_orders_written_by_the_handler_survive_a_snapshot_restore(api):

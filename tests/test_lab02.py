@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from checks.api import routes
-from checks.core import LIVE_ONLY, Status
+from checks.core import Status
 from labkit.openapi import import_api
 
 from .cases import Case, assert_whole_lab, covered, params, run_case
@@ -170,14 +170,13 @@ def list_through_lambda(t, state):
     apigw.create_deployment(restApiId=state["api_id"], stageName="v1")
 
 
-def cache_key(*keys: str, live: bool = True):
-    """prepare: the grader sees GET /orders/{orderId} with these cacheKeyParameters (moto drops them)."""
+def get_order_cache_keys(*keys: str):
+    """contract_edit: GET /orders/{orderId}'s integration declares these cacheKeyParameters."""
 
-    def prepare(view, state, monkeypatch):
-        get_order = routes(view)[("GET", "/orders/{orderId}")]
-        get_order.setdefault("methodIntegration", {})["cacheKeyParameters"] = list(keys)
+    def edit(contract):
+        contract["paths"]["/orders/{orderId}"]["get"]["x-amazon-apigateway-integration"]["cacheKeyParameters"] = list(keys)
 
-    return prepare
+    return edit
 
 
 def sign_in_refused(code: str, message: str):
@@ -255,14 +254,13 @@ CASES = [
          build={"stage": [o for o in stage_patches() if "throttling" not in o["path"]]}),
     Case("L02.05", "too-generous", FAIL, ("throttles */* at rate 1000 and burst 2000, expected rate 100 and burst 50",),
          build={"stage": stage_patches(rate="1000", burst="2000")}),
-    # L02.06 caching (cacheKeyParameters: moto drops them, so SKIP locally; graded as live with a stub)
-    Case("L02.06", "local-cannot-show-cache-key", SKIP, ("Stage v1 of {api_name} caches the two reads for 30 s and no writes",
-                                                         "cacheKeyParameters", LIVE_ONLY)),
-    Case("L02.06", "live-keyed-on-order-id", PASS, ("caches the two reads for 30 s and no writes, keyed on orderId",),
-         prepare=cache_key("method.request.path.orderId"), live=True),
-    Case("L02.06", "live-no-cache-key", FAIL, ("has no cache key parameter method.request.path.orderId",), live=True),
-    Case("L02.06", "live-wrong-cache-key", FAIL, ("has no cache key parameter method.request.path.orderId",),
-         prepare=cache_key("method.request.header.Accept"), live=True),
+    # L02.06 caching
+    Case("L02.06", "solution", PASS, ("caches the two reads for 30 s and no writes, keyed on orderId",)),
+    Case("L02.06", "no-cache-key", FAIL, ("has no cache key parameter method.request.path.orderId",
+                                          "every order id would get the first order read"),
+         build={"contract_edit": get_order_cache_keys()}),
+    Case("L02.06", "wrong-cache-key", FAIL, ("has no cache key parameter method.request.path.orderId",),
+         build={"contract_edit": get_order_cache_keys("method.request.header.Accept")}),
     Case("L02.06", "no-stage", FAIL, ("REST API {api_name} has no stage v1",), build={"deploy": False}),
     Case("L02.06", "no-cache-cluster", FAIL, ("Stage v1 of {api_name} has no cache (cacheClusterEnabled is false)",),
          build={"stage": stage_patches(cache=False)}),
@@ -392,12 +390,12 @@ def test_behaviour(local_target, case, monkeypatch):
     run_case(case, local_target, build_lab02, monkeypatch)
 
 
-def test_moto_drops_cache_key_parameters(aws):
-    """L02.06's local SKIP rests on this: if moto starts keeping them, grade them locally too."""
+def test_the_local_aws_keeps_cache_key_parameters(aws):
+    """L02.06 grades them offline because labkit keeps what moto's put_integration drops."""
     state = build_lab02(aws)
     got = aws.client("apigateway").get_integration(restApiId=state["api_id"], resourceId=routes(aws)[
         ("GET", "/orders/{orderId}")]["resourceId"], httpMethod="GET")
-    assert got.get("cacheKeyParameters") in (None, [])
+    assert got["cacheKeyParameters"] == ["method.request.path.orderId"]
 
 
 def test_whole_lab_on_the_solution_state(aws):
@@ -408,12 +406,12 @@ def test_whole_lab_on_the_solution_state(aws):
     report = checks.grade([checks.REGISTRY[i] for i in sorted(checks.REGISTRY)
                            if i.startswith("L02.") and i not in BEHAVIOUR], aws)
     got = {r.check.id: r.status for r in report.results}
-    assert got == {i: (SKIP if i == "L02.06" else PASS) for i in got}, report
+    assert got == {i: PASS for i in got}, report
 
 
 @pytest.mark.server
 def test_whole_lab_locally(local_target):
-    assert_whole_lab(local_target, "02", build_lab02, skipped={"L02.06"})
+    assert_whole_lab(local_target, "02", build_lab02, skipped=set())
 
 
 @pytest.mark.server
