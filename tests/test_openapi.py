@@ -439,3 +439,22 @@ def test_live_import_refusal_is_one_sentence(live):
     assert str(caught.value) == (
         "API Gateway refused the contract: Errors found during import: Unable to create model 'NewOrder'.")
     assert _one_sentence(str(caught.value))
+
+
+def test_remembered_verdicts_match_the_validator_and_skip_it_the_second_time(monkeypatch):
+    from labkit import openapi
+
+    good = {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {}}
+    bad = {"openapi": "3.0.3", "info": {"title": "t"}, "paths": {}}  # info.version is required
+    assert openapi.validate_contract_remembered(good) == good
+    with pytest.raises(LabkitError) as first:
+        openapi.validate_contract_remembered(bad)
+
+    def no_validator(_):
+        raise AssertionError("the verdict should have been remembered")
+
+    monkeypatch.setattr(openapi, "validate_contract", no_validator)
+    assert openapi.validate_contract_remembered(good) == good
+    with pytest.raises(LabkitError) as second:
+        openapi.validate_contract_remembered(bad)
+    assert str(second.value) == str(first.value) and "version" in str(first.value)
