@@ -8,6 +8,7 @@ send authorised writes.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -127,3 +128,34 @@ def call(t: Target, method: str, path: str, body=None, headers: dict | None = No
     except ValueError:
         parsed = None
     return status, parsed, out
+
+
+def call_patiently(t: Target, method: str, path: str, **kwargs):
+    """``call``, waiting out a throttle (429 Too Many Requests) the way a polite client does.
+
+    A used-up quota (429 Limit Exceeded) does not come back in seconds, so it is returned at once.
+    """
+    delay = 0.1  # a plan refilling 10 tokens a second has one again after 0.1 s
+    for _ in range(8):
+        status, body, headers = call(t, method, path, **kwargs)
+        if status != 429 or message(body) != "Too Many Requests":
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    return status, body, headers
+
+
+def message(body) -> str:
+    """The "message" of an API Gateway style answer, or ""."""
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
+
+
+def answer(status: int, body) -> str:
+    """A response in a few words: the status and what came back (with the local gateway's note, if any)."""
+    if isinstance(body, dict) and "message" in body:
+        note = f"; local gateway: {body['localNote']}" if body.get("localNote") else ""
+        return f"{status} {{\"message\": {json.dumps(body['message'])}}}{note}"
+    if body is None:
+        return f"{status} with no body"
+    shown = json.dumps(body)
+    return f"{status} {shown if len(shown) <= 80 else shown[:77] + '...'}"

@@ -25,3 +25,10 @@ def missing_tags(tags: list[dict] | None, wanted: dict[str, str]) -> list[str]:
     """The ``key=value`` course tags a resource lacks, from its Key/Value tag list."""
     have = {tag["Key"]: tag["Value"] for tag in tags or []}
     return [f"{k}={v}" for k, v in wanted.items() if have.get(k) != v]
+
+
+def as_list(value) -> list:
+    """A policy element that may be one value or a list (Action, Resource, Statement), as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -6,7 +6,7 @@ import json
 from labkit.assets import SITE_DIR, site_files
 from labkit.target import Target
 
-from .aws import absent, missing_tags
+from .aws import absent, as_list, missing_tags
 from .core import LOCAL_PARTIAL, check, failed, passed, skipped
 
 DOCS = "labs/01-static-front-end.md"
@@ -81,12 +81,6 @@ def _no_distribution(t: Target):
         return failed(f"Distribution {website} uses the S3 website endpoint; use the bucket's REST endpoint "
                       f"({site_bucket(t)}.s3.{t.region}.amazonaws.com) so the bucket can stay private.")
     return failed(f"No CloudFront distribution has bucket {site_bucket(t)} as its origin.")
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 # -- the bucket -----------------------------------------------------------------
@@ -192,7 +186,7 @@ def _oac(t: Target) -> dict | None:
 
 def _oai_principals(policy: dict | None) -> list[str]:
     found = []
-    for st in _as_list((policy or {}).get("Statement")):
+    for st in as_list((policy or {}).get("Statement")):
         principal = json.dumps(st.get("Principal", ""))
         if any(marker in principal for marker in OAI_MARKERS):
             found.append(st.get("Sid") or "a statement")
@@ -303,19 +297,19 @@ def spa_routing(t: Target):
 def _statement_grants_distribution(st: dict, bucket: str, dist_arn: str) -> str | None:
     """None when the statement is the scoped OAC grant, else why it is not."""
     principal = st.get("Principal")
-    services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+    services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
     if services != ["cloudfront.amazonaws.com"]:
         return "its principal is not the cloudfront.amazonaws.com service"
-    if [a.lower() for a in _as_list(st.get("Action"))] != ["s3:getobject"]:  # IAM actions ignore case
-        return f"it allows {', '.join(_as_list(st.get('Action')))} instead of only s3:GetObject"
-    if _as_list(st.get("Resource")) != [f"arn:aws:s3:::{bucket}/*"]:
-        return f"its resource is {', '.join(_as_list(st.get('Resource')))}, expected arn:aws:s3:::{bucket}/*"
+    if [a.lower() for a in as_list(st.get("Action"))] != ["s3:getobject"]:  # IAM actions ignore case
+        return f"it allows {', '.join(as_list(st.get('Action')))} instead of only s3:GetObject"
+    if as_list(st.get("Resource")) != [f"arn:aws:s3:::{bucket}/*"]:
+        return f"its resource is {', '.join(as_list(st.get('Resource')))}, expected arn:aws:s3:::{bucket}/*"
     condition = st.get("Condition") or {}
     arns = []
     for op in ("StringEquals", "ArnEquals", "ArnLike", "StringLike"):
         for key, value in (condition.get(op) or {}).items():
             if key.lower() == "aws:sourcearn":
-                arns += _as_list(value)
+                arns += as_list(value)
     if not arns:
         return "it has no AWS:SourceArn condition, so any distribution in any account could read the bucket"
     if arns != [dist_arn]:
@@ -334,11 +328,11 @@ def bucket_policy(t: Target):
     policy = _policy(t)
     if policy is None:
         return failed(f"Bucket {bucket} has no bucket policy, so CloudFront cannot read it.")
-    statements = _as_list(policy.get("Statement"))
+    statements = as_list(policy.get("Statement"))
     allows = [st for st in statements if st.get("Effect") == "Allow"]
     for st in allows:
         principal = st.get("Principal")
-        if principal == "*" or (isinstance(principal, dict) and "*" in _as_list(principal.get("AWS"))):
+        if principal == "*" or (isinstance(principal, dict) and "*" in as_list(principal.get("AWS"))):
             return failed(f"Bucket {bucket}'s policy grants {st.get('Sid') or 'a statement'} to everyone (Principal *): the site is public.")
     legacy = _oai_principals(policy)
     if legacy:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,7 +10,8 @@ from labkit.errors import LabkitError
 from labkit.openapi import load_contract, operations, validate_contract_remembered
 from labkit.target import Target
 
-from .api import STAGE, api_key_value, api_name, call, id_token, rest_api, routes, stage
+from .api import (STAGE, answer, api_key_value, api_name, call, call_patiently, id_token, message, rest_api,
+                  routes, stage)
 from .aws import absent, missing_tags
 from .core import check, failed, passed
 
@@ -446,30 +446,6 @@ def writes_authorized(t: Target):
 
 # -- behaviour through the gateway ------------------------------------------------------
 
-def _call(t: Target, method: str, path: str, *, patient: bool = True, **kwargs):
-    """checks.api.call, waiting out a throttle (429 Too Many Requests) the way a client should."""
-    delay = 0.1  # the plan refills 10 tokens a second: one comes back in 0.1 s
-    for _ in range(8):
-        status, body, headers = call(t, method, path, **kwargs)
-        if not (patient and status == 429 and _message(body) == "Too Many Requests"):
-            break
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
-    return status, body, headers
-
-
-def _message(body) -> str:
-    return str(body.get("message") or "") if isinstance(body, dict) else ""
-
-
-def _answer(status: int, body) -> str:
-    message = _message(body)
-    note = body.get("localNote") if isinstance(body, dict) else None  # the local gateway says why
-    if note:
-        message = f"{message}; local gateway: {note}"
-    return f"{status} ({message})" if message else str(status)
-
-
 def _precheck(t: Target, *, key: bool = False):
     """A FAIL when there is nothing to call yet, else None."""
     if stage(t) is None:
@@ -516,13 +492,13 @@ def no_key_403(t: Target):
     stop = _precheck(t)
     if stop:
         return stop
-    status, body, _ = _call(t, "GET", "/orders")
-    if status == 403 and _message(body) == "Forbidden":
+    status, body, _ = call_patiently(t, "GET", "/orders")
+    if status == 403 and message(body) == "Forbidden":
         return passed(f"GET /orders on {STAGE} without an API key was refused with 403 Forbidden.")
     if status == 403:
-        return failed(f"GET /orders on {STAGE} answered {_answer(status, body)}: the method is not deployed; "
+        return failed(f"GET /orders on {STAGE} answered {answer(status, body)}: the method is not deployed; "
                       f"create a new deployment to {STAGE}.")
-    return failed(f"GET /orders on {STAGE} without an API key answered {_answer(status, body)}, expected 403: "
+    return failed(f"GET /orders on {STAGE} without an API key answered {answer(status, body)}, expected 403: "
                   "it does not require a key.")
 
 
@@ -547,7 +523,7 @@ def burst_429(t: Target):
     with ThreadPoolExecutor(10) as pool:
         while len(statuses) < BURST and not any(s == 429 for s, _ in statuses):
             batch = [pool.submit(send) for _ in range(10)]
-            statuses += [(f.result()[0], _message(f.result()[1])) for f in batch]
+            statuses += [(f.result()[0], message(f.result()[1])) for f in batch]
     refused = [m for s, m in statuses if s == 429]
     if refused:
         reason = "the quota is used up (Limit Exceeded)" if "Limit Exceeded" in refused else "Too Many Requests"
@@ -571,10 +547,10 @@ def write_without_token_401(t: Target):
     key = api_key_value(t)
     headers = {"x-api-key": key} if key else {}
     # A body that is not even JSON: if no authorizer stops it, validation or the function must, so nothing is created.
-    status, body, _ = _call(t, "POST", "/orders", raw=b"{not json", headers=headers)
+    status, body, _ = call_patiently(t, "POST", "/orders", raw=b"{not json", headers=headers)
     if status == 401:
         return passed(f"POST /orders on {STAGE} without an ID token was refused with 401 Unauthorized.")
-    return failed(f"POST /orders on {STAGE} with an API key and no ID token answered {_answer(status, body)}, "
+    return failed(f"POST /orders on {STAGE} with an API key and no ID token answered {answer(status, body)}, "
                   "expected 401: the method does not check for a token.")
 
 
@@ -598,14 +574,14 @@ def invalid_body_400(t: Target):
     if found and found["Parameter"].get("Type") != "SecureString":
         return failed(f"SSM parameter /{t.prefix}/orders/tester is a {found['Parameter'].get('Type')}; it holds a "
                       "password, so store it as a SecureString.")
-    status, body, _ = _call(t, "POST", "/orders", body=BAD_ORDER,
+    status, body, _ = call_patiently(t, "POST", "/orders", body=BAD_ORDER,
                             headers={"x-api-key": api_key_value(t), "Authorization": token})
     if status == 400:
         return passed(f"POST /orders on {STAGE} with a body missing customerId was refused with 400.")
     if status == 401:
         return failed(f"POST /orders on {STAGE} refused the test user's ID token with 401: the authorizer does not "
                       f"trust user pool {t.name('users')}.")
-    return failed(f"POST /orders on {STAGE} with a body missing customerId answered {_answer(status, body)}, "
+    return failed(f"POST /orders on {STAGE} with a body missing customerId answered {answer(status, body)}, "
                   "expected 400 Invalid request body.")
 
 
@@ -616,12 +592,12 @@ def good_request_200(t: Target):
     stop = _precheck(t, key=True)
     if stop:
         return stop
-    status, body, _ = _call(t, "GET", "/orders", headers={"x-api-key": api_key_value(t)})
+    status, body, _ = call_patiently(t, "GET", "/orders", headers={"x-api-key": api_key_value(t)})
     if status == 429:
-        return failed(f"GET /orders on {STAGE} with the key answered {_answer(status, body)} even after waiting: "
+        return failed(f"GET /orders on {STAGE} with the key answered {answer(status, body)} even after waiting: "
                       "the throttle or quota leaves no room.")
     if status != 200:
-        return failed(f"GET /orders on {STAGE} with the key answered {_answer(status, body)}, expected 200.")
+        return failed(f"GET /orders on {STAGE} with the key answered {answer(status, body)}, expected 200.")
     if not (isinstance(body, dict) and isinstance(body.get("orders"), list)):
         return failed(f"GET /orders on {STAGE} answered 200 but not with {{\"orders\": [...]}}; check the "
                       "integration's response.")

@@ -12,7 +12,7 @@ from labkit.config import work_dir
 from labkit.target import Target
 
 from . import api
-from .aws import absent, missing_tags
+from .aws import absent, as_list, missing_tags
 from .core import check, failed, passed
 
 DOCS = "labs/03-lambda-microservice.md"
@@ -109,12 +109,6 @@ def _no_group(t: Target):
     return failed(f"Log group {log_group(t)} does not exist; create it, with a retention period, before the function runs.")
 
 
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _document(raw) -> dict:
     """A policy document as a dict (IAM sends URL-encoded JSON; boto3 usually decodes it)."""
     if isinstance(raw, dict):
@@ -206,7 +200,7 @@ def _grants(t: Target) -> dict:
         table, stream = table_arn(t), _stream_arn(t)
         outside_tables, outside_groups = _outside_tables(t), _outside_groups(t)
         for label, doc in _policies(t):
-            for st in _as_list(doc.get("Statement")):
+            for st in as_list(doc.get("Statement")):
                 if not isinstance(st, dict) or st.get("Effect") != "Allow":
                     continue  # a Deny only takes away
                 sid = f" (statement {st['Sid']})" if st.get("Sid") else ""
@@ -217,8 +211,8 @@ def _grants(t: Target) -> dict:
                     out["data"].append(sentence)
                     out["logs"].append(sentence)
                     continue
-                resources = [str(r) for r in _as_list(st.get("Resource"))]
-                for action in (str(a) for a in _as_list(st.get("Action"))):
+                resources = [str(r) for r in as_list(st.get("Resource"))]
+                for action in (str(a) for a in as_list(st.get("Action"))):
                     service, _, name = action.lower().partition(":")
                     if action == "*" or service == "*" or ("*" in service or "?" in service):
                         sentence = f"{where} allows {action}: every action of every service"
@@ -301,7 +295,7 @@ def role_trusts_lambda(t: Target):
         return _no_role(t)
     name = role_name(t)
     trusted, others = False, []
-    for st in _as_list(_document(role.get("AssumeRolePolicyDocument")).get("Statement")):
+    for st in as_list(_document(role.get("AssumeRolePolicyDocument")).get("Statement")):
         if not isinstance(st, dict) or st.get("Effect") != "Allow":
             continue
         if "NotPrincipal" in st:
@@ -312,7 +306,7 @@ def role_trusts_lambda(t: Target):
             others.append("everyone (Principal *)")
             continue
         for kind, values in (principal or {}).items() if isinstance(principal, dict) else ():
-            for value in _as_list(values):
+            for value in as_list(values):
                 if kind == "Service" and value == "lambda.amazonaws.com":
                     trusted = True
                 elif value == "*":
@@ -511,7 +505,7 @@ def invoke_permission(t: Target):
                       "(the API answers 500).")
     policy = json.loads(raw["Policy"])
     api_id, problems, scoped = found["id"], [], 0
-    for st in _as_list(policy.get("Statement")):
+    for st in as_list(policy.get("Statement")):
         if st.get("Effect") != "Allow":
             continue
         principal = st.get("Principal")
@@ -520,11 +514,11 @@ def invoke_permission(t: Target):
         if principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*"):
             problems.append(f"statement {sid} lets anyone invoke it (Principal *)")
             continue
-        if "apigateway.amazonaws.com" not in _as_list(service):
+        if "apigateway.amazonaws.com" not in as_list(service):
             continue
         arns = [str(v) for op, values in (st.get("Condition") or {}).items()
                 if op in ("ArnLike", "ArnEquals", "StringLike", "StringEquals")
-                for key, value in values.items() if key.lower() == "aws:sourcearn" for v in _as_list(value)]
+                for key, value in values.items() if key.lower() == "aws:sourcearn" for v in as_list(value)]
         if not arns:
             problems.append(f"statement {sid} has no SourceArn, so any API in any account could invoke it")
             continue
@@ -552,24 +546,6 @@ def invoke_permission(t: Target):
 
 
 # -- behaviour through the gateway ---------------------------------------------------
-
-def _call(t: Target, method: str, path: str, **kwargs):
-    """checks.api.call, waiting out throttling (429 Too Many Requests) like a polite client."""
-    for attempt in range(6):
-        status, body, headers = api.call(t, method, path, **kwargs)
-        if status != 429 or (isinstance(body, dict) and body.get("message") == "Limit Exceeded"):
-            break
-        time.sleep(0.1 * 2 ** attempt)  # a token comes back every 0.1 s at rate 10
-    return status, body, headers
-
-
-def _answer(status: int, body) -> str:
-    """A response in a few words: the status and what came back."""
-    if isinstance(body, dict) and "message" in body:
-        note = f"; local gateway: {body['localNote']}" if body.get("localNote") else ""
-        return f"{status} {{\"message\": {json.dumps(body['message'])}}}{note}"
-    return f"{status} {json.dumps(body)[:120]}" if body is not None else f"{status} with no body"
-
 
 def _client(t: Target):
     """(read headers, write headers), or a failed Outcome when the API cannot be called as the tests need."""
@@ -621,22 +597,22 @@ def create_and_read(t: Target):
     if not isinstance(headers, tuple):
         return headers
     reads, writes = headers
-    status, created, _ = _call(t, "POST", "/orders", body=CHECK_ORDER, headers=writes)
+    status, created, _ = api.call_patiently(t, "POST", "/orders", body=CHECK_ORDER, headers=writes)
     if status != 201:
-        return failed(f"POST /orders answered {_answer(status, created)}, expected 201 with the new order.")
+        return failed(f"POST /orders answered {api.answer(status, created)}, expected 201 with the new order.")
     problems = _order_problems(created)
     order_id = created.get("orderId") if isinstance(created, dict) else None
     if problems or not order_id:
         cleanup = _delete(t, order_id, writes) if order_id else ""
         return failed(f"POST /orders answered 201, but {'; '.join(problems)}.{cleanup}")
     path = f"/orders/{quote(str(order_id), safe='')}"
-    status, got, _ = _call(t, "GET", path, headers=reads)
-    gone = _call(t, "DELETE", path, headers=writes)[0]
+    status, got, _ = api.call_patiently(t, "GET", path, headers=reads)
+    gone = api.call_patiently(t, "DELETE", path, headers=writes)[0]
     deleted = gone == 204
     tail = (" The check deleted its order again." if deleted else
             f" DELETE {path} answered {gone}, not 204, so the check's order may still be in the table.")
     if status != 200:
-        return failed(f"POST /orders created {order_id}, but GET {path} answered {_answer(status, got)}.{tail}")
+        return failed(f"POST /orders created {order_id}, but GET {path} answered {api.answer(status, got)}.{tail}")
     if not isinstance(got, dict) or got.get("orderId") != order_id or not _same_order(got, CHECK_ORDER):
         return failed(f"GET {path} answered 200 with {json.dumps(got)[:160]}, not the order just created.{tail}")
     if not deleted:
@@ -646,7 +622,7 @@ def create_and_read(t: Target):
 
 
 def _delete(t: Target, order_id: str, writes: dict) -> str:
-    status = _call(t, "DELETE", f"/orders/{quote(str(order_id), safe='')}", headers=writes)[0]
+    status = api.call_patiently(t, "DELETE", f"/orders/{quote(str(order_id), safe='')}", headers=writes)[0]
     return " The check deleted its order again." if status == 204 else ""
 
 
@@ -658,9 +634,9 @@ def missing_order_404(t: Target):
     if not isinstance(headers, tuple):
         return headers
     path = f"/orders/{uuid.uuid4()}"
-    status, body, _ = _call(t, "GET", path, headers=headers[0])
+    status, body, _ = api.call_patiently(t, "GET", path, headers=headers[0])
     if status != 404:
-        return failed(f"GET {path} (no such order) answered {_answer(status, body)}, expected 404.")
+        return failed(f"GET {path} (no such order) answered {api.answer(status, body)}, expected 404.")
     if not isinstance(body, dict) or body.get("message") != "order not found":
         return failed(f"GET {path} answered 404 with {json.dumps(body)[:120]}; "
                       "the body should be {\"message\": \"order not found\"}.")
@@ -675,14 +651,14 @@ def bad_body_400(t: Target):
     headers = _client(t)
     if not isinstance(headers, tuple):
         return headers
-    status, body, _ = _call(t, "POST", "/orders", raw=NOT_JSON, headers=headers[1])
+    status, body, _ = api.call_patiently(t, "POST", "/orders", raw=NOT_JSON, headers=headers[1])
     if status != 400:
         why = " (the function crashed on it: catch the parse error)" if status in (500, 502) else ""
-        return failed(f"POST /orders with a body that is not JSON answered {_answer(status, body)}{why}; expected 400.")
+        return failed(f"POST /orders with a body that is not JSON answered {api.answer(status, body)}{why}; expected 400.")
     if isinstance(body, dict) and body.get("message") == "Invalid request body":
         return passed("POST /orders with a body that is not JSON answered 400: the stage's request validator "
                       "rejected it before the function ran.")
-    return passed(f"POST /orders with a body that is not JSON answered 400 from the function ({_answer(status, body)}).")
+    return passed(f"POST /orders with a body that is not JSON answered 400 from the function ({api.answer(status, body)}).")
 
 
 # -- logs -----------------------------------------------------------------------------
