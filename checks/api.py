@@ -72,36 +72,83 @@ def api_key_value(t: Target) -> str | None:
     return t.memo("api.key", look)
 
 
-def id_token(t: Target) -> str | None:
-    """An ID token for the test user kept in SSM at /<prefix>/orders/tester, or None."""
+def user_pool(t: Target) -> dict | None:
+    """The course user pool <prefix>-users (described), or None."""
 
     def look():
-        found = absent(lambda: t.client("ssm").get_parameter(Name=f"/{t.prefix}/orders/tester", WithDecryption=True),
-                       "ParameterNotFound")
-        if not found:
+        idp = t.client("cognito-idp")
+        for page in idp.get_paginator("list_user_pools").paginate(MaxResults=60):
+            for pool in page["UserPools"]:
+                if pool["Name"] == t.name("users"):
+                    return idp.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+        return None
+
+    return t.memo("api.pool", look)
+
+
+def _app_client(t: Target) -> dict | None:
+    pool = user_pool(t)
+    if pool is None:
+        return None
+    idp = t.client("cognito-idp")
+    return next((c for page in idp.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool["Id"], MaxResults=60)
+                 for c in page["UserPoolClients"] if c["ClientName"] == t.name("orders-web")), None)
+
+
+def _tester(t: Target) -> tuple[dict | None, str]:
+    """(the test user's {"username", "password"}, the SSM parameter's name), or (None, why there is none)."""
+    name = f"/{t.prefix}/orders/tester"
+    found = absent(lambda: t.client("ssm").get_parameter(Name=name, WithDecryption=True), "ParameterNotFound")
+    if found is None:
+        return None, f"There is no SSM parameter {name} with the test user's credentials"
+    try:
+        tester = json.loads(found["Parameter"]["Value"])
+    except ValueError:
+        tester = None
+    if not (isinstance(tester, dict) and tester.get("username") and tester.get("password")):
+        return None, f"SSM parameter {name} is not JSON with a username and a password"
+    return tester, name
+
+
+def id_token(t: Target) -> str | None:
+    """An ID token for the test user kept in SSM at /<prefix>/orders/tester, or None (sign_in_problem says why)."""
+
+    def look():
+        tester, _ = _tester(t)
+        client = _app_client(t)
+        if tester is None or client is None:
             return None
-        try:
-            tester = json.loads(found["Parameter"]["Value"])
-        except ValueError:
-            return None
-        cognito = t.client("cognito-idp")
-        pool = next((p for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60)
-                     for p in page["UserPools"] if p["Name"] == t.name("users")), None)
-        if pool is None:
-            return None
-        client = next((c for c in cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
-                       if c["ClientName"] == t.name("orders-web")), None)
-        if client is None:
-            return None
-        result = absent(lambda: cognito.initiate_auth(
+        result = absent(lambda: t.client("cognito-idp").initiate_auth(
             ClientId=client["ClientId"], AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": tester.get("username", ""), "PASSWORD": tester.get("password", "")}),
+            AuthParameters={"USERNAME": tester["username"], "PASSWORD": tester["password"]}),
             "NotAuthorizedException", "UserNotFoundException", "InvalidParameterException",
             "PasswordResetRequiredException", "UserNotConfirmedException")  # AWS: flow not enabled, user not ready
         # A user still on a temporary password gets a NEW_PASSWORD_REQUIRED challenge, not tokens.
         return (result or {}).get("AuthenticationResult", {}).get("IdToken")
 
     return t.memo("api.token", look)
+
+
+def sign_in_problem(t: Target) -> str:
+    """Why the grader cannot sign the test user in (when id_token is None), in one clause."""
+    tester, name_or_why = _tester(t)
+    if tester is None:
+        return name_or_why
+    name = name_or_why
+    if user_pool(t) is None:
+        return f"There is no Cognito user pool named {t.name('users')}"
+    summary = _app_client(t)
+    client_name = t.name("orders-web")
+    if summary is None:
+        return f"User pool {t.name('users')} has no app client named {client_name}"
+    client = t.client("cognito-idp").describe_user_pool_client(
+        UserPoolId=user_pool(t)["Id"], ClientId=summary["ClientId"])["UserPoolClient"]
+    if "ALLOW_USER_PASSWORD_AUTH" not in (client.get("ExplicitAuthFlows") or []):
+        return f"App client {client_name} does not allow ALLOW_USER_PASSWORD_AUTH"
+    if client.get("ClientSecret"):
+        return f"App client {client_name} has a client secret; a browser app cannot keep one, so create it without"
+    return (f"The test user {tester['username']} from {name} cannot sign in to app client {client_name} with "
+            "the stored password (set it with admin_set_user_password, Permanent=True)")
 
 
 def call(t: Target, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None):

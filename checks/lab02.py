@@ -11,7 +11,7 @@ from labkit.openapi import load_contract, operations, validate_contract_remember
 from labkit.target import Target
 
 from .api import (STAGE, answer, api_key_value, api_name, call, call_patiently, id_token, message, rest_api,
-                  routes, stage)
+                  routes, sign_in_problem, stage, user_pool)
 from .aws import absent, missing_tags
 from .core import check, failed, passed
 
@@ -394,18 +394,6 @@ def body_validated(t: Target):
     return passed(f"POST /orders of {api_name(t)} validates bodies with {validator.get('name')} against {model_name}.")
 
 
-def _pool(t: Target) -> dict | None:
-    def look():
-        idp = t.client("cognito-idp")
-        for page in idp.get_paginator("list_user_pools").paginate(MaxResults=60):
-            for pool in page["UserPools"]:
-                if pool["Name"] == t.name("users"):
-                    return idp.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
-        return None
-
-    return t.memo("lab02.pool", look)
-
-
 @check("L02.10", "POST and DELETE require a Cognito ID token from the course user pool", points=2,
        hint="Add a cognito security scheme (x-amazon-apigateway-authtype cognito_user_pools, authorizer providerARNs "
             "[your <prefix>-users pool ARN]) and list it with api_key on post and delete.",
@@ -414,7 +402,7 @@ def writes_authorized(t: Target):
     api = rest_api(t)
     if api is None:
         return _no_api(t)
-    pool = _pool(t)
+    pool = user_pool(t)
     if pool is None:
         return failed(f"There is no Cognito user pool named {t.name('users')}.")
     found = routes(t)
@@ -453,36 +441,6 @@ def _precheck(t: Target, *, key: bool = False):
     if key and api_key_value(t) is None:
         return failed(f"There is no enabled API key named {t.name('orders-key')} to call {api_name(t)} with.")
     return None
-
-
-def _tester_problem(t: Target) -> str:
-    """Why the grader cannot sign the test user in (when id_token is None)."""
-    name = f"/{t.prefix}/orders/tester"
-    found = absent(lambda: t.client("ssm").get_parameter(Name=name, WithDecryption=True), "ParameterNotFound")
-    if found is None:
-        return f"There is no SSM parameter {name} with the test user's credentials"
-    try:
-        tester = json.loads(found["Parameter"]["Value"])
-    except ValueError:
-        tester = None
-    if not (isinstance(tester, dict) and tester.get("username") and tester.get("password")):
-        return f"SSM parameter {name} is not JSON with a username and a password"
-    pool = _pool(t)
-    if pool is None:
-        return f"There is no Cognito user pool named {t.name('users')}"
-    idp = t.client("cognito-idp")
-    client_name = t.name("orders-web")
-    summary = next((c for page in idp.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool["Id"], MaxResults=60)
-                    for c in page["UserPoolClients"] if c["ClientName"] == client_name), None)
-    if summary is None:
-        return f"User pool {t.name('users')} has no app client named {client_name}"
-    client = idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=summary["ClientId"])["UserPoolClient"]
-    if "ALLOW_USER_PASSWORD_AUTH" not in (client.get("ExplicitAuthFlows") or []):
-        return f"App client {client_name} does not allow ALLOW_USER_PASSWORD_AUTH"
-    if client.get("ClientSecret"):
-        return f"App client {client_name} has a client secret; a browser app cannot keep one, so create it without"
-    return (f"The test user {tester['username']} from {name} cannot sign in to app client {client_name} with "
-            "the stored password (set it with admin_set_user_password, Permanent=True)")
 
 
 @check("L02.11", "A request without an API key is refused with 403", points=1,
@@ -569,7 +527,7 @@ def invalid_body_400(t: Target):
                       "would reach the backend (not sent).")
     token = id_token(t)
     if token is None:
-        return failed(f"{_tester_problem(t)}; the check needs an ID token to send a signed-in request.")
+        return failed(f"{sign_in_problem(t)}; the check needs an ID token to send a signed-in request.")
     found = absent(lambda: t.client("ssm").get_parameter(Name=f"/{t.prefix}/orders/tester"), "ParameterNotFound")
     if found and found["Parameter"].get("Type") != "SecureString":
         return failed(f"SSM parameter /{t.prefix}/orders/tester is a {found['Parameter'].get('Type')}; it holds a "

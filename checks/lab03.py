@@ -559,8 +559,7 @@ def _client(t: Target):
         return failed(f"There is no enabled API key {t.name('orders-key')} (lab 02) to call API {found['id']} with.")
     token = api.id_token(t)
     if token is None:
-        return failed(f"The test user in SSM /{t.prefix}/orders/tester could not sign in to {t.name('users')} "
-                      f"(client {t.name('orders-web')}); lab 02 sets them up.")
+        return failed(f"{api.sign_in_problem(t)}; the check needs an ID token to send signed-in requests (lab 02).")
     return {"x-api-key": key}, {"x-api-key": key, "Authorization": token}
 
 

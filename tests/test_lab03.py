@@ -326,7 +326,7 @@ CASES += [
          build={"lab02": {"contract_edit": no_body_validator},
                 "handler": handler_with(("    except ValueError:  # not base64, not UTF-8 or not JSON\n        return None\n",
                                          "    finally:\n        pass\n"))}),
-    Case("L03.12", "tester-cannot-sign-in", FAIL, ("The test user in SSM /ada/orders/tester could not sign in",),
+    Case("L03.12", "tester-cannot-sign-in", FAIL, ("The test user tester from /ada/orders/tester cannot sign in to app client ada-orders-web",),
          build={"lab02": {"tester_value": '{"username": "tester", "password": "Not-the-passw0rd!"}'}}),
     # L03.13 the handler's lines reach the log group
     Case("L03.13", "solution", PASS, ("Log group {group} holds", "line(s) from the handler", '"method": "GET"')),
