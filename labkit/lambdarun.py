@@ -90,6 +90,7 @@ class Worker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.init_reply = self._read(INIT_TIMEOUT_S)
         self.init_ms = (time.perf_counter() - started) * 1000
+        self.used = False  # the first invocation's REPORT carries the init duration, as on Lambda
 
     def _read(self, timeout_s: float) -> dict | None:
         ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout_s, 0))
@@ -148,7 +149,7 @@ class Runner:
         reply = worker.call({"event": event, "request_id": request_id, "arn": spec.arn, "deadline_ms": deadline_ms},
                             limit_s)
         duration = (time.perf_counter() - started) * 1000
-        init_ms = worker.init_ms if not getattr(worker, "used", False) else None
+        init_ms = None if worker.used else worker.init_ms
         worker.used = True
         if reply is None:  # the timeout: Lambda stops the sandbox (and so does a caller giving up, here)
             worker.kill()

@@ -87,7 +87,8 @@ def drift(zip_bytes: bytes, folder: Path | None = None) -> str | None:
 def deployed_drift(target, function_name: str, folder: str | Path) -> str | None:
     """Compare a function's CodeSha256 with the folder on disk, through the API (works live too)."""
     config = target.client("lambda").get_function_configuration(FunctionName=function_name)
-    if config["CodeSha256"] == code_sha256(package(folder)):
+    on_disk = code_sha256(package(folder))
+    if config["CodeSha256"] == on_disk:
         return None
     return (f"deployed code differs from source: {function_name}'s CodeSha256 is {config['CodeSha256']}, "
-            f"the folder {Path(folder)} packages to {code_sha256(package(folder))}; redeploy with update_function_code")
+            f"the folder {Path(folder)} packages to {on_disk}; redeploy with update_function_code")
