@@ -6,12 +6,12 @@ import re
 import time
 import uuid
 from datetime import datetime
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from labkit.config import work_dir
 from labkit.target import Target
 
-from . import api
+from . import api, iam
 from .aws import absent, as_list, missing_tags
 from .core import check, failed, passed
 
@@ -72,8 +72,7 @@ def _table(t: Target) -> dict | None:
 
 
 def _role(t: Target) -> dict | None:
-    return t.memo("lab03.role", lambda: (absent(lambda: t.client("iam").get_role(RoleName=role_name(t)),
-                                                "NoSuchEntity") or {}).get("Role"))
+    return iam.role(t, role_name(t))
 
 
 def _function(t: Target) -> dict | None:
@@ -109,49 +108,7 @@ def _no_group(t: Target):
     return failed(f"Log group {log_group(t)} does not exist; create it, with a retention period, before the function runs.")
 
 
-def _document(raw) -> dict:
-    """A policy document as a dict (IAM sends URL-encoded JSON; boto3 usually decodes it)."""
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return json.loads(unquote(raw))
-    except (TypeError, ValueError):
-        return {}
-
-
-def _short(items: list[str], limit: int = 3) -> str:
-    return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
-
-
 # -- reading the role's permissions as AWS does -------------------------------------
-
-def _glob(pattern: str, value: str) -> bool:
-    """IAM's wildcard match: * is any run of characters, ? is one character; nothing else is special."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL) is not None
-
-
-def _policies(t: Target) -> list[tuple[str, dict]]:
-    """(label, document) for every permissions policy of the role: inline and attached."""
-
-    def look():
-        iam = t.client("iam")
-        role = role_name(t)
-        found = []
-        for page in iam.get_paginator("list_role_policies").paginate(RoleName=role):
-            for name in page.get("PolicyNames", []):
-                doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-                found.append((f"inline policy {name}", _document(doc)))
-        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
-            for attached in page.get("AttachedPolicies", []):
-                arn = attached["PolicyArn"]
-                version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-                doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
-                found.append((f"managed policy {attached['PolicyName']}", _document(doc)))
-        return found
-
-    return t.memo("lab03.policies", look)
-
 
 def _other_region(t: Target) -> str:
     return "eu-west-1" if t.region != "eu-west-1" else "us-east-1"
@@ -199,7 +156,7 @@ def _grants(t: Target) -> dict:
         out = {"data": [], "logs": [], "data_ok": set(), "logs_ok": set()}
         table, stream = table_arn(t), _stream_arn(t)
         outside_tables, outside_groups = _outside_tables(t), _outside_groups(t)
-        for label, doc in _policies(t):
+        for label, doc in iam.role_policies(t, role_name(t)):
             for st in as_list(doc.get("Statement")):
                 if not isinstance(st, dict) or st.get("Effect") != "Allow":
                     continue  # a Deny only takes away
@@ -237,10 +194,10 @@ def _grants(t: Target) -> dict:
                             reach = "every table in the account" if kind == "data" else "every log group in the account"
                             fix = "the table's ARN" if kind == "data" else f"{log_group_arn(t)}:*"
                             out[kind].append(f"{where} allows {action} on Resource \"*\" ({reach}); use {fix}")
-                        elif any(_glob(resource, arn) for arn in outside):
+                        elif any(iam.glob(resource, arn) for arn in outside):
                             mine = f"table {table_name(t)}" if kind == "data" else f"log group {log_group(t)}"
                             out[kind].append(f"{where} allows {action} on {resource}, which reaches beyond {mine}")
-                        elif _glob(resource, inside):
+                        elif iam.glob(resource, inside):
                             if kind == "data":
                                 out["data_ok"].add(DATA_ACTIONS[name])
                             elif name in LOG_ACTIONS:
@@ -294,27 +251,9 @@ def role_trusts_lambda(t: Target):
     if role is None:
         return _no_role(t)
     name = role_name(t)
-    trusted, others = False, []
-    for st in as_list(_document(role.get("AssumeRolePolicyDocument")).get("Statement")):
-        if not isinstance(st, dict) or st.get("Effect") != "Allow":
-            continue
-        if "NotPrincipal" in st:
-            others.append("everyone but the NotPrincipal list")
-            continue
-        principal = st.get("Principal")
-        if principal == "*":
-            others.append("everyone (Principal *)")
-            continue
-        for kind, values in (principal or {}).items() if isinstance(principal, dict) else ():
-            for value in as_list(values):
-                if kind == "Service" and value == "lambda.amazonaws.com":
-                    trusted = True
-                elif value == "*":
-                    others.append(f"everyone ({kind} *)")
-                else:
-                    others.append(f"{kind} {value}")
+    trusted, others = iam.trusted_principals(role, "lambda.amazonaws.com")
     if others:
-        return failed(f"Role {name} may also be assumed by {', '.join(dict.fromkeys(others))}; "
+        return failed(f"Role {name} may also be assumed by {', '.join(others)}; "
                       "only lambda.amazonaws.com should be trusted.")
     if not trusted:
         return failed(f"Role {name} does not trust lambda.amazonaws.com, so Lambda cannot run the function as it.")
@@ -331,7 +270,7 @@ def data_least_privilege(t: Target):
     grants = _grants(t)
     name = role_name(t)
     if grants["data"]:
-        return failed(f"Role {name}: {_short(grants['data'])}.")
+        return failed(f"Role {name}: {iam.short(grants['data'])}.")
     missing = [a for a in DATA_ACTIONS.values() if a not in grants["data_ok"]]
     if missing:
         needed = ", ".join(f"dynamodb:{a} ({USED_BY[a]})" for a in missing)
@@ -351,7 +290,7 @@ def logs_least_privilege(t: Target):
     grants = _grants(t)
     name = role_name(t)
     if grants["logs"]:
-        return failed(f"Role {name}: {_short(grants['logs'])}.")
+        return failed(f"Role {name}: {iam.short(grants['logs'])}.")
     missing = [a for a in LOG_ACTIONS.values() if a not in grants["logs_ok"]]
     if missing:
         return failed(f"Role {name} does not allow {', '.join('logs:' + a for a in missing)} on the streams of "
@@ -481,7 +420,7 @@ def proxy_integrations(t: Target):
         elif target.group("arn").removesuffix(":$LATEST") != fn_arn:
             problems.append(f"{verb} {path} invokes {target.group('arn')}, not {fn_arn}")
     if problems:
-        return failed(f"API {found['id']} ({api.api_name(t)}): {_short(problems, 4)}.")
+        return failed(f"API {found['id']} ({api.api_name(t)}): {iam.short(problems, 4)}.")
     return passed(f"API {found['id']}: GET and POST /orders, GET and DELETE /orders/{{orderId}} all proxy to "
                   f"function {function_name(t)}.")
 
@@ -532,7 +471,7 @@ def invoke_permission(t: Target):
             else:
                 scoped += 1
     if problems:
-        return failed(f"Function {name}'s policy: {_short(problems)}.")
+        return failed(f"Function {name}'s policy: {iam.short(problems)}.")
     if not scoped:
         return failed(f"Function {name}'s policy does not let apigateway.amazonaws.com invoke it "
                       f"from API {api_id}.")
