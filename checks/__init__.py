@@ -23,7 +23,7 @@ from .core import (  # noqa: F401  (the public surface)
     skipped,
 )
 
-LAB_MODULES = ("lab00", "lab01", "lab02", "lab03")
+LAB_MODULES = ("lab00", "lab01", "lab02", "lab03", "lab04")
 DEFAULT_DOCS_URL = "http://127.0.0.1:8000/"  # where `make docs` serves the site
 
 

@@ -10,3 +10,21 @@ SITE_DIR = ASSETS / "site"
 def site_files() -> list[Path]:
     """The single-page app's files, in a stable order."""
     return sorted(p for p in SITE_DIR.rglob("*") if p.is_file())
+
+
+LAB04_DIR = ASSETS / "lab04"
+
+
+def lab04_orders() -> list[dict]:
+    """Lab 04's provided orders, oldest first (see assets/lab04/generate.py)."""
+    import json
+
+    with open(LAB04_DIR / "orders.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def lab04_stock() -> list[dict]:
+    """Lab 04's provided stock levels, one entry per SKU."""
+    import json
+
+    return json.loads((LAB04_DIR / "stock.json").read_text())
