@@ -581,11 +581,15 @@ checks.run("L03.10-L03.12")
 # newest stream. (Logs arrive a moment after the request.)
 
 # %%
-time.sleep(1)
-streams = logs.describe_log_streams(logGroupName=log_group, orderBy="LastEventTime", descending=True, limit=1)["logStreams"]
-for stream in streams:
-    for event in logs.get_log_events(logGroupName=log_group, logStreamName=stream["logStreamName"], limit=12)["events"]:
-        print(event["message"].rstrip())
+events, deadline = [], time.time() + 10
+while not any(e["message"].startswith("REPORT") for e in events) and time.time() < deadline:
+    time.sleep(0.2)  # the last request's lines are on their way
+    streams = logs.describe_log_streams(logGroupName=log_group, orderBy="LastEventTime", descending=True,
+                                        limit=1)["logStreams"]
+    events = [e for s in streams for e in logs.get_log_events(logGroupName=log_group, logStreamName=s["logStreamName"],
+                                                              limit=12)["events"]]
+for event in events:
+    print(event["message"].rstrip())
 
 # %%
 checks.run("03")

@@ -40,7 +40,10 @@ def cleanup(t: Target, dry_run: bool = False, say: Callable[[str], None] = print
     _functions(t, act)
     _roles(t, act)
     _log_groups(t, act)
+    _scaling(t, act)
+    _dax(t, act, done, say)
     _tables(t, act)
+    _network(t, act, done, say)
     _user_pools(t, act)
     _distributions(t, act, done, dry_run, say)
     _buckets(t, act)
@@ -139,6 +142,78 @@ def _tables(t, act):
                         ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
                     ddb.delete_table(TableName=name)
                 act(f"table {name}", delete)
+
+
+def _table_tagged(ddb, name: str, t: Target) -> bool:
+    try:
+        arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
+    except ddb.exceptions.ResourceNotFoundException:
+        return False
+    return _tagged(ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", []), t)
+
+
+def _scaling(t, act):
+    """Auto scaling of the learner's tables (lab 04); deregistering a target removes its policies."""
+    scaling, ddb = t.client("application-autoscaling"), t.client("dynamodb")
+    for page in scaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="dynamodb"):
+        for target in page["ScalableTargets"]:
+            table = target["ResourceId"].split("/")[1]
+            if _mine(table, t) and _table_tagged(ddb, table, t):
+                act(f"scalable target {target['ResourceId']} {target['ScalableDimension']}",
+                    lambda x=target: scaling.deregister_scalable_target(
+                        ServiceNamespace="dynamodb", ResourceId=x["ResourceId"], ScalableDimension=x["ScalableDimension"]))
+
+
+def _dax(t, act, done, say):
+    """DAX clusters (billed per node-hour), then their subnet groups once no cluster uses them."""
+    dax = t.client("dax")
+    busy = set()
+    for page in dax.get_paginator("describe_clusters").paginate():
+        for cluster in page["Clusters"]:
+            name = cluster["ClusterName"]
+            if not name.startswith(f"{t.prefix[:16].rstrip('-')}-"):  # DAX names are cut to 20 characters
+                continue
+            if not _tagged(dax.list_tags(ResourceName=cluster["ClusterArn"]).get("Tags", []), t):
+                continue
+            busy.add(cluster.get("SubnetGroup"))
+            if cluster.get("Status") == "deleting":
+                done["pending"].append(f"DAX cluster {name}")
+                say(f"DAX cluster {name} is being deleted; run cleanup again in a few minutes for what it uses")
+                continue
+            act(f"DAX cluster {name}", lambda n=name: dax.delete_cluster(ClusterName=n))
+    if t.is_local:
+        return  # the local AWS has no DAX subnet groups
+    for page in dax.get_paginator("describe_subnet_groups").paginate():
+        for group in page["SubnetGroups"]:
+            name = group["SubnetGroupName"]
+            if not _mine(name, t):
+                continue
+            if name in busy:
+                done["pending"].append(f"DAX subnet group {name}")
+                say(f"DAX subnet group {name} waits for its cluster; run cleanup again in a few minutes")
+                continue
+            act(f"DAX subnet group {name}", lambda n=name: dax.delete_subnet_group(SubnetGroupName=n))
+
+
+def _network(t, act, done, say):
+    """The learner's tagged VPCs (lab 04's data VPC): security groups and subnets first, then the VPC."""
+    ec2 = t.client("ec2")
+    mine = [{"Name": "tag:course", "Values": [COURSE_ID]}, {"Name": "tag:learner", "Values": [t.prefix]}]
+    for vpc in ec2.describe_vpcs(Filters=mine)["Vpcs"]:
+        vpc_id, inside = vpc["VpcId"], [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+        # A DAX cluster's network interfaces outlive it by minutes on AWS; its subnets wait for them.
+        if any(p.startswith("DAX") for p in done["pending"]) or (
+                t.is_live and any(d.startswith("DAX cluster") for d in done["deleted"])):
+            done["pending"].append(f"VPC {vpc_id}")
+            say(f"VPC {vpc_id} waits for the DAX cluster in it")
+            continue
+        for group in ec2.describe_security_groups(Filters=inside)["SecurityGroups"]:
+            if group["GroupName"] != "default":
+                act(f"security group {group['GroupId']} ({group['GroupName']})",
+                    lambda g=group["GroupId"]: ec2.delete_security_group(GroupId=g))
+        for subnet in ec2.describe_subnets(Filters=inside)["Subnets"]:
+            act(f"subnet {subnet['SubnetId']}", lambda s=subnet["SubnetId"]: ec2.delete_subnet(SubnetId=s))
+        act(f"VPC {vpc_id}", lambda v=vpc_id: ec2.delete_vpc(VpcId=v))
 
 
 def _user_pools(t, act):

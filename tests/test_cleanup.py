@@ -88,3 +88,42 @@ def test_cleanup_removes_api_lambda_and_data_resources_of_this_learner_only(aws)
     assert set(aws.client("dynamodb").list_tables()["TableNames"]) == {"bob-orders", "eve-orders"}
     assert {f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]} == {"bob-orders", "eve-orders"}
     assert cleanup(aws, say=_quiet)["found"] == []
+
+
+def _lab04_resources(t: Target, tagged: bool = True) -> None:
+    """Lab 04's resource types that cleanup handles beyond tables and roles: scaling, DAX and the data VPC."""
+    pairs = t.tags("04") if tagged else []
+    table = t.name("orders-v2")
+    t.client("dynamodb").create_table(TableName=table, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                                      AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                                      ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}, Tags=pairs)
+    t.client("application-autoscaling").register_scalable_target(
+        ServiceNamespace="dynamodb", ResourceId=f"table/{table}", ScalableDimension="dynamodb:table:ReadCapacityUnits",
+        MinCapacity=5, MaxCapacity=100)
+    ec2 = t.client("ec2")
+    spec = [{"ResourceType": "vpc", "Tags": pairs}] if pairs else []
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16", TagSpecifications=spec)["Vpc"]["VpcId"]
+    ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")
+    group = ec2.create_security_group(GroupName=t.name("dax"), Description="dax", VpcId=vpc)["GroupId"]
+    t.client("dax").create_cluster(ClusterName=f"{t.prefix}-dax", NodeType="dax.t3.small", ReplicationFactor=1,
+                                   IamRoleArn=f"arn:aws:iam::123456789012:role/{t.prefix}-orders-dax",
+                                   SecurityGroupIds=[group], **({"Tags": pairs} if pairs else {}))
+
+
+def test_cleanup_removes_lab04s_scaling_dax_and_network_of_this_learner_only(aws):
+    _lab04_resources(aws)
+    _lab04_resources(Target("inprocess", prefix="bob", region="us-east-1"))
+    _lab04_resources(Target("inprocess", prefix="eve", region="us-east-1"), tagged=False)
+
+    done = cleanup(aws, say=_quiet)
+
+    assert done["pending"] == [], done["pending"]
+    kinds = sorted(d.split(" ")[0] for d in done["deleted"])
+    assert kinds == ["DAX", "VPC", "scalable", "security", "subnet", "table"], done["deleted"]
+    assert all("ada" in d or d.startswith(("VPC", "subnet", "security")) for d in done["deleted"])
+    targets = aws.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"]
+    assert {x["ResourceId"] for x in targets} == {"table/bob-orders-v2", "table/eve-orders-v2"}
+    clusters = {c["ClusterName"] for c in aws.client("dax").describe_clusters()["Clusters"] if c["Status"] != "deleting"}
+    assert clusters == {"bob-dax", "eve-dax"}
+    assert len(aws.client("ec2").describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.40.0.0/16"]}])["Vpcs"]) == 2
+    assert cleanup(aws, say=_quiet)["found"] == []
