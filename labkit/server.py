@@ -129,10 +129,10 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
         )
     state = cfg.state_dir()
     log = open(state / "server.log", "ab")
-    journal = journal_path()
-    replaying = journal.exists() and journal.stat().st_size > 0
+    journal_file = journal_path()
+    replaying = journal_file.exists() and journal_file.stat().st_size > 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.motoserve", "--port", str(port), "--journal", str(journal)],
+        [sys.executable, "-m", "labkit.motoserve", "--port", str(port), "--journal", str(journal_file)],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=str(cfg.REPO_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -220,12 +220,24 @@ def list_snapshots() -> list[str]:
     return sorted(p.stem for p in snapshot_dir().glob("*.ndjson"))
 
 
+def journal() -> bytes:
+    """The state-changing requests that made the current state (what a snapshot holds)."""
+    record = require_running()
+    return _http("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
+
+
+def replay(lines: bytes) -> int:
+    """Replace the local AWS state with the one ``lines`` (a journal) make; returns the writes replayed."""
+    record = require_running()
+    return json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=lines, timeout=300))["replayed"]
+
+
 def save(name: str) -> Path:
     record = require_running()
     path = _snapshot_file(name)
-    journal = _http("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
-    path.write_bytes(journal)
-    meta = {"state": record.get("state", "unknown"), "saved": time.time(), "writes": journal.count(b"\n")}
+    journal_ = journal()
+    path.write_bytes(journal_)
+    meta = {"state": record.get("state", "unknown"), "saved": time.time(), "writes": journal_.count(b"\n")}
     path.with_suffix(".json").write_text(json.dumps(meta) + "\n")
     return path
 
@@ -236,9 +248,8 @@ def restore(name: str) -> int:
     if not path.exists():
         known = ", ".join(list_snapshots()) or "none yet"
         raise LabkitError(f"There is no snapshot named {name!r} (saved snapshots: {known}).")
-    record = require_running()
-    reply = json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=path.read_bytes(), timeout=300))
+    replayed = replay(path.read_bytes())
     meta_path = path.with_suffix(".json")
     label = json.loads(meta_path.read_text()).get("state") if meta_path.exists() else None
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
-    return reply["replayed"]
+    return replayed

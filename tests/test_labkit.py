@@ -102,6 +102,28 @@ def test_reset_and_start_keep_what_was_there_as_a_snapshot(local):
     assert "ada-precious" in [b["Name"] for b in Target("local").client("s3").list_buckets()["Buckets"]]
 
 
+def test_a_second_start_replays_the_kept_state_and_rewrites_the_work_files(local):
+    import shutil
+
+    from labkit import config
+
+    shutil.rmtree(config.state_dir() / "starts", ignore_errors=True)
+    first = _cli("start", "03")
+    assert first.returncode == 0 and "Building the end state of lab 02" in first.stdout, first.stdout
+    contract = config.work_dir() / "orders-api.yaml"  # lab 02's solution writes it
+    written = contract.read_text()
+    contract.write_text("edited since")
+
+    second = _cli("start", "03")
+    assert second.returncode == 0 and "Replaying" in second.stdout and "Building" not in second.stdout, second.stdout
+    assert contract.read_text() == written
+    lab02 = grade(select("02"), Target("local"))
+    assert lab02.count(Status.FAIL) == 0 and lab02.earned == lab02.possible, lab02
+
+    labkit.configure(prefix="zed")  # another prefix needs its own names: built again
+    assert "Building" in _cli("start", "03").stdout
+
+
 def test_start_unknown_lab_is_one_sentence_and_exit_2(local):
     run = _cli("start", "42")
     assert run.returncode == 2 and "no lab" in run.stderr and len(run.stderr.strip().splitlines()) == 1
