@@ -212,11 +212,11 @@ def _call(name: str, func, *args, **kwargs):
 
 def _unreachable(exc: Exception) -> bool:
     """Whether an error says the network could not reach the endpoint (not that the code is wrong)."""
-    if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in ("gaierror", "timeout"):
+    if isinstance(exc, OSError):  # ConnectionError, TimeoutError, socket.gaierror and socket.timeout among them
         return True
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(word in text for word in ("timed out", "timeout", "connection refused", "unreachable",
-                                         "could not connect", "name or service not known"))
+    if isinstance(exc, (TypeError, ValueError, AttributeError, NameError, ImportError, LookupError)):
+        return False  # the code's own mistakes, whatever their text says
+    return any(word in type(exc).__name__ for word in ("Timeout", "Connect", "Unreachable"))
 
 
 def _scans(reads: Reads, name: str, returned: int) -> str | None:
@@ -396,7 +396,8 @@ def customer_orders_query(t: Target):
         if scan:
             return failed(f"{scan}.")
         if ids != want:
-            order = " (oldest first: use ScanIndexForward=False)" if sorted(ids) == sorted(want) else ""
+            oldest = sorted(o["orderId"] for o in _orders() if o["customerId"] == customer)[:len(ids)]
+            order = " (oldest first: use ScanIndexForward=False)" if ids and ids == oldest else ""
             return failed(f"{said} returned {len(ids)} orders starting {ids[:2]}; expected {len(want)} starting "
                           f"{want[:2]}{order}.")
         if reads.ops("Query") and any(c.get("index") for c in reads.ops("Query")):
@@ -528,7 +529,9 @@ def target_tracking(t: Target):
         for page in client.get_paginator("describe_scaling_policies").paginate(
                 ServiceNamespace="dynamodb", ResourceId=resource):
             for policy in page.get("ScalingPolicies", []):
-                policies.setdefault((policy["ResourceId"], policy["ScalableDimension"]), []).append(policy)
+                if policy["ResourceId"] != resource:
+                    continue  # the local AWS matches ResourceId as a prefix; AWS matches it exactly
+                policies.setdefault((resource, policy["ScalableDimension"]), []).append(policy)
     problems, missing = [], []
     low, high = TARGET_RANGE
     for resource, dimension in _wanted(t):
@@ -621,6 +624,25 @@ def _sample_order(order_id: str, sku: str = "SKU-001", quantity: int = 1, total:
             "total": total}
 
 
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+@contextmanager
+def _writes(client):
+    """The write calls made through ``client``: (operation, whether it carried a ConditionExpression)."""
+    made: list[tuple[str, bool]] = []
+
+    def note(params, model, **_):
+        if model.name in WRITES:
+            made.append((model.name, bool(params.get("ConditionExpression"))))
+
+    client.meta.events.register("provide-client-params.dynamodb", note, unique_id="lab04-writes")
+    try:
+        yield made
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb", unique_id="lab04-writes")
+
+
 def _stored(client, table: str, order: dict) -> dict | None:
     return client.get_item(TableName=table, Key={"customerId": {"S": order["customerId"]},
                                                  "orderId": {"S": order["orderId"]}}).get("Item")
@@ -639,7 +661,7 @@ def create_is_idempotent(t: Target):
         return _no_table(t)
     first = _sample_order("20261102T090000Z-grader")
     retry = dict(first, total=99999)  # same key, other content: a second create must not replace the first
-    with sandbox.dynamodb(table) as (client, names):
+    with sandbox.dynamodb(table) as (client, names), _writes(client) as writes:
         copy = names[table_name(t)]
         made, error = _call("create_order", func, client, copy, first)
         if error:
@@ -655,6 +677,10 @@ def create_is_idempotent(t: Target):
         kept = _plain((_stored(client, copy, first) or {}).get("total"))
         if kept != first["total"]:
             return failed("A second create_order with the same orderId overwrote the first order; add "
+                          "ConditionExpression='attribute_not_exists(orderId)'.")
+        if ("PutItem", False) in writes:
+            return failed("create_order writes with a PutItem that carries no condition: two retries arriving together "
+                          "both find no order and both write. Put the check in the write itself: "
                           "ConditionExpression='attribute_not_exists(orderId)'.")
         if again is not False:
             return failed(f"create_order returned {again!r} for a duplicate; return False so the caller knows.")
@@ -675,10 +701,11 @@ def place_is_atomic(t: Target):
         return _no_table(t)
     if stock is None:
         return _no_table(t, stock_name(t))
-    with sandbox.dynamodb(table, stock) as (client, names):
+    with sandbox.dynamodb(table, stock) as (client, names), _writes(client) as writes:
         orders, skus = names[table_name(t)], names[stock_name(t)]
         for sku, available in (("SKU-A", 5), ("SKU-B", 1)):
             client.put_item(TableName=skus, Item={"sku": {"S": sku}, "available": {"N": str(available)}})
+        writes.clear()  # from here on, only place_order's own writes
 
         def levels():
             return {s: int(_plain(client.get_item(TableName=skus, Key={"sku": {"S": s}})["Item"]["available"]))
@@ -702,6 +729,11 @@ def place_is_atomic(t: Target):
         if placed is not True or levels() != {"SKU-A": 3, "SKU-B": 0} or not _stored(client, orders, fits):
             return failed(f"place_order returned {placed!r} for an order the stock covers, leaving stock {levels()}; "
                           "it should store the order, take 2 SKU-A and 1 SKU-B, and return True.")
+        apart = sorted({op for op, _ in writes if op != "TransactWriteItems"})
+        if apart:
+            return failed(f"place_order wrote with {', '.join(apart)} outside a transaction: another order can slip in "
+                          "between its reads and writes, and a failure midway leaves stock taken for no order. Make "
+                          "all of it one transact_write_items call, each line with its condition.")
         replay = dict(fits, items=[{"sku": "SKU-A", "quantity": 2}])
         placed, error = _call("place_order", func, client, orders, skus, replay)
         if error:
@@ -766,9 +798,20 @@ def _public_subnets(t: Target, subnet_ids: list[str]) -> list[str]:
 
 
 def _open_rules(t: Target, group_ids: list[str]) -> list[str]:
-    problems = []
-    for group in t.client("ec2").describe_security_groups(GroupIds=group_ids)["SecurityGroups"]:
+    import ipaddress
+
+    problems, ec2 = [], t.client("ec2")
+    for group in ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"]:
+        vpc = ec2.describe_vpcs(VpcIds=[group["VpcId"]])["Vpcs"][0]
+        inside = [ipaddress.ip_network(a["CidrBlock"]) for a in vpc.get("CidrBlockAssociationSet", [])] or \
+            [ipaddress.ip_network(vpc["CidrBlock"])]
         for rule in group.get("IpPermissions", []):
+            outside = [r["CidrIp"] for r in rule.get("IpRanges", []) if r.get("CidrIp") != "0.0.0.0/0" and not any(
+                ipaddress.ip_network(r["CidrIp"], strict=False).subnet_of(net) for net in inside)]
+            if outside:
+                problems.append(f"{group['GroupId']} admits {outside[0]}, outside the VPC ({vpc['CidrBlock']}); only "
+                                "the service's own network should reach the cache")
+                continue
             ports = (rule.get("FromPort"), rule.get("ToPort"))
             everyone = [r["CidrIp"] for r in rule.get("IpRanges", []) if r.get("CidrIp") == "0.0.0.0/0"] + \
                 [r["CidrIpv6"] for r in rule.get("Ipv6Ranges", []) if r.get("CidrIpv6") == "::/0"]
@@ -855,7 +898,8 @@ def dax_role(t: Target):
                     problems.append(f"{label} allows {action}, which DAX never needs")
                     continue
                 if "*" in op or "?" in op:
-                    problems.append(f"{label} allows {action}, a wildcard that includes DeleteTable; name the actions")
+                    reach = " (it includes DeleteTable)" if iam.glob(op.lower(), "deletetable") else ""
+                    problems.append(f"{label} allows {action}, a wildcard{reach}; name the actions")
                     continue
                 for resource in resources:
                     if resource == "*":
@@ -864,6 +908,9 @@ def dax_role(t: Target):
                         problems.append(f"{label} allows {action} on {resource}, which reaches beyond {table_name(t)}")
                     elif iam.glob(resource, arn):
                         granted.add(op.lower())
+                    elif not resource.startswith(f"{arn}/index/"):
+                        problems.append(f"{label} allows {action} on {resource}, which is not table {table_name(t)} "
+                                        "or its indexes")
     if problems:
         return failed(f"Role {name}: {iam.short(list(dict.fromkeys(problems)))}.")
     lacking = [op for op in DAX_NEEDS if op.lower() not in granted]
