@@ -5,9 +5,9 @@ import pytest
 
 import checks
 
-from . import test_lab00, test_lab01, test_lab02, test_lab03
+from . import test_lab00, test_lab01, test_lab02, test_lab03, test_lab04
 
-MODULES = {"00": test_lab00, "01": test_lab01, "02": test_lab02, "03": test_lab03}
+MODULES = {"00": test_lab00, "01": test_lab01, "02": test_lab02, "03": test_lab03, "04": test_lab04}
 
 
 def registered(lab: str) -> set[str]:
