@@ -12,7 +12,10 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
+from labkit.target import _botocore_session
+
 _LOCK = threading.Lock()  # moto's mock is process-wide: one sandbox at a time
+_CLIENT = None
 
 
 def _definition(table: dict, name: str) -> dict:
@@ -32,9 +35,12 @@ def dynamodb(*tables: dict) -> Iterator[tuple[object, dict[str, str]]]:
     import boto3
     from moto import mock_aws
 
+    global _CLIENT
     with _LOCK, mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="sandbox",
-                              aws_secret_access_key="sandbox")
+        if _CLIENT is None:  # one per process: moto answers any client made after it was imported
+            _CLIENT = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name="us-east-1",
+                                    botocore_session=_botocore_session()).client("dynamodb")
+        client = _CLIENT
         names = {}
         try:
             for table in tables:

@@ -95,7 +95,8 @@ class Target:
 
             if self.is_live:
                 try:
-                    session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                    session = boto3.Session(profile_name=self.profile, region_name=self.region,
+                                            botocore_session=_botocore_session())
                 except Exception as exc:  # ProfileNotFound and friends
                     raise LabkitError(f"The AWS profile could not be loaded ({exc}); check AWS_PROFILE.") from None
                 if session.get_credentials() is None:
@@ -107,6 +108,7 @@ class Target:
                     aws_access_key_id="testing",
                     aws_secret_access_key="testing",
                     region_name=self.region,
+                    botocore_session=_botocore_session(),
                 )
             self._session = session
         return self._session
@@ -165,6 +167,23 @@ class Target:
 
     def __repr__(self) -> str:
         return f"Target({self.describe()}{', read-only' if self.read_only else ''})"
+
+
+_LOADER = None
+
+
+def _botocore_session():
+    """A botocore session reading service models through one loader per process: each Target (the
+    grader's twin, a learner module's own labkit.target()) would otherwise parse the same JSON again."""
+    import botocore.loaders
+    import botocore.session
+
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = botocore.loaders.create_loader()
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
+    return core
 
 
 def _refuse_writes(model, **_):
