@@ -219,6 +219,28 @@ def _unreachable(exc: Exception) -> bool:
     return any(word in type(exc).__name__ for word in ("Timeout", "Connect", "Unreachable"))
 
 
+def _pattern(t: Target, name: str, client, said: str, *args, **kwargs):
+    """Run access-pattern function ``name`` through ``client``, counting its reads.
+
+    Returns (items, reads, None), or (None, None, a failed Outcome) when the function is missing, fails, or
+    reads with a Scan.
+    """
+    func, problem = _function(t, name)
+    if problem:
+        return None, None, problem
+    if _table(t) is None:
+        return None, None, _no_table(t)
+    with _counting(client) as reads:
+        got, error = _call(name, func, client, table_name(t), *args, **kwargs)
+    if error:
+        return None, None, failed(f"{error}.")
+    items = as_list(got)
+    scan = _scans(reads, said, len(items))
+    if scan:
+        return None, None, failed(f"{scan}.")
+    return items, reads, None
+
+
 def _scans(reads: Reads, name: str, returned: int) -> str | None:
     if not reads.calls:
         return (f"{name} made no call through the client it was given, so its reads cannot be counted; "
@@ -378,23 +400,14 @@ def get_order_reads_one(t: Target):
             "customerId, ScanIndexForward=False and Limit=limit; return the Items.",
        docs=f"{DOCS}#query-functions")
 def customer_orders_query(t: Target):
-    func, problem = _function(t, "customer_orders")
-    if problem:
-        return problem
-    if _table(t) is None:
-        return _no_table(t)
     client = t.client("dynamodb")
     for customer, limit in CUSTOMERS:
         want = sorted((o["orderId"] for o in _orders() if o["customerId"] == customer), reverse=True)[:limit]
-        with _counting(client) as reads:
-            got, error = _call("customer_orders", func, client, table_name(t), customer, limit=limit)
-        if error:
-            return failed(f"{error}.")
-        ids = [_order_id(i) for i in as_list(got)]
         said = f"customer_orders({customer!r}, limit={limit})"
-        scan = _scans(reads, said, len(ids))
-        if scan:
-            return failed(f"{scan}.")
+        items, reads, problem = _pattern(t, "customer_orders", client, said, customer, limit=limit)
+        if problem:
+            return problem
+        ids = [_order_id(i) for i in items]
         if ids != want:
             oldest = sorted(o["orderId"] for o in _orders() if o["customerId"] == customer)[:len(ids)]
             order = " (oldest first: use ScanIndexForward=False)" if ids and ids == oldest else ""
@@ -414,24 +427,14 @@ def customer_orders_query(t: Target):
             "statusDay = f'{status}#{day}', following LastEvaluatedKey; return the Items oldest first.",
        docs=f"{DOCS}#query-functions")
 def orders_by_status_query(t: Target):
-    func, problem = _function(t, "orders_by_status")
-    if problem:
-        return problem
-    if _table(t) is None:
-        return _no_table(t)
     client = t.client("dynamodb")
     for status, day in PICK_LISTS:
         want = [o for o in _orders() if o["status"] == status and o["createdAt"].startswith(day)]
-        with _counting(client) as reads:
-            got, error = _call("orders_by_status", func, client, table_name(t), status, day)
-        if error:
-            return failed(f"{error}.")
-        items = as_list(got)
-        ids = [_order_id(i) for i in items]
         said = f"orders_by_status({status!r}, {day!r})"
-        scan = _scans(reads, said, len(ids))
-        if scan:
-            return failed(f"{scan}.")
+        items, reads, problem = _pattern(t, "orders_by_status", client, said, status, day)
+        if problem:
+            return problem
+        ids = [_order_id(i) for i in items]
         if sorted(ids) != sorted(o["orderId"] for o in want):
             return failed(f"{said} returned {len(ids)} orders; the data set has {len(want)} {status} orders "
                           f"placed on {day}.")

@@ -19,7 +19,6 @@ import checks
 from checks import lab03
 from checks.core import Status
 from labkit import lambdas
-from labkit.target import Target
 
 from .cases import Case, assert_whole_lab, covered, params, run_case
 from .states_lab03 import (
@@ -439,20 +438,11 @@ def test_redeploying_keeps_lab02s_stage_settings(local_target):
 
 @pytest.mark.server
 def test_every_call_the_lab03_checks_make_is_in_the_grader_policy(local_target, monkeypatch):
-    from .test_policy import _allowed, iam_action
+    from .test_policy import missing_from_policy, recording_calls
 
     build_lab03(local_target)
-    calls: set[tuple[str, str]] = set()
-    original = Target.client
-
-    def client(self, service, region=None):
-        made = original(self, service, region)
-        made.meta.events.register("before-call", lambda model, **_: calls.add(
-            (model.service_model.endpoint_prefix, model.name)), unique_id="lab03-policy-test")
-        return made
-
-    monkeypatch.setattr(Target, "client", client)
+    calls = recording_calls(monkeypatch)
     report = checks.grade(checks.select("03"), local_target)
     assert report.exit_code == 0, report
-    missing = {iam_action(call) for call in calls} - {None} - _allowed()
+    missing = missing_from_policy(calls)
     assert missing == set(), f"add to grader-readonly.json: {sorted(missing)}"

@@ -35,6 +35,7 @@ from .states_lab04 import (
     module_with,
     solution_module,
 )
+from .test_policy import missing_from_policy, recording_calls
 
 PASS, FAIL, SKIP = Status.PASS, Status.FAIL, Status.SKIP
 ORDERS = assets.lab04_orders()
@@ -157,17 +158,14 @@ PLACE_SEPARATELY = module_defining(place_order='''
 ''')
 PLACE_PUT_UNCONDITIONAL = module_with((('"Item": _item(order),\n                     "ConditionExpression": '
                                         '"attribute_not_exists(orderId)"}}'), '"Item": _item(order)}}'))
-PLACE_RAISES = module_defining(place_order='''
-    def place_order(client, orders_table, stock_table, order):
-        lines = [{"Update": {
-            "TableName": stock_table, "Key": {"sku": {"S": line["sku"]}},
-            "UpdateExpression": "SET available = available - :q", "ConditionExpression": "available >= :q",
-            "ExpressionAttributeValues": {":q": {"N": str(line["quantity"])}}}} for line in order["items"]]
-        store = {"Put": {"TableName": orders_table, "Item": _item(order),
-                         "ConditionExpression": "attribute_not_exists(orderId)"}}
+PLACE_RAISES = module_with(("""    try:
         client.transact_write_items(TransactItems=lines + [store])
         return True
-''')
+    except client.exceptions.TransactionCanceledException:
+        return False
+""", """    client.transact_write_items(TransactItems=lines + [store])
+    return True
+"""))
 # Checks the stock and the order first, then writes one by one: right in a quiet sandbox, not all-or-nothing.
 PLACE_CHECK_THEN_WRITE = module_defining(place_order='''
     def place_order(client, orders_table, stock_table, order):
@@ -693,31 +691,10 @@ def test_whole_lab_on_the_solution_state(aws):
     assert_whole_lab(aws, "04", build_lab04, skipped={"L04.16", "L04.18"})
 
 
-def _recording_calls(monkeypatch) -> set[tuple[str, str]]:
-    """(endpoint prefix, operation) of every call made through clients that Target.client creates from now on."""
-    calls: set[tuple[str, str]] = set()
-    original = Target.client
-
-    def client(self, service, region=None):
-        made = original(self, service, region)
-        made.meta.events.register("before-call", lambda model, **_: calls.add(
-            (model.service_model.endpoint_prefix, model.name)), unique_id="lab04-policy-test")
-        return made
-
-    monkeypatch.setattr(Target, "client", client)
-    return calls
-
-
-def _missing_from_policy(calls) -> set[str]:
-    from .test_policy import _allowed, iam_action
-
-    return {iam_action(call) for call in calls} - {None} - _allowed()
-
-
 def test_the_live_only_calls_are_in_the_grader_policy(aws, monkeypatch):
     """Graded live, L04.16 reads EC2 and DAX's subnet groups, which a local grading never calls."""
     state = build_lab04(aws)
-    calls = _recording_calls(monkeypatch)
+    calls = recording_calls(monkeypatch)
     view = aws.for_grading()
     view.mode = "live"
     for check, prepare in (("L04.16", dax_network()), ("L04.18", dax_endpoint())):
@@ -726,7 +703,7 @@ def test_the_live_only_calls_are_in_the_grader_policy(aws, monkeypatch):
         assert result.status is PASS, result
     calls.add(("dax", "DescribeSubnetGroups"))  # the stub answered it: in-process moto has no subnet groups
     assert {("ec2", "DescribeSubnets"), ("ec2", "DescribeRouteTables"), ("ec2", "DescribeSecurityGroups")} <= calls
-    assert _missing_from_policy(calls) == set(), "add to grader-readonly.json"
+    assert missing_from_policy(calls) == set(), "add to grader-readonly.json"
 
 
 def _contents(t: Target, table: str) -> list[dict]:
@@ -774,9 +751,9 @@ def test_whole_lab_locally(local_target):
 @pytest.mark.server
 def test_every_call_the_lab04_checks_make_is_in_the_grader_policy(local_target, monkeypatch):
     build_lab04(local_target)
-    calls = _recording_calls(monkeypatch)
+    calls = recording_calls(monkeypatch)
     report = checks.grade(checks.select("04"), local_target)
     assert report.exit_code == 0, report
     assert ("dynamodb", "Query") in calls and ("dax", "DescribeClusters") in calls
-    missing = _missing_from_policy(calls)
+    missing = missing_from_policy(calls)
     assert missing == set(), f"add to grader-readonly.json: {sorted(missing)}"
