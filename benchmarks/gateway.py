@@ -19,14 +19,14 @@ import concurrent.futures
 import importlib.util
 import json
 import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from isolated import use_own_local_aws  # benchmarks/ is the script's folder
 
 HANDLER = '''
 import json, os
@@ -40,12 +40,6 @@ def handler(event, context):
         return {"statusCode": 404, "body": json.dumps({"message": "order not found"})}
     return {"statusCode": 200, "body": json.dumps(item)}
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _deploy(t, folder: Path) -> tuple[str, str]:
@@ -112,9 +106,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="labs-gw-bench-"))
-    os.environ.update(LABKIT_HOME=str(home), LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench",
-                      LABS_WORK_DIR=str(home / "work"))
+    home = use_own_local_aws("gw-bench")
     from labkit import server
     from labkit.target import Target
 

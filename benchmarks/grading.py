@@ -11,18 +11,12 @@ import argparse
 import contextlib
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from isolated import use_own_local_aws  # benchmarks/ is the script's folder
 
 
 def _time(cmd: list[str], runs: int) -> list[float]:
@@ -45,9 +39,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    home = tempfile.mkdtemp(prefix="labs-bench-")
-    os.environ.update(LABKIT_HOME=home, LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench",
-                      LABS_WORK_DIR=os.path.join(home, "work"))  # the learner's own work/ stays untouched
+    use_own_local_aws("bench")
     from labkit import notebooks, server
 
     py = sys.executable

@@ -12,17 +12,11 @@ import contextlib
 import importlib.util
 import io
 import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from isolated import use_own_local_aws  # benchmarks/ is the script's folder
 
 
 def main() -> int:
@@ -30,9 +24,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
 
-    home = tempfile.mkdtemp(prefix="labs-reads-")
-    os.environ.update(LABKIT_HOME=home, LABS_AWS_PORT=str(_free_port()), LABS_PREFIX="bench",
-                      LABS_WORK_DIR=os.path.join(home, "work"))
+    use_own_local_aws("reads")
     import labkit
     from labkit import notebooks, server
 

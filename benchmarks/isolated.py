@@ -1,0 +1,18 @@
+"""The benchmarks' own local AWS: a temporary state folder, a free port and prefix ``bench``."""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+
+def use_own_local_aws(name: str) -> Path:
+    """Point labkit at a fresh state folder and port (the learner's own state and work/ stay untouched)."""
+    home = Path(tempfile.mkdtemp(prefix=f"labs-{name}-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update(LABKIT_HOME=str(home), LABS_AWS_PORT=str(port), LABS_PREFIX="bench",
+                      LABS_WORK_DIR=str(home / "work"))
+    return home
