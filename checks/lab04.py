@@ -654,7 +654,7 @@ def _stored(client, table: str, order: dict) -> dict | None:
 @check("L04.13", "create_order refuses a duplicate instead of overwriting", points=2,
        hint="create_order(client, table, order): put_item with ConditionExpression "
             "'attribute_not_exists(orderId)'; catch ConditionalCheckFailedException and return False.",
-       docs=f"{DOCS}#conditional-writes")
+       docs=f"{DOCS}#conditional-writes", sandboxed=True)
 def create_is_idempotent(t: Target):
     func, problem = _function(t, "create_order")
     if problem:
@@ -694,7 +694,7 @@ def create_is_idempotent(t: Target):
        hint="place_order(client, orders_table, stock_table, order): transact_write_items with one Update per line "
             "('SET available = available - :q', condition 'available >= :q') and the Put of the order "
             "(condition attribute_not_exists(orderId)); return False on TransactionCanceledException.",
-       docs=f"{DOCS}#transactions")
+       docs=f"{DOCS}#transactions", sandboxed=True)
 def place_is_atomic(t: Target):
     func, problem = _function(t, "place_order")
     if problem:
