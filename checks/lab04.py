@@ -156,13 +156,27 @@ def _function(t: Target, name: str):
     return func, None
 
 
+MAX_CALLS = 50  # no access pattern on the data set needs more; a loop that never ends does
+
+
+class TooManyCalls(RuntimeError):
+    """Raised into the learner's function to stop a loop that does not end."""
+
+    def __init__(self):
+        super().__init__(f"it made more than {MAX_CALLS} DynamoDB calls for one answer; does its loop end?")
+
+
 class Reads:
     """The DynamoDB calls a function made through a client, with items read and returned."""
 
     def __init__(self):
         self.calls: list[dict] = []
+        self.started = 0
 
     def params(self, params, context, **_):
+        self.started += 1
+        if self.started > MAX_CALLS:
+            raise TooManyCalls()
         context["lab04"] = {"index": params.get("IndexName"), "limit": params.get("Limit")}
 
     def answer(self, parsed, model, context, **_):
@@ -203,6 +217,8 @@ def _call(name: str, func, *args, **kwargs):
         return func(*args, **kwargs), None
     except WriteRefused as exc:
         return None, f"{name} tried a write ({exc.operation}); a read function must only read"
+    except TooManyCalls as exc:
+        return None, f"{name} was stopped: {exc}"
     except ClientError as exc:
         error = exc.response.get("Error", {})
         return None, f"{name} raised {error.get('Code')}: {error.get('Message')}"
@@ -636,6 +652,8 @@ def _writes(client):
     made: list[tuple[str, bool]] = []
 
     def note(params, model, **_):
+        if len(made) > MAX_CALLS:
+            raise TooManyCalls()
         if model.name in WRITES:
             made.append((model.name, bool(params.get("ConditionExpression"))))
 

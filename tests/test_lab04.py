@@ -83,6 +83,9 @@ OWN_CLIENT = module_with(("import labkit\n", 'import boto3\nimport labkit\n\nddb
                          ("return client.get_item(", "return ddb.get_item("),
                          ("answer = client.query(TableName=table, KeyConditionExpression=\"customerId",
                           "answer = ddb.query(TableName=table, KeyConditionExpression=\"customerId"))
+# Forgets to move ExclusiveStartKey on: the same page again, for ever.
+STATUS_LOOPS = module_with(('start = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}', 'start = {}'),
+                           ('if "LastEvaluatedKey" not in answer:', 'if not answer["Items"]:'))
 
 CUSTOMER_SCAN = module_defining(customer_orders='''
     def customer_orders(client, table, customer_id, limit=10):
@@ -423,6 +426,9 @@ CASES = [
     Case("L04.06", "solution", PASS, (("orders_by_status answers 4 pick lists from index status-day, reading only what "
                                        "it returns"),)),
     Case("L04.06", "missing-table", FAIL, ("Table {table} does not exist",), build={"table": False}),
+    Case("L04.06", "endless-loop", FAIL, (("orders_by_status was stopped: it made more than 50 DynamoDB calls for one "
+                                           "answer; does its loop end?"),),
+         build={"module": STATUS_LOOPS}),
     Case("L04.06", "scan-with-filter", FAIL, (("orders_by_status('SHIPPED', '2026-10-05') made 1 Scan call(s), reading "
                                                "800 items to return 13"),),
          build={"module": STATUS_SCAN}),
