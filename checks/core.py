@@ -62,7 +62,6 @@ class Check:
     func: Callable[[Target], Outcome]
     local: str = LOCAL_FULL
     local_note: str = ""  # why the local AWS cannot show it
-    sandboxed: bool = False  # judges code by running it in checks.sandbox
 
     @property
     def lab(self) -> str:
@@ -96,8 +95,7 @@ REGISTRY: dict[str, Check] = {}
 ID_RULE = re.compile(r"^L\d{2}\.\d{2}$")
 
 
-def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str = LOCAL_FULL, local_note: str = "",
-          sandboxed: bool = False):
+def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str = LOCAL_FULL, local_note: str = ""):
     """Register a check. ``docs`` is ``page.md#anchor`` relative to ``site/``."""
     if not ID_RULE.match(id):
         raise ValueError(f"check id {id!r} must look like L01.02")
@@ -107,7 +105,7 @@ def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str 
     def register(func: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
         if id in REGISTRY:
             raise ValueError(f"check id {id} registered twice")
-        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note, sandboxed)
+        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note)
         return func
 
     return register
@@ -268,10 +266,5 @@ def preflight(target: Target) -> None:
 def grade(checks: Iterable[Check], target: Target) -> Report:
     start = time.perf_counter()
     grading = target.for_grading()
-    checks = list(checks)
-    if any(c.sandboxed for c in checks):
-        from .sandbox import warm_up
-
-        warm_up()  # the private DynamoDB loads while the checks before it wait on the network
     results = [run_check(c, grading) for c in checks]
     return Report(results, target=target.describe(), seconds=time.perf_counter() - start)

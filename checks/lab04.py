@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 from contextlib import contextmanager
+from pathlib import Path
 
-from labkit import assets
+from labkit import assets, remember
 from labkit.config import work_dir
 from labkit.target import Target, WriteRefused
 
@@ -664,6 +666,28 @@ def _writes(client):
         client.meta.events.unregister("provide-client-params.dynamodb", unique_id="lab04-writes")
 
 
+def _remembered(check_id: str, tables: list[dict], judge) -> Outcome:
+    """The sandbox's verdict, remembered by everything it depends on.
+
+    Running the learner's write functions in the private DynamoDB costs about a
+    third of a second (loading moto); the same module on tables with the same
+    keys behaves the same, so regrading unchanged work reuses the verdict. The
+    check's own code is part of the key, so a change to it judges again.
+    """
+    shapes = [{k: table.get(k) for k in ("TableName", "KeySchema", "AttributeDefinitions")} |
+              {"indexes": [(i["IndexName"], i["KeySchema"], i["Projection"]) for i in table.get("GlobalSecondaryIndexes", [])]}
+              for table in tables]
+    key = remember.digest(check_id, Path(__file__).read_bytes(), Path(sandbox.__file__).read_bytes(),
+                          module_path().read_bytes(), json.dumps(shapes, sort_keys=True, default=str))
+
+    def judge_now():
+        outcome = judge()
+        return [outcome.status.value, outcome.message]
+
+    status, message = remember.remembered("sandbox-verdicts.json", key, judge_now)
+    return Outcome(Status(status), message)
+
+
 def _stored(client, table: str, order: dict) -> dict | None:
     return client.get_item(TableName=table, Key={"customerId": {"S": order["customerId"]},
                                                  "orderId": {"S": order["orderId"]}}).get("Item")
@@ -672,7 +696,7 @@ def _stored(client, table: str, order: dict) -> dict | None:
 @check("L04.13", "create_order refuses a duplicate instead of overwriting", points=2,
        hint="create_order(client, table, order): put_item with ConditionExpression "
             "'attribute_not_exists(orderId)'; catch ConditionalCheckFailedException and return False.",
-       docs=f"{DOCS}#conditional-writes", sandboxed=True)
+       docs=f"{DOCS}#conditional-writes")
 def create_is_idempotent(t: Target):
     func, problem = _function(t, "create_order")
     if problem:
@@ -680,10 +704,14 @@ def create_is_idempotent(t: Target):
     table = _table(t)
     if table is None:
         return _no_table(t)
+    return _remembered("L04.13", [table], lambda: _judge_create(func, table_name(t), table))
+
+
+def _judge_create(func, name: str, table: dict):
     first = _sample_order("20261102T090000Z-grader")
     retry = dict(first, total=99999)  # same key, other content: a second create must not replace the first
     with sandbox.dynamodb(table) as (client, names), _writes(client) as writes:
-        copy = names[table_name(t)]
+        copy = names[name]
         made, error = _call("create_order", func, client, copy, first)
         if error:
             return failed(f"{error} on a new order.")
@@ -712,7 +740,7 @@ def create_is_idempotent(t: Target):
        hint="place_order(client, orders_table, stock_table, order): transact_write_items with one Update per line "
             "('SET available = available - :q', condition 'available >= :q') and the Put of the order "
             "(condition attribute_not_exists(orderId)); return False on TransactionCanceledException.",
-       docs=f"{DOCS}#transactions", sandboxed=True)
+       docs=f"{DOCS}#transactions")
 def place_is_atomic(t: Target):
     func, problem = _function(t, "place_order")
     if problem:
@@ -722,8 +750,12 @@ def place_is_atomic(t: Target):
         return _no_table(t)
     if stock is None:
         return _no_table(t, stock_name(t))
+    return _remembered("L04.14", [table, stock], lambda: _judge_place(func, table, stock))
+
+
+def _judge_place(func, table: dict, stock: dict):
     with sandbox.dynamodb(table, stock) as (client, names), _writes(client) as writes:
-        orders, skus = names[table_name(t)], names[stock_name(t)]
+        orders, skus = names[table["TableName"]], names[stock["TableName"]]
         for sku, available in (("SKU-A", 5), ("SKU-B", 1)):
             client.put_item(TableName=skus, Item={"sku": {"S": sku}, "available": {"N": str(available)}})
         writes.clear()  # from here on, only place_order's own writes

@@ -29,22 +29,6 @@ def _definition(table: dict, name: str) -> dict:
     return out
 
 
-_WARMING: threading.Thread | None = None
-
-
-def warm_up() -> None:
-    """Import moto's DynamoDB in the background: a third of a second the checks before the sandbox hide."""
-    global _WARMING
-    if _WARMING is None:
-        def load():
-            import moto  # noqa: F401
-            import moto.dynamodb.models  # noqa: F401
-            import moto.dynamodb.responses  # noqa: F401
-
-        _WARMING = threading.Thread(target=load, name="sandbox-warm-up")  # not a daemon: exit waits for it
-        _WARMING.start()
-
-
 @contextmanager
 def dynamodb(*tables: dict) -> Iterator[tuple[object, dict[str, str]]]:
     """(client, {learner's table name: sandbox copy's name}) for empty copies of ``tables``."""
@@ -52,8 +36,6 @@ def dynamodb(*tables: dict) -> Iterator[tuple[object, dict[str, str]]]:
     from moto import mock_aws
 
     global _CLIENT
-    if _WARMING is not None:
-        _WARMING.join()
     with _LOCK, mock_aws():
         if _CLIENT is None:  # one per process: moto answers any client made after it was imported
             _CLIENT = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name="us-east-1",

@@ -75,30 +75,20 @@ def validate_contract_remembered(contract: dict | str) -> dict:
     Importing the validator costs about 0.2 s, most of a lab's grading time;
     an unchanged contract has the same verdict, so the grader asks once.
     """
-    import hashlib
-
-    from .config import state_dir
+    from .remember import digest, remembered
 
     spec = _as_dict(contract)
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
-    store = state_dir() / "contract-verdicts.json"
-    try:
-        verdicts = json.loads(store.read_text())
-    except (OSError, ValueError):
-        verdicts = {}
-    if digest not in verdicts:
+
+    def judge() -> str:
         try:
             validate_contract(spec)
-            verdicts[digest] = ""
+            return ""
         except LabkitError as exc:
-            verdicts[digest] = str(exc)
-        kept = dict(list(verdicts.items())[-50:])  # a learner's recent versions; the file stays small
-        try:
-            store.write_text(json.dumps(kept))
-        except OSError:
-            pass  # remembering is an optimisation only
-    if verdicts[digest]:
-        raise LabkitError(verdicts[digest])
+            return str(exc)
+
+    verdict = remembered("contract-verdicts.json", digest(json.dumps(spec, sort_keys=True, default=str)), judge)
+    if verdict:
+        raise LabkitError(verdict)
     return spec
 
 

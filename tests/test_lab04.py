@@ -740,6 +740,24 @@ def test_grading_twice_gives_the_same_report(aws):
         [(r.check.id, r.status, r.message) for r in second.results]
 
 
+def test_the_sandbox_verdict_is_remembered_until_the_module_changes(aws, monkeypatch):
+    """Regrading unchanged work skips the private DynamoDB; any edit to the module judges it again."""
+    from checks import sandbox
+
+    build_lab04(aws, orders=None, stock_levels=None)
+    assert grade(aws, "L04.13").status is PASS
+
+    def no_sandbox(*tables):
+        raise AssertionError("the sandbox ran again")
+
+    monkeypatch.setattr(sandbox, "dynamodb", no_sandbox)
+    assert grade(aws, "L04.13").status is PASS  # remembered: the sandbox was not needed
+    path = lab04.module_path()
+    path.write_text(path.read_text() + "\n# edited\n")
+    result = grade(aws, "L04.13")
+    assert result.status is Status.ERROR and "the sandbox ran again" in result.message
+
+
 def test_the_builder_writes_the_notebooks_own_module(aws):
     """The solution rows grade the lab source's own three strings, joined as the notebook's save_module joins
     them, and that module defines every function the checks call."""
