@@ -54,7 +54,7 @@ def main() -> int:
             _row("python -m checks 01", _time([py, "-m", "checks", "01"], args.runs), 1.0),
             _row("python -m checks 02 (calls through the gateway)", _time([py, "-m", "checks", "02"], args.runs), 1.0),
             _row("python -m checks 03 (runs the function)", _time([py, "-m", "checks", "03"], args.runs), 1.0),
-            _row("python -m checks 04 (sandboxed writes)", _time([py, "-m", "checks", "04"], args.runs), 1.0),
+            _row("python -m checks 04 (max: the first, sandbox)", _time([py, "-m", "checks", "04"], args.runs), 1.0),
             _row("python -m checks all", _time([py, "-m", "checks", "all"], args.runs), 3.0),
             _row("python -m labkit start 01", _time([py, "-m", "labkit", "start", "01"], max(3, args.runs // 2)), 2.0),
             _row("python -m labkit start 03", _time([py, "-m", "labkit", "start", "03"], max(3, args.runs // 2)), 2.0),
