@@ -7,7 +7,7 @@ recording would carry someone else's names). Always local, never live.
 Building takes a second per lab, so a built start state is kept (its journal
 and the files the solutions wrote under ``work/``) and replayed the next
 time, as long as nothing it was built from has changed: the earlier labs'
-sources, the course's data, the prefix and the region.
+sources, the course's data, labkit's own code, the prefix and the region.
 """
 from __future__ import annotations
 
@@ -75,6 +75,9 @@ def _fingerprint(before: list) -> str:
         digest.update(lab.path.read_bytes())
     for path in sorted(p for p in assets.ASSETS.rglob("*") if p.is_file()):
         digest.update(path.name.encode() + path.read_bytes())
+    # labkit's own code makes what a solution writes (a function's zip, say): a new version builds afresh.
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
