@@ -30,6 +30,19 @@ def short(items: list[str], limit: int = 3) -> str:
     return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def outside_tables(t: Target, name: str, *others: str) -> list[str]:
+    """ARNs a grant for table ``name`` must not reach: ``others`` and made-up tables here, the same name in
+    another region or account, and the table's streams, backups and exports."""
+    base = f"arn:aws:dynamodb:{t.region}:{t.account_id}"
+    arn = f"{base}:table/{name}"
+    region = "eu-west-1" if t.region != "eu-west-1" else "us-east-1"
+    account = "210987654321" if t.account_id != "210987654321" else "123456789012"
+    return [*(f"{base}:table/{other}" for other in others), f"{base}:table/{name}-archive", f"{base}:table/payments",
+            f"{base}:table/a", f"arn:aws:dynamodb:{region}:{t.account_id}:table/{name}",
+            f"arn:aws:dynamodb:{t.region}:{account}:table/{name}", f"{arn}/stream/2020-01-01T00:00:00.000",
+            f"{arn}/backup/01577836800000-abcdefgh", f"{arn}/export/01577836800000-abcdefgh"]
+
+
 def role(t: Target, name: str) -> dict | None:
     return t.memo(f"iam.role.{name}", lambda: (absent(lambda: t.client("iam").get_role(RoleName=name),
                                                       "NoSuchEntity") or {}).get("Role"))

@@ -114,17 +114,6 @@ def _other_region(t: Target) -> str:
     return "eu-west-1" if t.region != "eu-west-1" else "us-east-1"
 
 
-def _outside_tables(t: Target) -> list[str]:
-    """ARNs a grant for the table must not reach: other tables, and the table's streams, backups and exports."""
-    arn, name, other = table_arn(t), table_name(t), "210987654321" if t.account_id != "210987654321" else "123456789012"
-    base = f"arn:aws:dynamodb:{t.region}:{t.account_id}"
-    return [f"{base}:table/{name}-archive", f"{base}:table/payments", f"{base}:table/a",
-            f"arn:aws:dynamodb:{_other_region(t)}:{t.account_id}:table/{name}",
-            f"arn:aws:dynamodb:{t.region}:{other}:table/{name}",
-            f"{arn}/stream/2020-01-01T00:00:00.000", f"{arn}/backup/01577836800000-abcdefgh",
-            f"{arn}/export/01577836800000-abcdefgh"]
-
-
 def _outside_groups(t: Target) -> list[str]:
     """ARNs a grant for the function's log group must not reach: any other log group."""
     base = f"arn:aws:logs:{t.region}:{t.account_id}:log-group:"
@@ -155,7 +144,7 @@ def _grants(t: Target) -> dict:
     def judge():
         out = {"data": [], "logs": [], "data_ok": set(), "logs_ok": set()}
         table, stream = table_arn(t), _stream_arn(t)
-        outside_tables, outside_groups = _outside_tables(t), _outside_groups(t)
+        outside_tables, outside_groups = iam.outside_tables(t, table_name(t)), _outside_groups(t)
         for label, doc in iam.role_policies(t, role_name(t)):
             for st in as_list(doc.get("Statement")):
                 if not isinstance(st, dict) or st.get("Effect") != "Allow":

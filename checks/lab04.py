@@ -28,6 +28,7 @@ DIMENSIONS = {"dynamodb:table:ReadCapacityUnits": "DynamoDBReadCapacityUtilizati
 TARGET_RANGE = (20.0, 90.0)  # DynamoDB's target utilisation, percent
 MAX_CAPACITY = 40_000  # the default per-table quota of read or write capacity units
 DAX_SERVICE = "dax.amazonaws.com"
+DAX_NAME_LIMIT = 20  # characters in a DAX cluster name
 DAX_TLS_PORT = 9111
 DAX_PLAIN_PORT = 8111
 # The reads DAX serves for the service: without them on the table DAX cannot fill its caches.
@@ -54,8 +55,7 @@ def role_name(t: Target) -> str:
 
 
 def cluster_name(t: Target) -> str:
-    """DAX cluster names are at most 20 characters: the prefix is cut to fit."""
-    return f"{t.prefix[:16].rstrip('-')}-dax"
+    return t.name("dax", limit=DAX_NAME_LIMIT)
 
 
 def module_path():
@@ -912,15 +912,6 @@ def dax_private(t: Target):
     return passed(f"DAX cluster {name} runs in private subnets of {len(zones)} zones, reachable on {DAX_TLS_PORT} only.")
 
 
-def _outside_tables(t: Target) -> list[str]:
-    """ARNs the DAX role must not reach: other tables, here and elsewhere, and the table's streams and backups."""
-    base, arn, name = f"arn:aws:dynamodb:{t.region}:{t.account_id}", table_arn(t), table_name(t)
-    other_region = "eu-west-1" if t.region != "eu-west-1" else "us-east-1"
-    return [table_arn(t, t.name("orders")), table_arn(t, stock_name(t)), f"{base}:table/{name}-archive",
-            f"{base}:table/payments", f"arn:aws:dynamodb:{other_region}:{t.account_id}:table/{name}",
-            f"{arn}/stream/2020-01-01T00:00:00.000", f"{arn}/backup/01577836800000-abcdefgh"]
-
-
 @check("L04.17", "The DAX role is DAX's alone and reaches only the orders table", points=2,
        hint="create_role <prefix>-orders-dax trusted by dax.amazonaws.com only, with an inline policy allowing the "
             "DynamoDB item actions (GetItem, Query, BatchGetItem, PutItem, ...) on the table's ARN and its "
@@ -936,7 +927,7 @@ def dax_role(t: Target):
         return failed(f"Role {name} may also be assumed by {', '.join(others)}; only {DAX_SERVICE} should be trusted.")
     if not trusted:
         return failed(f"Role {name} does not trust {DAX_SERVICE}, so the cluster cannot read the table as it.")
-    arn, outside, granted, problems = table_arn(t), _outside_tables(t), set(), []
+    arn, outside, granted, problems = table_arn(t), iam.outside_tables(t, table_name(t), t.name("orders"), stock_name(t)), set(), []
     for label, doc in iam.role_policies(t, name):
         for st in as_list(doc.get("Statement")):
             if not isinstance(st, dict) or st.get("Effect") != "Allow":

@@ -35,8 +35,7 @@ import importlib.util
 import json
 import time
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from boto3.dynamodb.types import TypeSerializer
 
 import checks
 import labkit
@@ -543,8 +542,8 @@ print(role_arn)
 # %% [markdown]
 # ### The cluster
 #
-# Create the cluster: its name is at most 20 characters, so it is your
-# prefix cut to 16 plus `-dax`. Node type `dax.t3.small` and **one node**
+# Create the cluster: DAX names are at most 20 characters, so
+# `t.name("dax", limit=20)` cuts your prefix to fit. Node type `dax.t3.small` and **one node**
 # for the lab (production runs three, one per zone); the role above;
 # `SSESpecification={"Enabled": True}` (encryption at rest) and
 # `ClusterEndpointEncryptionType="TLS"` (in transit). Both can only be set
@@ -552,7 +551,7 @@ print(role_arn)
 # takes a few seconds to be usable: retry while DAX says it cannot assume it.
 
 # %%
-cluster_name = f"{t.prefix[:16].rstrip('-')}-dax"
+cluster_name = t.name("dax", limit=20)
 # TODO: create the DAX cluster cluster_name (dax.t3.small, ReplicationFactor=1, IamRoleArn=role_arn, SecurityGroupIds=[group_id], encryption at rest and TLS, Tags=t.tags("04"); live also SubnetGroupName=t.name("dax")); tolerate ClusterAlreadyExistsFault.
 # BEGIN SOLUTION
 settings = dict(ClusterName=cluster_name, NodeType="dax.t3.small", ReplicationFactor=1, IamRoleArn=role_arn,

@@ -154,9 +154,14 @@ class Target:
         return invoke_url(self.endpoint or cfg.local_endpoint(), api_id, stage)
 
     # -- naming and tagging ----------------------------------------------
-    def name(self, *parts: str) -> str:
-        """A resource name from the learner's prefix: ``name("site")`` -> ``ada-site``."""
-        return "-".join([self.prefix, *parts])
+    def name(self, *parts: str, limit: int | None = None) -> str:
+        """A resource name from the learner's prefix: ``name("site")`` -> ``ada-site``.
+
+        With ``limit`` (some services cap names, DAX at 20 characters) the prefix is cut to fit.
+        """
+        rest = "".join(f"-{part}" for part in parts)
+        prefix = self.prefix if limit is None else self.prefix[:limit - len(rest)].rstrip("-")
+        return prefix + rest
 
     def tag_map(self, lab: str) -> dict[str, str]:
         return {"course": cfg.COURSE_ID, "lab": lab, "learner": self.prefix}

@@ -206,7 +206,7 @@ def build_lab04(
     role = t.name("orders-dax")
     state = {"table": name, "table_arn": arn, "stock": stock_name, "index": INDEX, "module": str(module_path()),
              "role": role, "role_arn": f"arn:aws:iam::{account}:role/{role}",
-             "cluster": f"{t.prefix[:16].rstrip('-')}-dax", "subnet_group": t.name("dax"),
+             "cluster": t.name("dax", limit=20), "subnet_group": t.name("dax"),
              "vpc_id": None, "subnets": [], "subnet_ids": [], "group_id": None,  # filled by the network step
              "account": account, "region": region, "prefix": t.prefix}
     ddb = t.client("dynamodb")
