@@ -20,7 +20,7 @@ MERMAID = ROOT / "build" / "vendor" / "mermaid.min.js"
 
 def on_files(files, config):
     from checks.catalogue import catalogue_markdown, fidelity_markdown
-    from labkit.notebooks import labs, notebook_markdown
+    from labkit.authoring.notebooks import labs, notebook_markdown
 
     files.append(File.generated(config, "reference/checks.md", content=catalogue_markdown()))
     files.append(File.generated(config, "reference/offline-fidelity.md", content=fidelity_markdown()))

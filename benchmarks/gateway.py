@@ -107,10 +107,10 @@ def main() -> int:
     args = parser.parse_args()
 
     home = use_own_local_aws("gw-bench")
-    from labkit import server
+    from labkit import localaws
     from labkit.target import Target
 
-    server.up()
+    localaws.up()
     try:
         t = Target("local", prefix="bench", region="us-east-1")
         folder = home / "orders"
@@ -147,7 +147,7 @@ def main() -> int:
         print(_measure("GET through the local gateway", through_gateway, args.requests))
         print(_measure("GET through the local gateway, 4 threads", through_gateway, args.requests, threads=4))
     finally:
-        server.down()
+        localaws.down()
     return 0
 
 

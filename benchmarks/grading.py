@@ -40,15 +40,16 @@ def main() -> int:
     args = parser.parse_args()
 
     use_own_local_aws("bench")
-    from labkit import notebooks, server
+    from labkit import localaws
+from labkit.authoring import notebooks
 
     py = sys.executable
-    server.up()
+    localaws.up()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the finished course, so every check has work to do
             for lab in notebooks.labs():
                 notebooks.run_solution(lab)
-        server.save("bench-end")
+        localaws.save("bench-end")
         rows = [
             _row("python -c 'import boto3' (the floor)", _time([py, "-c", "import boto3"], args.runs)),
             _row("python -m checks 01", _time([py, "-m", "checks", "01"], args.runs), 1.0),
@@ -63,7 +64,7 @@ def main() -> int:
                                                             max(3, args.runs // 2)), 2.0),
         ]
     finally:
-        server.down()
+        localaws.down()
     print(f"{args.runs} runs each, on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print("\n".join(rows))
     return 0

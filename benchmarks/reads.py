@@ -26,9 +26,10 @@ def main() -> int:
 
     use_own_local_aws("reads")
     import labkit
-    from labkit import notebooks, server
+    from labkit import localaws
+from labkit.authoring import notebooks
 
-    server.up(quiet=True)
+    localaws.up(quiet=True)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             notebooks.run_solution(notebooks.lab("04"))  # lab 04's tables need nothing from earlier labs
@@ -72,7 +73,7 @@ def main() -> int:
             rows.append(f"{name:<44} read {read:4d}  returned {returned:4d}  "
                         f"median {statistics.median(samples):6.2f} ms  p90 {statistics.quantiles(samples, n=10)[-1]:6.2f} ms")
     finally:
-        server.down()
+        localaws.down()
     print(f"{args.runs} runs each, on {os.cpu_count()} cores, Python {sys.version.split()[0]}, 800 orders")
     print("\n".join(rows))
     return 0

@@ -21,7 +21,7 @@ def catalogue_markdown() -> str:
            "Every check the grader runs, generated from the checks' own declarations. "
            "Run one with `python -m checks L01.02`, a lab with `python -m checks 01`, "
            "or from a notebook with `checks.run(\"L01.02\")`.", ""]
-    from labkit.notebooks import labs as lab_sources
+    from labkit.authoring.notebooks import labs as lab_sources
 
     titles = {src.number: src.slug.replace("-", " ").capitalize() for src in lab_sources()}
     labs = sorted({c.lab for c in REGISTRY.values()})

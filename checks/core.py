@@ -255,7 +255,7 @@ class Report:
 def preflight(target: Target) -> None:
     """Raise LabkitError (one sentence) when grading cannot start at all."""
     from labkit.errors import LabkitError
-    from labkit.server import endpoint_up
+    from labkit.localaws.control import endpoint_up
 
     if target.is_live:
         target.session()  # no credentials: one sentence

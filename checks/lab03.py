@@ -419,7 +419,7 @@ def proxy_integrations(t: Target):
             "SourceArn arn:aws:execute-api:<region>:<account>:<api id>/*.",
        docs=f"{DOCS}#invoke-permission")
 def invoke_permission(t: Target):
-    from labkit.gateway import may_invoke
+    from labkit.localaws.extensions.gateway import may_invoke
 
     found = api.rest_api(t)
     if found is None:

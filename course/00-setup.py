@@ -21,7 +21,7 @@
 #
 # The local AWS is a real server process on your machine (moto, in server
 # mode). Your notebook and the grader both talk to it over HTTP, exactly as
-# they would talk to AWS. `server.up()` starts it if it is not running yet;
+# they would talk to AWS. `localaws.up()` starts it if it is not running yet;
 # it keeps every change in a journal, so stopping it never loses your work.
 
 # %%
@@ -29,10 +29,10 @@ import json
 
 import checks
 import labkit
-from labkit import server
+from labkit import localaws
 
-server.up()
-print(server.summary())
+localaws.up()
+print(localaws.summary())
 
 # %% [markdown]
 # Every resource you create starts with your **prefix**: 3 to 20 lowercase

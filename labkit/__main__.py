@@ -57,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args) -> int:
-    from . import server
+    from . import localaws
 
-    journal = server.journal_path()
-    if server.running() is None and journal.exists() and journal.stat().st_size:
+    journal = localaws.journal_path()
+    if localaws.running() is None and journal.exists() and journal.stat().st_size:
         changes = journal.read_bytes().count(b"\n")
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
-    info = server.up()
+    info = localaws.up()
     if info["already"]:
         print(f"The local AWS is already running at {info['endpoint']} (pid {info['pid']}).")
     else:
@@ -75,13 +75,13 @@ def _up(args) -> int:
 
 def _api(args) -> int:
     from . import target
-    from .api import stages
+    from .stages import stages
 
     t = target(live=True if args.live else None)
     if t.is_local:
-        from . import server
+        from . import localaws
 
-        server.require_running()
+        localaws.require_running()
     rows = stages(t)
     if not rows:
         print(f"No deployed REST API stages on {t.describe()}.")
@@ -93,9 +93,9 @@ def _api(args) -> int:
 
 
 def _down(args) -> int:
-    from . import server
+    from . import localaws
 
-    if server.down():
+    if localaws.down():
         print("Stopped the local AWS; `python -m labkit up` brings your state back.")
     else:
         print("The local AWS was not running.")
@@ -103,53 +103,54 @@ def _down(args) -> int:
 
 
 def _status(args) -> int:
-    from . import server
+    from . import localaws
 
-    print(server.summary())
-    return 0 if server.running() else 1
+    print(localaws.summary())
+    return 0 if localaws.running() else 1
 
 
 def _reset(args) -> int:
-    from . import server
+    from . import localaws
 
-    kept = server.keep_copy("before-reset")
-    server.reset()
+    kept = localaws.keep_copy("before-reset")
+    localaws.reset()
     print("The local AWS is empty now." + (f" Your previous state is snapshot {kept!r}." if kept else ""))
     return 0
 
 
 def _save(args) -> int:
-    from . import server
+    from . import localaws
 
-    path = server.save(args.name)
+    path = localaws.save(args.name)
     print(f"Saved snapshot {args.name!r} ({path}).")
     return 0
 
 
 def _restore(args) -> int:
-    from . import server
+    from . import localaws
 
     started = time.perf_counter()
-    count = server.restore(args.name)
+    count = localaws.restore(args.name)
     print(f"Restored snapshot {args.name!r}: {count} change(s) replayed in {time.perf_counter() - started:.1f} s.")
     return 0
 
 
 def _snapshots(args) -> int:
-    from . import server
+    from . import localaws
 
-    names = server.list_snapshots()
+    names = localaws.list_snapshots()
     print("\n".join(names) if names else "No snapshots yet; `python -m labkit save NAME` makes one.")
     return 0
 
 
 def _start(args) -> int:
-    from . import notebooks, server
-    from .states import start
+    from . import localaws
+    from .authoring import notebooks
+    from .starts import start
 
     started = time.perf_counter()
     lab = notebooks.lab(args.lab)  # an unknown lab number changes nothing
-    kept = server.keep_copy(f"before-start-{lab.number}")
+    kept = localaws.keep_copy(f"before-start-{lab.number}")
     if kept:
         print(f"Kept your current state as snapshot {kept!r}.")
     done = start(args.lab, progress=lambda msg: print(msg, flush=True))
@@ -175,9 +176,9 @@ def _cleanup(args) -> int:
                 print("Nothing was deleted.")
                 return 1
     else:
-        from . import server
+        from . import localaws
 
-        server.require_running()
+        localaws.require_running()
     done = cleanup(target, dry_run=args.dry_run)
     if not done["found"] and not done["pending"]:
         print(f"Nothing of yours ({target.prefix}) to delete on {target.describe()}.")
@@ -187,7 +188,7 @@ def _cleanup(args) -> int:
 
 
 def _build_notebooks(args) -> int:
-    from .notebooks import build
+    from .authoring.notebooks import build
 
     stale = build(check_only=args.check)
     for path in stale:

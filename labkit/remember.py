@@ -24,6 +24,19 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+def code_digest(*packages: str) -> str:
+    """A digest of every Python file of the named packages, subpackages included (path and content)."""
+    import importlib.util
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for name in packages:
+        root = Path(importlib.util.find_spec(name).origin).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(f"{name}/{path.relative_to(root)}".encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def remembered(store: str, key: str, compute: Callable[[], Any]) -> Any:
     """``compute()`` (a JSON value), remembered under ``key`` in the state folder's ``store``."""
     path = state_dir() / store

@@ -149,7 +149,7 @@ class Target:
         """Where a deployed REST API stage answers: the local gateway, or API Gateway itself."""
         if self.is_live:
             return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}"
-        from .gateway import invoke_url
+        from .localaws.extensions.gateway import invoke_url
 
         return invoke_url(self.endpoint or cfg.local_endpoint(), api_id, stage)
 

@@ -62,9 +62,9 @@ def aws():
     """A writable target on in-process moto (boto3 clients with no endpoint), as faithful as the local AWS."""
     import moto
 
-    from labkit.motoserve import patch_models
+    from labkit.localaws.fidelity import apply_models
 
-    patch_models()
+    apply_models()
     with moto.mock_aws():
         target = Target("inprocess", prefix="ada", region="us-east-1")
         target._session = fast_session(target.region)

@@ -52,25 +52,25 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def _local_server(tmp_path_factory):
-    from labkit import server
+    from labkit import localaws
 
     info = LocalAWS(tmp_path_factory.mktemp("local-aws"), _port())
     with _env(info.env):
-        server.up()
+        localaws.up()
     yield info
     with _env(info.env):
-        server.down()
+        localaws.down()
 
 
 @pytest.fixture
 def local(_local_server, monkeypatch):
     """The running local AWS, emptied, with this test's environment pointing at it."""
-    from labkit import server
+    from labkit import localaws
 
     for key, value in _local_server.env.items():
         monkeypatch.setenv(key, value)
-    server.up()  # a test may have stopped it
-    server.reset()
+    localaws.up()  # a test may have stopped it
+    localaws.reset()
     (_local_server.home / "settings.json").unlink(missing_ok=True)  # a test may have configured a learner
     return _local_server
 

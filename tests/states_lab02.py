@@ -21,7 +21,7 @@ from typing import Callable
 
 import yaml
 
-from labkit import notebooks
+from labkit.authoring import notebooks
 from labkit.config import work_dir
 from labkit.openapi import import_api
 from labkit.target import Target

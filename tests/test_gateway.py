@@ -238,7 +238,7 @@ def test_labkit_api_prints_one_line_per_stage(api, capsys):
 
 
 def test_routes_prefer_static_segments_then_parameters_then_greedy_proxy():
-    from labkit.gateway import Route, match_route
+    from labkit.localaws.extensions.gateway import Route, match_route
 
     routes = [Route("/", "r", {}), Route("/orders", "a", {}), Route("/orders/{orderId}", "b", {}),
               Route("/orders/latest", "c", {}), Route("/{proxy+}", "d", {})]
@@ -250,7 +250,7 @@ def test_routes_prefer_static_segments_then_parameters_then_greedy_proxy():
 
 
 def test_token_bucket_allows_the_burst_then_refills_at_the_rate():
-    from labkit.gateway import Bucket
+    from labkit.localaws.extensions.gateway import Bucket
 
     bucket = Bucket(rate=1000, burst=3)
     assert [bucket.take() for _ in range(4)][:3] == [True, True, True]
@@ -260,7 +260,7 @@ def test_token_bucket_allows_the_burst_then_refills_at_the_rate():
 
 
 def test_invoke_permission_must_cover_the_methods_source_arn():
-    from labkit.gateway import may_invoke
+    from labkit.localaws.extensions.gateway import may_invoke
 
     arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/GET/orders/{orderId}"
     allow = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
@@ -273,7 +273,7 @@ def test_invoke_permission_must_cover_the_methods_source_arn():
 
 
 def test_proxy_responses_are_checked_like_api_gateway_does():
-    from labkit.gateway import proxy_response
+    from labkit.localaws.extensions.gateway import proxy_response
 
     assert proxy_response({"statusCode": 201, "body": "{}"}).status == 201
     assert proxy_response({"statusCode": 200, "body": {"a": 1}}).status == 502
@@ -284,7 +284,7 @@ def test_proxy_responses_are_checked_like_api_gateway_does():
 
 
 def test_bodies_are_validated_against_models_that_reference_each_other():
-    from labkit.gateway import body_is_valid
+    from labkit.localaws.extensions.gateway import body_is_valid
 
     models = {"Item": {"type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}},
               "NewOrder": {"type": "object", "required": ["items"], "properties": {"items": {
@@ -321,12 +321,12 @@ def test_stage_cache_keys_on_the_resource_and_declared_parameters(api):
 
 
 def test_orders_written_by_the_handler_survive_a_snapshot_restore(api):
-    from labkit import server
+    from labkit import localaws
 
     assert http(api.url + "/orders", "POST", {"orderId": "o-5", "item": "tea"}, api.auth)[0] == 201
-    server.save("with-order")
-    server.reset()
-    server.restore("with-order")
+    localaws.save("with-order")
+    localaws.reset()
+    localaws.restore("with-order")
     # The handler's own write was signed by a role session that no longer exists; it replays anyway.
     assert http(api.url + "/orders/o-5", headers=api.headers)[:2] == (200, {"orderId": "o-5", "item": "tea"})
 

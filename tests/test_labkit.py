@@ -9,7 +9,7 @@ import pytest
 
 import labkit
 from checks import Status, grade, select
-from labkit import server
+from labkit import localaws
 from labkit.errors import LabkitError
 from labkit.target import Target
 
@@ -21,7 +21,7 @@ def _cli(*args):
 
 
 def test_up_is_idempotent_and_status_says_where(local):
-    again = server.up()
+    again = localaws.up()
     assert again["already"] and again["endpoint"] == local.endpoint
     run = _cli("status")
     assert run.returncode == 0 and local.endpoint in run.stdout
@@ -33,9 +33,9 @@ def test_state_survives_down_and_up(local):
     oac = t.client("cloudfront").create_origin_access_control(OriginAccessControlConfig={
         "Name": "ada-keep", "SigningProtocol": "sigv4", "SigningBehavior": "always",
         "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"]
-    assert server.down()
-    assert server.running() is None
-    info = server.up()
+    assert localaws.down()
+    assert localaws.running() is None
+    info = localaws.up()
     assert info["restored"]
     fresh = Target("local", prefix="ada", region="us-east-1")
     assert "ada-keep" in [b["Name"] for b in fresh.client("s3").list_buckets()["Buckets"]]
@@ -47,22 +47,22 @@ def test_state_survives_down_and_up(local):
 def test_snapshot_save_restore_and_reset(local):
     t = Target("local", prefix="ada", region="us-east-1")
     t.client("s3").create_bucket(Bucket="ada-snap")
-    server.save("mine")
-    assert "mine" in server.list_snapshots()
-    server.reset()
+    localaws.save("mine")
+    assert "mine" in localaws.list_snapshots()
+    localaws.reset()
     assert t.client("s3").list_buckets()["Buckets"] == []
-    assert server.restore("mine") >= 1
+    assert localaws.restore("mine") >= 1
     assert [b["Name"] for b in t.client("s3").list_buckets()["Buckets"]] == ["ada-snap"]
 
 
 def test_snapshot_survives_down_and_up(local):
     t = Target("local", prefix="ada", region="us-east-1")
     t.client("s3").create_bucket(Bucket="ada-snap2")
-    server.save("before-restart")
-    server.reset()
-    server.down()
-    server.up()
-    assert server.restore("before-restart") >= 1
+    localaws.save("before-restart")
+    localaws.reset()
+    localaws.down()
+    localaws.up()
+    assert localaws.restore("before-restart") >= 1
     assert "ada-snap2" in [b["Name"] for b in Target("local", prefix="ada").client("s3").list_buckets()["Buckets"]]
 
 
@@ -74,7 +74,7 @@ def test_unknown_snapshot_is_one_sentence_and_exit_2(local):
 
 def test_bad_snapshot_name_is_refused(local):
     with pytest.raises(LabkitError):
-        server.save("../escape")
+        localaws.save("../escape")
 
 
 def test_start_01_builds_the_end_of_lab_00_for_this_learner(local):
@@ -98,7 +98,7 @@ def test_reset_and_start_keep_what_was_there_as_a_snapshot(local):
     assert "ada-precious" not in [b["Name"] for b in Target("local").client("s3").list_buckets()["Buckets"]]
     run = _cli("reset")
     assert run.returncode == 0 and "before-reset" in run.stdout
-    server.restore("before-start-01")
+    localaws.restore("before-start-01")
     assert "ada-precious" in [b["Name"] for b in Target("local").client("s3").list_buckets()["Buckets"]]
 
 
@@ -179,12 +179,12 @@ def test_live_target_without_credentials_is_one_sentence(monkeypatch, tmp_path):
 def test_a_torn_journal_line_does_not_cost_the_rest(local):
     t = Target("local", prefix="ada", region="us-east-1")
     t.client("s3").create_bucket(Bucket="ada-torn")
-    server.down()
-    with server.journal_path().open("a") as journal:
+    localaws.down()
+    with localaws.journal_path().open("a") as journal:
         journal.write('{"method": "PUT", "url": "http://local')  # the process died mid-write
-    server.up()
+    localaws.up()
     assert "ada-torn" in [b["Name"] for b in Target("local", prefix="ada").client("s3").list_buckets()["Buckets"]]
-    assert "http://local\n" not in server.journal_path().read_text()  # the torn line is dropped
+    assert "http://local\n" not in localaws.journal_path().read_text()  # the torn line is dropped
 
 
 def test_notebooks_and_grader_find_a_server_started_on_another_port(local, monkeypatch):

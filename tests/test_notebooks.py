@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from checks import Status, grade, select
-from labkit import notebooks
+from labkit.authoring import notebooks
 from labkit.target import Target
 
 LABS = notebooks.labs()
@@ -73,7 +73,7 @@ def test_solutions_run_top_to_bottom_and_score_full_marks(local):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("lab", LABS, ids=IDS)
 def test_starters_stop_at_their_first_todo_and_score_less(local, lab):
-    from labkit.states import start
+    from labkit.starts import start
 
     start(lab.number)
     _execute(notebooks.notebook_path(lab, "starter"), expect_error=True)

@@ -13,7 +13,7 @@ in the order API Gateway applies its rules:
    buckets, and the plan's quota: 429;
 5. request validation (required parameters, body against the model): 400;
 6. the stage cache, for methods with caching enabled;
-7. the integration: MOCK, or Lambda proxy into ``labkit.lambdarun``
+7. the integration: MOCK, or Lambda proxy into the Lambda runner (``lambdarun.py``)
    (502 on a bad proxy response, 500 when API Gateway may not invoke it).
 
 The definition is read through the ordinary API Gateway read calls and kept
@@ -33,16 +33,18 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
+
+from ..fidelity.apigateway import DEPLOYED
+from ..http import Request as HTTPRequest
+from ..http import Response
+from . import Claim, Extension
 
 log = logging.getLogger("labkit.gateway")
 PREFIX = "/_api/"
 LAMBDA_URI = re.compile(r"^arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/2015-03-31/functions/(?P<arn>.+)/invocations$")
 MODEL_REF = re.compile(r"https://apigateway\.amazonaws\.com/restapis/[^/]+/models/(?P<name>[\w.-]+)")
-REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-           403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
-           502: "Bad Gateway", 504: "Gateway Timeout"}
 PERIOD_SECONDS = {"DAY": 86400, "WEEK": 7 * 86400, "MONTH": 30 * 86400}
 
 
@@ -51,13 +53,6 @@ def invoke_url(endpoint: str, api_id: str, stage: str) -> str:
 
 
 # -- responses ---------------------------------------------------------------
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict = field(default_factory=dict)
-
 
 def gateway_error(status: int, message: str, error_type: str, note: str | None = None) -> Response:
     body = {"message": message}
@@ -189,20 +184,55 @@ def method_setting(stage: dict, resource_path: str, method: str, name: str, defa
 
 # -- the gateway ------------------------------------------------------------
 
-class Gateway:
-    def __init__(self, endpoint: str, locate, lambda_spec, runner, generation, deployed=lambda key: None):
-        self.endpoint = endpoint
-        self.locate = locate  # api_id -> (region, account) or None
-        self.lambda_spec = lambda_spec  # (function arn) -> (FunctionSpec, policy dict) or raises LookupError
-        self.runner = runner
-        self.generation = generation  # () -> a number that changes when API Gateway or Cognito changes
-        self.deployed = deployed  # (api id, deployment id) -> the resources as deployed, or None
+class Gateway(Extension):
+    name = "gateway"
+    # Writes to these services change what a stage serves: its definition is read again.
+    services = ("apigateway", "cognito-idp", "lambda")
+
+    def __init__(self, host):
+        super().__init__(host)
+        self.endpoint = host.endpoint
+        self.generation = 0  # bumped by every write that can change a served API
         self.lock = threading.Lock()
         self.definitions: dict = {}
         self.buckets: dict = {}
         self.quotas: dict = {}
         self.cache: dict = {}
         self._clients: dict = {}
+
+    # -- the extension protocol ---------------------------------------------
+    def claims(self, request: HTTPRequest) -> Claim | None:
+        return Claim.DATA if request.path.startswith(PREFIX) else None
+
+    def written(self, service, request) -> None:
+        self.generation += 1
+
+    def reset(self) -> None:
+        DEPLOYED.clear()
+        self.clear()
+
+    def restored(self) -> None:
+        self.generation += 1
+
+    def status(self) -> dict:
+        return {"stages_loaded": len(self.definitions)}
+
+    @property
+    def runtime(self):
+        return self.host.extension("lambda")
+
+    def locate(self, api_id: str):
+        """(region, account) of a REST API, or None."""
+        from moto.apigateway.models import apigateway_backends
+
+        def look():
+            for account, regions in apigateway_backends.items():
+                for region, backend in regions.items():
+                    if api_id in backend.apis:
+                        return region, account
+            return None
+
+        return self.host.read_backend(look)
 
     def client(self, service: str, region: str):
         key = (service, region)
@@ -227,44 +257,40 @@ class Gateway:
         where = self.locate(api_id)
         if where is None:
             return None
-        generation = self.generation()
+        generation = self.generation
         cached = self.definitions.get((api_id, stage))
         if cached and cached[0] == generation:
             return cached[1]
-        found = load_definition(self.client("apigateway", where[0]), api_id, stage, *where, deployed=self.deployed)
+        found = load_definition(self.client("apigateway", where[0]), api_id, stage, *where, deployed=DEPLOYED.get)
         with self.lock:
             self.definitions[(api_id, stage)] = (generation, found)
             # Changed configuration starts fresh counters and an empty cache, like a redeploy.
             self.cache = {k: v for k, v in self.cache.items() if k[0] != api_id}
         return found
 
-    # -- WSGI -------------------------------------------------------------
-    def __call__(self, environ, start_response):
+    # -- serving --------------------------------------------------------------
+    def handle(self, request: HTTPRequest) -> Response:
         try:
-            response = self.handle(environ)
+            response = self.serve(request)
         except Exception as exc:  # a bug here must look like API Gateway's 500, and be logged
             log.exception("local gateway failed")
             response = gateway_error(500, "Internal server error", "InternalServerErrorException",
                                      f"The local gateway failed: {type(exc).__name__}: {exc}")
         request_id = str(uuid.uuid4())
         headers = {"x-amzn-RequestId": request_id, "x-amz-apigw-id": request_id[:16], **response.headers}
-        if "Content-Type" not in headers and "content-type" not in {k.lower() for k in headers}:
+        if "content-type" not in {k.lower() for k in headers}:
             headers["Content-Type"] = "application/json"
-        start_response(f"{response.status} {REASONS.get(response.status, 'Status')}", list(headers.items()))
-        return [response.body]
+        return Response(response.status, response.body, headers)
 
-    def handle(self, environ) -> Response:
-        raw = environ.get("PATH_INFO", "")[len(PREFIX):]
+    def serve(self, request: HTTPRequest) -> Response:
+        raw = request.path[len(PREFIX):]
         api_id, _, rest = raw.partition("/")
         stage_name, _, path = rest.partition("/")
         path = "/" + path
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = environ["CONTENT_TYPE"]
-        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        method = request.method
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query = parse_qsl(request.query, keep_blank_values=True)
+        body = request.body
 
         definition = self.definition(api_id, stage_name) if api_id and stage_name else None
         if definition is None:
@@ -429,7 +455,7 @@ class Gateway:
             return gateway_error(500, "Internal server error", "InternalServerErrorException",
                                  "The AWS_PROXY integration's uri does not name a Lambda function.")
         try:
-            spec, policy = self.lambda_spec(found.group("arn"))
+            spec, policy = self.runtime.spec(found.group("arn"))
         except LookupError as exc:
             return gateway_error(500, "Internal server error", "InternalServerErrorException", str(exc))
         source_arn = (f"arn:aws:execute-api:{r.d.region}:{r.d.account}:{r.d.api['id']}/{r.d.stage['stageName']}/"
@@ -439,7 +465,7 @@ class Gateway:
                                  f"Execution failed due to configuration error: Invalid permissions on Lambda function "
                                  f"{spec.name}: no permission lets apigateway.amazonaws.com invoke it from {source_arn}.")
         timeout_s = int(integration.get("timeoutInMillis") or 29000) / 1000  # API Gateway's own patience
-        result = self.runner.invoke(spec, proxy_event(r), caller_timeout_s=timeout_s)
+        result = self.runtime.runner.invoke(spec, proxy_event(r), caller_timeout_s=timeout_s)
         if result.function_error:
             error = result.body or {}
             if error.get("errorType") == "Sandbox.Timedout" and spec.timeout >= timeout_s:
@@ -625,3 +651,6 @@ def proxy_response(result) -> Response:
 
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
+
+
+EXTENSION = Gateway

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import assets, config, notebooks, server
+from . import assets, config, localaws, remember
+from .authoring import notebooks
 from .errors import LabkitError
 
 CACHE_VERSION = "1"  # bump when what a cached start holds changes
@@ -29,15 +30,15 @@ CACHE_VERSION = "1"  # bump when what a cached start holds changes
 
 def start(number: str, progress: Callable[[str], None] = lambda _: None) -> str:
     wanted = notebooks.lab(number)  # validates the number
-    server.require_running()
+    localaws.require_running()
     before = [lab for lab in notebooks.labs() if lab.number < wanted.number]
     key = _fingerprint(before)
     if not _from_cache(wanted.number, key, progress):
-        server.reset()
+        localaws.reset()
         begun = time.time()
         _build(before, progress)
         _keep(wanted.number, key, begun)
-    server.set_state_label(f"start of lab {wanted.number}")
+    localaws.set_state_label(f"start of lab {wanted.number}")
     return wanted.number
 
 
@@ -76,8 +77,7 @@ def _fingerprint(before: list) -> str:
     for path in sorted(p for p in assets.ASSETS.rglob("*") if p.is_file()):
         digest.update(path.name.encode() + path.read_bytes())
     # labkit's own code makes what a solution writes (a function's zip, say): a new version builds afresh.
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
+    digest.update(remember.code_digest("labkit").encode())
     return digest.hexdigest()
 
 
@@ -90,7 +90,7 @@ def _keep(number: str, key: str, begun: float) -> None:
             files[str(path.relative_to(work))] = base64.b64encode(path.read_bytes()).decode()
     folder = _cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{number}.ndjson").write_bytes(server.journal())
+    (folder / f"{number}.ndjson").write_bytes(localaws.journal())
     (folder / f"{number}.json").write_text(json.dumps({"key": key, "files": files}) + "\n")
 
 
@@ -105,7 +105,7 @@ def _from_cache(number: str, key: str, progress: Callable[[str], None]) -> bool:
         return False  # built from other sources or for another prefix
     progress(f"Replaying the start state of lab {number} built earlier ...")
     try:
-        server.replay(lines)
+        localaws.replay(lines)
     except Exception:  # a kept state that no longer replays is rebuilt, not reported
         return False
     work = config.work_dir()

@@ -1,12 +1,13 @@
 """The local Lambda runner: runs exactly the deployed code, as Lambda would.
 
 moto keeps a function's configuration and zip but cannot run it without
-Docker. This runner, living in the local AWS process, does:
+Docker. This extension answers Lambda's Invoke API itself, and its runner
+(also used by the API gateway's Lambda proxy integrations) does:
 
 - verify the zip against the function's ``CodeSha256``, and refuse to run it
   when the source folder it was packaged from has changed since (the learner
   would otherwise test code that is not what they are reading);
-- run it in a separate Python process (``labkit.lambdaworker``) with the
+- run it in a separate Python process (``lambdaworker.py``) with the
   function's handler, environment, timeout and memory setting, and the
   execution role's temporary credentials, so the local AWS enforces the
   role's policies on every call the handler makes;
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import queue
+import re
 import select
 import shutil
 import subprocess
@@ -32,12 +34,16 @@ import threading
 import time
 import uuid
 import zipfile
+from urllib.parse import unquote
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import lambdas
+from ... import lambdas
+from ..http import Request, Response
+from . import Claim, Extension
 
 log = logging.getLogger("labkit.lambda")
+INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 INIT_TIMEOUT_S = 10  # Lambda's init phase limit
 SUPPORTED_PREFIX = "python3."
 
@@ -339,3 +345,108 @@ class Runner:
 
 def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+
+
+# -- the extension: Lambda's Invoke API, and function lookups for others ------------
+
+class LambdaRuntime(Extension):
+    name = "lambda"
+    services = ()  # it reads each function afresh on every invoke
+
+    def __init__(self, host):
+        super().__init__(host)
+        self.runner = Runner(host.endpoint, host.state_dir / "lambda-code", self.assume_role)
+
+    def claims(self, request: Request) -> Claim | None:
+        if request.method == "POST" and INVOKE.match(request.path):
+            return Claim.DATA
+        return None
+
+    def handle(self, request: Request) -> Response:
+        name = unquote(INVOKE.match(request.path).group("name"))
+        region, _ = request.scope
+        try:
+            spec, _ = self.spec(name, region)
+        except LookupError as exc:
+            return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name} ({exc})")
+        kind = request.header("X-Amz-Invocation-Type", "RequestResponse")
+        if kind == "DryRun":
+            return Response(204)
+        try:
+            event = json.loads(request.body) if request.body else {}
+        except ValueError:
+            return _lambda_error(400, "InvalidRequestContentException", "Could not parse request body into json")
+        if kind == "Event":
+            threading.Thread(target=self.runner.invoke, args=(spec, event), daemon=True).start()
+            return Response(202)
+        result = self.runner.invoke(spec, event)
+        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        if request.header("X-Amz-Log-Type") == "Tail":
+            tail = "\n".join(result.logs).encode()[-4096:]
+            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
+        return Response(200, result.payload, headers)
+
+    def reset(self) -> None:
+        self.runner.clear()  # their role sessions are gone with the state
+
+    def restored(self) -> None:
+        self.runner.clear()
+
+    def close(self) -> None:
+        self.runner.clear()
+
+    def status(self) -> dict:
+        return {"warm_sandboxes": sum(len(w) for w in self.runner.idle.values())}
+
+    # -- moto's models ----------------------------------------------------------
+    def spec(self, name_or_arn: str, region: str | None = None, account: str | None = None):
+        """(FunctionSpec, resource policy or None) of a deployed function; LookupError if there is none."""
+        from moto.awslambda.utils import get_backend  # the Docker-free backend fidelity chose
+
+        from ...config import LOCAL_ACCOUNT_ID
+
+        if name_or_arn.startswith("arn:"):
+            region, account = name_or_arn.split(":")[3:5]
+        region, account = region or "us-east-1", account or LOCAL_ACCOUNT_ID
+
+        def look():
+            backend = get_backend(account, region)
+            try:
+                fn = backend.get_function(name_or_arn)
+            except Exception as exc:
+                log.info("function lookup failed: %r", exc)
+                raise LookupError(f"No Lambda function {name_or_arn} in the local AWS ({region}).") from None
+            try:
+                policy = json.loads(json.loads(backend.get_policy(fn.function_name))["Policy"])
+            except Exception as exc:  # no policy yet: nothing may invoke it
+                log.debug("no resource policy on %s: %r", fn.function_name, exc)
+                policy = None
+            return FunctionSpec(name=fn.function_name, arn=fn.function_arn.split(":$LATEST")[0], region=region,
+                                account=account, handler=fn.handler, runtime=fn.run_time,
+                                env=dict(fn.environment_vars or {}), timeout=int(fn.timeout or 3),
+                                memory=int(fn.memory_size or 128), role=fn.role, code_sha=fn.code_sha_256,
+                                code=fn.code_bytes or b""), policy
+
+        return self.host.read_backend(look)
+
+    def assume_role(self, spec: FunctionSpec) -> dict:
+        from moto.sts.models import sts_backends
+
+        def look():
+            session = sts_backends[spec.account]["aws"].assume_role(
+                region_name=spec.region, role_session_name=spec.name[:64], role_arn=spec.role,
+                policy=None, duration=43200, external_id=None)
+            return {"AccessKeyId": session.access_key_id, "SecretAccessKey": session.secret_access_key,
+                    "SessionToken": session.session_token}
+
+        return self.host.read_backend(look)
+
+
+def _lambda_error(status: int, error_type: str, message: str) -> Response:
+    return Response(status, json.dumps({"Type": "User", "message": message}).encode(),
+                    {"Content-Type": "application/json", "x-amzn-ErrorType": error_type})
+
+
+EXTENSION = LambdaRuntime

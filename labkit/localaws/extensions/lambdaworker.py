@@ -1,6 +1,6 @@
 """One warm Lambda execution environment: a Python process running deployed code.
 
-Started by ``labkit.lambdarun`` with the function's code folder as working
+Started by the Lambda runner (``lambdarun.py``) with the function's code folder as working
 directory and its environment (variables, role credentials, the local
 endpoint) already set. It imports the handler once (Lambda's init phase),
 then serves invocations: one JSON line in on stdin, one JSON line out on the

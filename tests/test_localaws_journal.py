@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.motoserve import classify
+from labkit.localaws.http import Request
+from labkit.localaws.journal import classify
 
 
 @pytest.mark.parametrize("method,path,headers,body,kind", [
@@ -20,6 +21,10 @@ from labkit.motoserve import classify
     ("POST", "/moto-api/config", {}, b"{}", "write"),
     ("GET", "/moto-api/config", {}, b"", "read"),
     ("POST", "/_labkit/replay", {}, b"", "control"),
+    ("GET", "/?Action=CreateVpc&CidrBlock=10.0.0.0%2F16", {}, b"", "write"),  # the query protocol also takes GET
+    ("GET", "/?Action=DescribeVpcs", {}, b"", "read"),
 ])
 def test_requests_are_told_apart(method, path, headers, body, kind):
-    assert classify(method, path, headers, body) == kind
+    path, _, query = path.partition("?")
+    request = Request({}, method, path, query, {k.title(): v for k, v in headers.items()}, body)
+    assert classify(request) == kind

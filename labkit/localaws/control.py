@@ -1,6 +1,6 @@
 """Start, stop and inspect the local AWS; save and restore its state.
 
-The server runs in the background (``labkit.motoserve``) and journals every
+The server runs in the background (``python -m labkit.localaws``) and journals every
 write to ``.labkit/journal.ndjson``; on start it replays that journal, so
 stopping the server or rebooting never loses what the learner built.
 Snapshots are copies of the journal.
@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import config as cfg
-from .errors import LabkitError
+from .. import config as cfg
+from ..errors import LabkitError
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
 SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -132,7 +132,7 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
     journal_file = journal_path()
     replaying = journal_file.exists() and journal_file.stat().st_size > 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.motoserve", "--port", str(port), "--journal", str(journal_file)],
+        [sys.executable, "-m", "labkit.localaws", "--port", str(port), "--journal", str(journal_file)],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=str(cfg.REPO_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LabkitError
-from .config import REPO_ROOT
+from ..errors import LabkitError
+from ..config import REPO_ROOT
 
 SOURCES = REPO_ROOT / "course"
 LABS_DIR = REPO_ROOT / "labs"

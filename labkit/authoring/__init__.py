@@ -1,0 +1,1 @@
+"""Authoring tools for course maintainers: lab sources into notebooks (``build-notebooks``)."""

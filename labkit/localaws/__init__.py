@@ -1,0 +1,36 @@
+"""The local AWS: a moto server made durable, repeatable and able to run what it stores.
+
+Layers, from the outside in:
+
+- ``control``: what labkit's commands use from outside the process (up,
+  down, status, save, restore, reset); re-exported here.
+- ``__main__``: the process itself (``python -m labkit.localaws``).
+- ``app``: the WSGI app: control paths, then extensions, then moto, one
+  request at a time, every change journaled.
+- ``journal``: the journal's format, classification of requests, atomic rewrites.
+- ``fidelity``: every place the local AWS deliberately differs from moto,
+  one module per service.
+- ``extensions``: runtimes behind one protocol (the Lambda runner, the API
+  gateway); a new runtime is one module plus one line in ``REGISTERED``.
+"""
+from __future__ import annotations
+
+from .control import (  # noqa: F401  (the public surface)
+    NOT_RUNNING,
+    down,
+    endpoint_up,
+    journal,
+    journal_path,
+    keep_copy,
+    list_snapshots,
+    replay,
+    require_running,
+    reset,
+    restore,
+    running,
+    save,
+    set_state_label,
+    status,
+    summary,
+    up,
+)

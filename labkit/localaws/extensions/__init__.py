@@ -1,0 +1,79 @@
+"""Runtimes the local AWS adds to moto, each one module behind one small protocol.
+
+moto stores configuration; an extension runs what it describes (Lambda code,
+API stages, and in later labs container tasks, load balancers, engines). An
+extension module defines a subclass of :class:`Extension` named
+``EXTENSION``; adding a runtime is that module plus its name in
+``REGISTERED``. The app asks each extension, in this order, whether it claims
+a request, and tells every extension about writes to the services it lists,
+about resets, and about restores.
+"""
+from __future__ import annotations
+
+import importlib
+from enum import Enum
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..app import LocalAWS
+    from ..http import Request, Response
+
+# Modules of this package, asked in this order. One line per runtime.
+REGISTERED = (
+    "lambdarun",  # Lambda's Invoke runs the deployed code
+    "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
+)
+
+
+class Claim(Enum):
+    DATA = "data"    # served outside the journal and the lock (a request to a running thing)
+    READ = "read"    # answered under the lock, changes nothing
+    WRITE = "write"  # a change of state the extension keeps: journaled, and replayed through it
+
+
+class Extension:
+    """One runtime. Override what it needs; every hook has a do-nothing default."""
+
+    name: str = ""
+    # moto services (credential-scope names) whose writes this extension hears; "*" hears all.
+    services: tuple[str, ...] = ()
+
+    def __init__(self, host: "LocalAWS"):
+        self.host = host
+
+    def claims(self, request: "Request") -> Claim | None:
+        """Whether this extension answers ``request`` (and how), or None to leave it to moto."""
+        return None
+
+    def handle(self, request: "Request") -> "Response":
+        raise NotImplementedError
+
+    def written(self, service: str | None, request: "Request") -> None:
+        """A write to one of ``services`` was applied (``service`` None: unsigned, could be any)."""
+
+    def reset(self) -> None:
+        """The local AWS was emptied: forget everything, stop what runs."""
+
+    def restored(self) -> None:
+        """A journal was replayed: the state was rebuilt under this extension."""
+
+    def close(self) -> None:
+        """The local AWS is stopping: stop every process this extension started."""
+
+    def status(self) -> dict:
+        """What it runs, for ``labkit status``."""
+        return {}
+
+    def hears(self, service: str | None) -> bool:
+        return "*" in self.services or service is None or service in self.services
+
+
+def load(host: "LocalAWS", names: tuple[str, ...] = REGISTERED) -> list[Extension]:
+    found = []
+    for name in names:
+        module = importlib.import_module(f"{__name__}.{name}")
+        found.append(module.EXTENSION(host))
+    return found
+
+
+Look = Callable[[], object]

@@ -1,0 +1,165 @@
+"""The journal: every change the local AWS acknowledged, in order, one JSON line each.
+
+The state lives in memory (moto); the journal is what makes it durable. Each
+line is one state-changing request in the line format of moto's recorder
+(method, url, headers, base64 body) plus ``n``, the request's sequence
+number: moto's random generator is seeded from ``n`` before the request runs,
+so replaying the lines rebuilds the same ids. A line is written before the
+request is answered and taken back if the request changed nothing (it was
+rejected), so the journal holds only what changed state.
+
+Rewrites (after replay, a reset, a snapshot) are atomic: written aside,
+synced, renamed over the old file. A write that cannot be journaled (a full
+disk) is refused, leaves no torn line and does not move the sequence.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from pathlib import Path
+
+from .http import Request
+
+CONTROL = "/_labkit/"  # the local AWS's own control paths, never journaled
+REPLAYING = threading.Event()  # set while a journal is being replayed (fidelity patches ask)
+
+
+class JournalFull(OSError):
+    """The journal could not take a line (the disk is full or failing): the change is refused."""
+
+
+def classify(request: Request) -> str:
+    """'read', 'write' or 'control' for one request, erring towards 'write'."""
+    from ..target import is_read
+
+    if request.path.startswith(CONTROL):
+        return "control"
+    if request.path.startswith("/moto-api/"):
+        # reset is handled by the app; config/seed change state and are journaled.
+        return "write" if request.method == "POST" else "read"
+    action = request.action
+    if action:
+        return "read" if is_read(action) else "write"
+    return "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+
+
+def entry_for(request: Request, number: int) -> dict:
+    """The journal line for one request, replayable as it was received."""
+    environ = request.environ
+    path = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+    url = f"http://{environ.get('HTTP_HOST', 'localhost')}{path}"
+    if request.query and "?" not in url:
+        url += f"?{request.query}"
+    return {"method": request.method, "url": url, "headers": request.headers,
+            "body": base64.b64encode(request.body).decode("ascii"), "body_encoded": True, "n": number}
+
+
+def environ_for(entry: dict) -> dict:
+    """A WSGI environ that sends a journal line through the app again."""
+    from urllib.parse import unquote
+
+    from werkzeug.test import EnvironBuilder
+
+    body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else (entry.get("body") or "").encode()
+    headers = {k: v for k, v in entry["headers"].items() if k.lower() not in ("content-length", "transfer-encoding")}
+    scheme, rest = entry["url"].split("://", 1)
+    host, _, tail = rest.partition("/")
+    path_and_query = "/" + tail
+    path, _, query = path_and_query.partition("?")
+    environ = EnvironBuilder(method=entry["method"], base_url=f"{scheme}://{host}", path=unquote(path),
+                             query_string=query, headers=headers, data=body).get_environ()
+    environ["RAW_URI"] = path_and_query
+    return environ
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new, never a torn one."""
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(aside, path)
+    except OSError:
+        aside.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """The journal file: appended a line per change, rewritten only atomically."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def exists(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def append(self, entry: dict) -> int:
+        """Write one line; returns the file's size before it, for ``take_back``. Raises JournalFull."""
+        line = (json.dumps(entry) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                offset = os.fstat(fd).st_size
+                try:
+                    written = os.write(fd, line)
+                    if written != len(line):
+                        raise OSError(28, "short write")
+                except OSError as exc:
+                    os.ftruncate(fd, offset)  # never leave half a line
+                    raise JournalFull(exc.errno, f"the journal {self.path} could not be written ({exc.strerror})") from None
+            finally:
+                os.close(fd)
+            return offset
+
+    def take_back(self, offset: int) -> None:
+        """Remove the last line (the request it records changed nothing)."""
+        with self._lock:
+            os.truncate(self.path, offset)
+
+    def rewrite(self, data: bytes) -> None:
+        with self._lock:
+            write_atomically(self.path, data)
+
+
+def parse_lines(data: bytes):
+    """(line, entry) for each whole line; a torn or foreign line is skipped with its number."""
+    for number, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+            if not isinstance(entry, dict) or "method" not in entry or "url" not in entry:
+                raise ValueError("not a journal entry")
+        except ValueError as exc:
+            yield number, raw, None, exc
+            continue
+        yield number, raw, entry, None
