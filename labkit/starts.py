@@ -90,7 +90,7 @@ def _keep(number: str, key: str, begun: float) -> None:
             files[str(path.relative_to(work))] = base64.b64encode(path.read_bytes()).decode()
     folder = _cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{number}.ndjson").write_bytes(localaws.journal())
+    (folder / f"{number}.ndjson").write_bytes(localaws.read_journal())
     (folder / f"{number}.json").write_text(json.dumps({"key": key, "files": files}) + "\n")
 
 

@@ -220,7 +220,7 @@ def list_snapshots() -> list[str]:
     return sorted(p.stem for p in snapshot_dir().glob("*.ndjson"))
 
 
-def journal() -> bytes:
+def read_journal() -> bytes:
     """The state-changing requests that made the current state (what a snapshot holds)."""
     record = require_running()
     return _http("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
@@ -235,7 +235,7 @@ def replay(lines: bytes) -> int:
 def save(name: str) -> Path:
     record = require_running()
     path = _snapshot_file(name)
-    journal_ = journal()
+    journal_ = read_journal()
     path.write_bytes(journal_)
     meta = {"state": record.get("state", "unknown"), "saved": time.time(), "writes": journal_.count(b"\n")}
     path.with_suffix(".json").write_text(json.dumps(meta) + "\n")
