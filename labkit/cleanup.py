@@ -8,6 +8,7 @@ deleted, so a first run disables it and a later run deletes it.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from botocore.exceptions import ClientError
@@ -19,6 +20,19 @@ from .target import Target
 def _tagged(tags: list[dict], t: Target) -> bool:
     have = {tag["Key"]: tag["Value"] for tag in tags}
     return have.get("course") == COURSE_ID and have.get("learner") == t.prefix
+
+
+# Every cleanup step, registered by @step with its place in the teardown order: what uses a
+# resource goes before it (scaling targets before their tables, distributions before buckets).
+STEPS: list[tuple[int, Callable]] = []
+
+
+def step(order: int):
+    """Register a cleanup step; it is called with the arguments it names of t, act, done, say, dry_run."""
+    def register(fn: Callable) -> Callable:
+        STEPS.append((order, fn))
+        return fn
+    return register
 
 
 def cleanup(t: Target, dry_run: bool = False, say: Callable[[str], None] = print) -> dict:
@@ -34,23 +48,13 @@ def cleanup(t: Target, dry_run: bool = False, say: Callable[[str], None] = print
         done["deleted"].append(label)
         say(f"deleted {label}")
 
-    _parameters(t, act)
-    _budget(t, act)
-    _apis(t, act)
-    _functions(t, act)
-    _roles(t, act)
-    _log_groups(t, act)
-    _scaling(t, act)
-    _dax(t, act, done, say)
-    _tables(t, act)
-    _network(t, act, done, say)
-    _user_pools(t, act)
-    _distributions(t, act, done, dry_run, say)
-    _buckets(t, act)
-    _origin_access_controls(t, act, done, say)
+    given = {"t": t, "act": act, "done": done, "say": say, "dry_run": dry_run}
+    for _, fn in sorted(STEPS, key=lambda entry: entry[0]):
+        fn(**{name: given[name] for name in inspect.signature(fn).parameters})
     return done
 
 
+@step(10)
 def _parameters(t, act):
     ssm = t.client("ssm")
     path = f"/{COURSE_ID}/{t.prefix}"
@@ -73,6 +77,7 @@ def _pairs(tags: dict | None) -> list[dict]:
     return [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
 
 
+@step(30)
 def _apis(t, act):
     apigw = t.client("apigateway")
     for page in apigw.get_paginator("get_usage_plans").paginate():
@@ -96,6 +101,7 @@ def _apis(t, act):
                 act(f"REST API {api['name']} ({api['id']})", lambda i=api["id"]: apigw.delete_rest_api(restApiId=i))
 
 
+@step(40)
 def _functions(t, act):
     lam = t.client("lambda")
     for page in lam.get_paginator("list_functions").paginate():
@@ -104,6 +110,7 @@ def _functions(t, act):
                 act(f"function {fn['FunctionName']}", lambda n=fn["FunctionName"]: lam.delete_function(FunctionName=n))
 
 
+@step(50)
 def _roles(t, act):
     iam = t.client("iam")
     for page in iam.get_paginator("list_roles").paginate():
@@ -120,6 +127,7 @@ def _roles(t, act):
             act(f"role {role['RoleName']}", delete)
 
 
+@step(60)
 def _log_groups(t, act):
     logs = t.client("logs")
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{t.prefix}-"):
@@ -129,6 +137,7 @@ def _log_groups(t, act):
                 act(f"log group {group['logGroupName']}", lambda n=group["logGroupName"]: logs.delete_log_group(logGroupName=n))
 
 
+@step(90)
 def _tables(t, act):
     ddb = t.client("dynamodb")
     for page in ddb.get_paginator("list_tables").paginate():
@@ -152,6 +161,7 @@ def _table_tagged(ddb, name: str, t: Target) -> bool:
     return _tagged(ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", []), t)
 
 
+@step(70)
 def _scaling(t, act):
     """Auto scaling of the learner's tables (lab 04); deregistering a target removes its policies."""
     scaling, ddb = t.client("application-autoscaling"), t.client("dynamodb")
@@ -164,6 +174,7 @@ def _scaling(t, act):
                         ServiceNamespace="dynamodb", ResourceId=x["ResourceId"], ScalableDimension=x["ScalableDimension"]))
 
 
+@step(80)
 def _dax(t, act, done, say):
     """DAX clusters (billed per node-hour), then their subnet groups once no cluster uses them."""
     dax = t.client("dax")
@@ -195,6 +206,7 @@ def _dax(t, act, done, say):
             act(f"DAX subnet group {name}", lambda n=name: dax.delete_subnet_group(SubnetGroupName=n))
 
 
+@step(100)
 def _network(t, act, done, say):
     """The learner's tagged VPCs (lab 04's data VPC): security groups and subnets first, then the VPC."""
     ec2 = t.client("ec2")
@@ -216,6 +228,7 @@ def _network(t, act, done, say):
         act(f"VPC {vpc_id}", lambda v=vpc_id: ec2.delete_vpc(VpcId=v))
 
 
+@step(110)
 def _user_pools(t, act):
     cognito = t.client("cognito-idp")
     for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
@@ -227,6 +240,7 @@ def _user_pools(t, act):
                 act(f"user pool {pool['Name']}", lambda i=pool["Id"]: cognito.delete_user_pool(UserPoolId=i))
 
 
+@step(20)
 def _budget(t, act):
     budgets = t.client("budgets", "us-east-1")
     name = t.name("course-budget")
@@ -239,6 +253,7 @@ def _budget(t, act):
     act(f"budget {name}", lambda: budgets.delete_budget(AccountId=t.account_id, BudgetName=name))
 
 
+@step(130)
 def _buckets(t, act):
     s3 = t.client("s3")
     for bucket in s3.list_buckets().get("Buckets", []):
@@ -262,6 +277,7 @@ def _empty_and_delete(s3, bucket: str) -> None:
     s3.delete_bucket(Bucket=bucket)
 
 
+@step(120)
 def _distributions(t, act, done, dry_run, say):
     cf = t.client("cloudfront")
     for page in cf.get_paginator("list_distributions").paginate():
@@ -287,6 +303,7 @@ def _distributions(t, act, done, dry_run, say):
             act(f"distribution {dist_id}", lambda i=dist_id, e=etag: cf.delete_distribution(Id=i, IfMatch=e))
 
 
+@step(140)
 def _origin_access_controls(t, act, done, say):
     cf = t.client("cloudfront")
     items = cf.list_origin_access_controls()["OriginAccessControlList"].get("Items", []) or []

@@ -202,3 +202,30 @@ def test_server_runs_with_the_settings_the_course_needs(local):
     iam = Target("local", prefix="ada").client("iam")
     arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn  # AWS-managed policies are loaded
+
+
+def test_editing_a_file_in_a_subpackage_changes_the_code_digest(tmp_path, monkeypatch):
+    from labkit import remember
+
+    package = tmp_path / "toy"
+    (package / "inner" / "deeper").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "inner" / "__init__.py").write_text("")
+    module = package / "inner" / "deeper" / "runtime.py"
+    module.write_text("LIMIT = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = remember.code_digest("toy")
+    module.write_text("LIMIT = 2\n")
+    assert remember.code_digest("toy") != before
+
+
+def test_a_start_state_is_rebuilt_when_labkit_code_changes(monkeypatch):
+    from labkit import remember, starts
+    from labkit.authoring import notebooks
+
+    before = [lab for lab in notebooks.labs() if lab.number < "02"]
+    key = starts._fingerprint(before)
+    assert starts._fingerprint(before) == key  # stable while nothing changes
+    real = remember.code_digest
+    monkeypatch.setattr(remember, "code_digest", lambda *names: real(*names) + "-edited")
+    assert starts._fingerprint(before) != key

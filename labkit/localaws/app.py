@@ -34,7 +34,8 @@ log = logging.getLogger("labkit.localaws")
 class LocalAWS:
     """The app: numbers and journals writes, seeds moto's randomness, routes to extensions."""
 
-    def __init__(self, moto_app, journal: Path, endpoint: str | None = None):
+    def __init__(self, moto_app, journal: Path, endpoint: str | None = None,
+                 extension_names: tuple[str, ...] = extensions.REGISTERED):
         from moto.moto_api._internal import mock_random
 
         self.moto = moto_app
@@ -45,7 +46,7 @@ class LocalAWS:
         self.lock = threading.RLock()  # one request at a time keeps ids deterministic
         self.writes = 0  # the sequence number of the last write
         self.replaying = False
-        self.extensions: list[extensions.Extension] = extensions.load(self) if endpoint else []
+        self.extensions: list[extensions.Extension] = extensions.load(self, extension_names) if endpoint else []
 
     def extension(self, name: str) -> extensions.Extension:
         return next(e for e in self.extensions if e.name == name)
@@ -65,7 +66,7 @@ class LocalAWS:
                 return ext.handle(request).send(start_response)  # outside the lock, never journaled
             if claim is not None:
                 answer = lambda ext=ext: ext.handle(request).send(start_response)  # noqa: E731
-                return self._serve(request, "write" if claim is Claim.WRITE else "read", answer, start_response)
+                return self._serve(request, "write" if claim is Claim.WRITE else "read", answer, start_response, ext)
         if request.path == "/moto-api/reset" and request.method == "POST":
             with self.lock:
                 out = list(self.moto(request.environ, start_response))
@@ -75,7 +76,7 @@ class LocalAWS:
         return self._serve(request, classify(request), lambda: list(self.moto(request.environ, start_response)),
                            start_response)
 
-    def _serve(self, request: Request, kind: str, answer, start_response: "_Status"):
+    def _serve(self, request: Request, kind: str, answer, start_response: "_Status", claimant=None):
         with self.lock:
             if kind != "write":
                 state = self.random.getstate()
@@ -97,13 +98,13 @@ class LocalAWS:
             if offset is not None and (start_response.status or 0) >= 400:
                 self.journal.take_back(offset)  # rejected: it changed nothing, so it is not part of the state
             else:
-                self._heard(request)
+                self._heard(request, claimant)
             return out
 
-    def _heard(self, request: Request) -> None:
+    def _heard(self, request: Request, claimant=None) -> None:
         _, service = request.scope
         for ext in self.extensions:
-            if ext.hears(service):
+            if ext is not claimant and ext.hears(service):
                 ext.written(service, request)
 
     # -- the app's own paths -----------------------------------------------
@@ -202,11 +203,12 @@ def _refused(exc: OSError) -> Response:
                          {"x-amzn-ErrorType": "ServiceUnavailableException"})
 
 
-def build_app(journal: Path, endpoint: str | None = None) -> LocalAWS:
+def build_app(journal: Path, endpoint: str | None = None,
+              extension_names: tuple[str, ...] = extensions.REGISTERED) -> LocalAWS:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from .fidelity import apply_server
 
     apply_server()
-    return LocalAWS(DomainDispatcherApplication(create_backend_app), journal, endpoint)
+    return LocalAWS(DomainDispatcherApplication(create_backend_app), journal, endpoint, extension_names)

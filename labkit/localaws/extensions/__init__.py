@@ -69,9 +69,10 @@ class Extension:
 
 
 def load(host: "LocalAWS", names: tuple[str, ...] = REGISTERED) -> list[Extension]:
+    """One instance of each registered extension (a name of this package's module, or a dotted path)."""
     found = []
     for name in names:
-        module = importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(name if "." in name else f"{__name__}.{name}")
         found.append(module.EXTENSION(host))
     return found
 
