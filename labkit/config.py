@@ -29,8 +29,28 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def state_dir() -> Path:
     """Where the server record, the recording, snapshots and settings live."""
     home = os.environ.get("LABKIT_HOME")
-    path = Path(home) if home else REPO_ROOT / ".labkit"
-    path.mkdir(parents=True, exist_ok=True)
+    return private_dir(Path(home) if home else REPO_ROOT / ".labkit")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner may enter (0700): the state holds the control secret."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)  # a folder made by an older version, or under a loose umask
+    except OSError:
+        pass  # not ours to change: the files inside are still written owner-only
+    return path
+
+
+def write_private(path: Path, data: bytes | str) -> Path:
+    """Replace ``path`` with ``data``, owner-only (0600) and atomically (the old file or the new, never torn).
+
+    Every state file goes through here: the journal's own atomic rewrite does the work.
+    """
+    from .localaws.journal import write_atomically
+
+    write_atomically(path, data.encode() if isinstance(data, str) else data)
     return path
 
 
@@ -116,6 +136,4 @@ def load_settings() -> Settings:
 def save_settings(settings: Settings) -> Path:
     if not valid_prefix(settings.prefix):
         raise LabkitError(f"Prefix {settings.prefix!r} is not valid: use {PREFIX_RULE_TEXT}.")
-    path = settings_path()
-    path.write_text(json.dumps(asdict(settings), indent=2) + "\n")
-    return path
+    return write_private(settings_path(), json.dumps(asdict(settings), indent=2) + "\n")

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Callable
 
-from .config import state_dir
+from .config import state_dir, write_private
 
 KEEP = 50  # a learner's recent versions; the file stays small
 
@@ -47,7 +47,7 @@ def remembered(store: str, key: str, compute: Callable[[], Any]) -> Any:
     if key not in verdicts:
         verdicts[key] = compute()
         try:
-            path.write_text(json.dumps(dict(list(verdicts.items())[-KEEP:])))
+            write_private(path, json.dumps(dict(list(verdicts.items())[-KEEP:])))
         except OSError:
             pass
     return verdicts[key]

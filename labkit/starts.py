@@ -88,10 +88,9 @@ def _keep(number: str, key: str, begun: float) -> None:
     if work.is_dir():
         for path in sorted(p for p in work.rglob("*") if p.is_file() and p.stat().st_mtime >= begun - 1):
             files[str(path.relative_to(work))] = base64.b64encode(path.read_bytes()).decode()
-    folder = _cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{number}.ndjson").write_bytes(localaws.read_journal())
-    (folder / f"{number}.json").write_text(json.dumps({"key": key, "files": files}) + "\n")
+    folder = config.private_dir(_cache_dir())
+    config.write_private(folder / f"{number}.ndjson", localaws.read_journal())
+    config.write_private(folder / f"{number}.json", json.dumps({"key": key, "files": files}) + "\n")
 
 
 def _from_cache(number: str, key: str, progress: Callable[[str], None]) -> bool:

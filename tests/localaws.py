@@ -27,7 +27,8 @@ class LocalAWS:
 
     @property
     def env(self) -> dict:
-        return {"LABKIT_HOME": str(self.home), "LABS_AWS_PORT": str(self.port)}
+        # The server stops by itself when this test worker is gone, even killed: no server outlives a run.
+        return {"LABKIT_HOME": str(self.home), "LABS_AWS_PORT": str(self.port), "LABKIT_EXIT_WITH_PID": str(os.getpid())}
 
 
 @contextmanager

@@ -197,7 +197,11 @@ def test_server_runs_with_the_settings_the_course_needs(local):
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"{local.endpoint}/moto-api/config") as reply:
+    from labkit import config
+    from labkit.localaws import guard
+
+    secret = {guard.SECRET_HEADER: guard.read_secret(config.state_dir())}
+    with urllib.request.urlopen(urllib.request.Request(f"{local.endpoint}/moto-api/config", headers=secret)) as reply:
         assert json.load(reply)["lambda"]["use_docker"] is False  # Lambda without Docker
     iam = Target("local", prefix="ada").client("iam")
     arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"

@@ -10,7 +10,35 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")  # the only addresses it may listen on
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a parent that died but was not reaped yet is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _exit_with(pid: int) -> None:
+    """Stop (cleanly, through the SIGTERM handler) once ``pid`` is gone: a killed test run leaves no server."""
+    def watch():
+        while not _gone(pid):
+            time.sleep(1.0)
+        logging.getLogger("labkit.localaws").info("process %d is gone; stopping", pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with", daemon=True).start()
 
 
 def main(argv=None) -> int:
@@ -19,6 +47,18 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--journal", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.host not in LOOPBACK:
+        sys.stderr.write(f"The local AWS listens on loopback only; {args.host!r} is not localhost, 127.0.0.1 or ::1.\n")
+        return 2
+    args.journal = args.journal.resolve()
+    from ..config import private_dir
+    from .guard import ALREADY_SERVED, ensure_secret, hold_state_folder
+
+    private_dir(args.journal.parent)
+    if hold_state_folder(args.journal.parent) is None:
+        sys.stderr.write(f"Another local AWS already serves {args.journal.parent}; stop it before starting one here.\n")
+        return ALREADY_SERVED
+    ensure_secret(args.journal.parent)  # `labkit up` made it already; a hand-started server makes its own
 
     from moto.moto_server.werkzeug_app import MotoRequestHandler  # keeps moto's header handling
     from werkzeug.serving import run_simple
@@ -35,6 +75,9 @@ def main(argv=None) -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    watched = os.environ.get("LABKIT_EXIT_WITH_PID", "")
+    if watched.isdigit() and int(watched) > 0:
+        _exit_with(int(watched))
     if app.journal.exists():
         app.replay(app.journal.read())  # bring back what the last session built: the journal is the state
     else:

@@ -2,6 +2,8 @@
 
 A request goes, in order, through:
 
+0. the guard (``guard.py``): a foreign ``Host``, any browser ``Origin`` and a
+   control path without the install's secret are refused (never on replay);
 1. the control paths (``/_labkit/...``: status, journal, replay), which are
    the app's own and never journaled;
 2. the extensions (``extensions.REGISTERED``), each of which may claim it:
@@ -23,8 +25,9 @@ import os
 import threading
 from pathlib import Path
 
-from . import extensions
+from . import extensions, snapshots
 from .extensions import Claim
+from .guard import Guard, forget_secret, read_secret, without_cors
 from .http import Request, Response, json_response
 from .journal import CONTROL, REPLAYING, Journal, JournalFull, classify, entry_for, environ_for, parse_lines
 
@@ -47,6 +50,9 @@ class LocalAWS:
         self.writes = 0  # the sequence number of the last write
         self.replaying = False
         self.extensions: list[extensions.Extension] = extensions.load(self, extension_names) if endpoint else []
+        from urllib.parse import urlparse
+
+        self.guard = Guard(urlparse(endpoint).port if endpoint else None, read_secret(self.state_dir))
 
     def extension(self, name: str) -> extensions.Extension:
         return next(e for e in self.extensions if e.name == name)
@@ -54,8 +60,14 @@ class LocalAWS:
     # -- WSGI -------------------------------------------------------------
     def __call__(self, environ, start_response):
         request = Request.from_environ(environ)
+        start_response = without_cors(start_response)
+        refused = self.guard.refusal(request)
+        if refused is not None:
+            return refused.send(start_response)
+        authorized = self.guard.authorized(request)
+        forget_secret(request)
         if request.path.startswith(CONTROL):
-            return self._control(request).send(start_response)
+            return self._control(request, authorized).send(start_response)
         return self.dispatch(request, start_response)
 
     def dispatch(self, request: Request, start_response):
@@ -69,6 +81,9 @@ class LocalAWS:
                 return self._serve(request, "write" if claim is Claim.WRITE else "read", answer, start_response, ext)
         if request.path == "/moto-api/reset" and request.method == "POST":
             with self.lock:
+                refused = self._keep_before("before-reset")
+                if refused is not None:
+                    return refused.send(start_response)
                 out = list(self.moto(request.environ, start_response))
                 self.reset()
                 return out
@@ -108,19 +123,34 @@ class LocalAWS:
                 ext.written(service, request)
 
     # -- the app's own paths -----------------------------------------------
-    def _control(self, request: Request) -> Response:
+    def _control(self, request: Request, authorized: bool = False) -> Response:
         name = request.path[len(CONTROL):]
         if name == "replay" and request.method == "POST":
-            self.reset_all()
-            return json_response({"replayed": self.replay(request.body)})
+            with self.lock:
+                refused = self._keep_before("before-restore")
+                if refused is not None:
+                    return refused
+                self.reset_all()
+                return json_response({"replayed": self.replay(request.body)})
         if name == "journal" and request.method == "GET":
             return Response(200, self.journal.read(), {"Content-Type": "application/x-ndjson"})
+        if name == "status" and not authorized:
+            return json_response({"local_aws": "labkit", "pid": os.getpid()})  # who it is, nothing it holds
         if name == "status":
-            return json_response({"writes": self.writes, "pid": os.getpid(),
+            return json_response({"local_aws": "labkit", "writes": self.writes, "pid": os.getpid(),
                                   "extensions": {e.name: e.status() for e in self.extensions}})
         return json_response({"error": "unknown control path"}, 404)
 
     # -- state ---------------------------------------------------------------
+    def _keep_before(self, name: str) -> Response | None:
+        """Keep the journal as snapshot ``name`` before it is emptied; the refusal if it cannot be kept."""
+        try:
+            snapshots.keep_before(self.state_dir, name, self.journal.read())
+        except OSError as exc:
+            log.error("state not kept before %s: %s", name, exc)
+            return _refused(exc)
+        return None
+
     def replay(self, data: bytes) -> int:
         """Re-send journaled writes through the app, in order, rebuilding state; returns how many."""
         kept: list[bytes] = []

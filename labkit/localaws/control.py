@@ -7,9 +7,10 @@ Snapshots are copies of the journal.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -21,9 +22,10 @@ from pathlib import Path
 
 from .. import config as cfg
 from ..errors import LabkitError
+from . import guard, snapshots
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
-SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+START_LOCK = "start.lock"  # held around check-start-record, so two `up`s give one server
 
 
 def _record_path() -> Path:
@@ -35,9 +37,17 @@ def journal_path() -> Path:
 
 
 def snapshot_dir() -> Path:
-    path = cfg.state_dir() / "snapshots"
-    path.mkdir(exist_ok=True)
-    return path
+    return snapshots.folder(cfg.state_dir())
+
+
+@contextlib.contextmanager
+def _start_lock():
+    fd = os.open(cfg.state_dir() / START_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a second `up` waits here, then finds the first one's server
+        yield
+    finally:
+        os.close(fd)
 
 
 def _read_record() -> dict | None:
@@ -48,7 +58,7 @@ def _read_record() -> dict | None:
 
 
 def _write_record(record: dict) -> None:
-    _record_path().write_text(json.dumps(record, indent=2) + "\n")
+    cfg.write_private(_record_path(), json.dumps(record, indent=2) + "\n")
 
 
 def _alive(pid: int) -> bool:
@@ -63,18 +73,50 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _http(method: str, url: str, data: bytes | None = None, timeout: float = 5.0) -> bytes:
-    request = urllib.request.Request(url, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read()
-
-
-def _answers(endpoint: str) -> dict | None:
-    """The server's own status if a course server answers there, else None."""
+def _http(method: str, url: str, data: bytes | None = None, timeout: float = 5.0, secret: bool = True) -> bytes:
+    """A control request, with this install's secret (the server refuses control paths without it)."""
+    headers = {guard.SECRET_HEADER: guard.read_secret(cfg.state_dir()) or ""} if secret else {}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        return json.loads(_http("GET", f"{endpoint}/_labkit/status", timeout=1.0))
-    except (OSError, ValueError):
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        raise LabkitError(_reason(exc)) from None
+
+
+def _reason(exc: "urllib.error.HTTPError") -> str:
+    try:
+        body = exc.read().decode("utf-8", "replace").strip()
+        message = json.loads(body).get("message") if body.startswith("{") else body
+    except (OSError, ValueError, AttributeError):
+        message = None
+    return message or f"The local AWS answered {exc.code} to a control request; its log is {cfg.state_dir() / 'server.log'}."
+
+
+def _answers(endpoint: str, secret: bool = True) -> dict | None:
+    """The server's own status if a course server answers there, else None (full only for this install's)."""
+    try:
+        info = json.loads(_http("GET", f"{endpoint}/_labkit/status", timeout=1.0, secret=secret))
+    except (OSError, ValueError, LabkitError):
         return None
+    return info if isinstance(info, dict) else None
+
+
+def _ours(info: dict | None, pid: int) -> bool:
+    """Whether a status answer is this state folder's server, ``pid``: only it knows this folder's secret."""
+    return bool(info) and "writes" in info and info.get("pid") == pid
+
+
+def _serves_this_folder(pid: int, endpoint: str | None) -> bool:
+    """Whether ``pid`` is the course's server for this state folder (so it may be signalled)."""
+    if endpoint and _ours(_answers(endpoint), pid):
+        return True
+    try:  # a server too busy to answer: its command line names this folder's journal
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    journal = str(journal_path().resolve()).encode()
+    return b"labkit.localaws" in args and journal in args
 
 
 def _port_taken(port: int) -> bool:
@@ -98,7 +140,7 @@ def endpoint_up(endpoint: str) -> bool:
 def running() -> dict | None:
     """The record of the running server, or None when it is not running."""
     record = _read_record()
-    if record and _alive(record["pid"]) and _answers(record["endpoint"]):
+    if record and _alive(record.get("pid") or 0) and _ours(_answers(record["endpoint"]), record["pid"]):
         return record
     return None
 
@@ -111,14 +153,19 @@ def require_running() -> dict:
 
 
 def up(port: int | None = None, quiet: bool = False) -> dict:
-    """Start the local AWS in the background (idempotent)."""
+    """Start the local AWS in the background (idempotent, and one server however many start it at once)."""
+    with _start_lock():
+        return _up(port)
+
+
+def _up(port: int | None) -> dict:
     record = running()
     if record:
         return {**record, "already": True}
     port = port or cfg.port()
     endpoint = f"http://localhost:{port}"
     if _port_taken(port):
-        other = _answers(endpoint)
+        other = _answers(endpoint, secret=False)  # not ours: it gets no secret
         if other:
             raise LabkitError(
                 f"Another course local AWS (pid {other.get('pid')}) already listens on port {port}, started from another "
@@ -128,19 +175,28 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
             f"Port {port} is taken by another program; set LABS_AWS_PORT to a free port and run `python -m labkit up` again."
         )
     state = cfg.state_dir()
-    log = open(state / "server.log", "ab")
-    journal_file = journal_path()
-    replaying = journal_file.exists() and journal_file.stat().st_size > 0
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.localaws", "--port", str(port), "--journal", str(journal_file)],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-        cwd=str(cfg.REPO_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    guard.ensure_secret(state)  # before the process starts: it reads the secret from this folder
+    log = os.open(state / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(log, 0o600)  # a log made by an older version
+        journal_file = journal_path().resolve()
+        replaying = journal_file.exists() and journal_file.stat().st_size > 0
+        process = subprocess.Popen(
+            [sys.executable, "-m", "labkit.localaws", "--port", str(port), "--journal", str(journal_file)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(cfg.REPO_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        os.close(log)
     deadline = time.monotonic() + (120 if replaying else 30)
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        code = process.poll()
+        if code == guard.ALREADY_SERVED:
+            raise LabkitError(f"Another local AWS already serves {state} but left no record; stop it "
+                              "(see `ps` for labkit.localaws) and run `python -m labkit up` again.")
+        if code is not None:
             raise LabkitError(f"The local AWS stopped while starting; its log is {state / 'server.log'}.")
-        if _answers(endpoint):
+        if _ours(_answers(endpoint), process.pid):
             break
         time.sleep(0.05)
     else:
@@ -154,10 +210,19 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
 
 
 def down() -> bool:
-    """Stop the server; its journal stays, so `up` brings the state back."""
+    """Stop the server; its journal stays, so `up` brings the state back. Never signals another program."""
+    with _start_lock():
+        return _down()
+
+
+def _down() -> bool:
     record = _read_record()
-    if not record or not _alive(record["pid"]):
+    if not record or not _alive(record.get("pid") or 0):
         return False
+    if not _serves_this_folder(record["pid"], record.get("endpoint")):
+        _write_record({**record, "pid": 0})
+        raise LabkitError(f"The recorded pid {record['pid']} is not this folder's local AWS (another program has it "
+                          "now), so nothing was stopped.")
     os.kill(record["pid"], signal.SIGTERM)
     for _ in range(100):
         if not _alive(record["pid"]):
@@ -195,29 +260,24 @@ def summary() -> str:
 
 
 def keep_copy(name: str) -> str | None:
-    """Save the current state as snapshot ``name`` unless it is empty; returns the name kept."""
+    """Save the current state as snapshot ``name`` (replacing one of that name) unless it is empty."""
     record = require_running()
     if not json.loads(_http("GET", f"{record['endpoint']}/_labkit/status")).get("writes"):
         return None
-    save(name)
+    save(name, force=True)
     return name
 
 
 def reset() -> None:
-    """Empty the local AWS (the journal too)."""
+    """Empty the local AWS (the journal too); the server keeps a non-empty state as snapshot before-reset."""
     record = require_running()
     _http("POST", f"{record['endpoint']}/moto-api/reset", data=b"")
     set_state_label("empty")
 
 
-def _snapshot_file(name: str) -> Path:
-    if not SNAPSHOT_NAME.match(name or ""):
-        raise LabkitError(f"{name!r} is not a snapshot name; use letters, digits, '.', '_' or '-' (up to 64).")
-    return snapshot_dir() / f"{name}.ndjson"
-
-
 def list_snapshots() -> list[str]:
-    return sorted(p.stem for p in snapshot_dir().glob("*.ndjson"))
+    """The snapshots that would restore: written whole and unchanged since."""
+    return snapshots.names(snapshot_dir())
 
 
 def read_journal() -> bytes:
@@ -232,24 +292,16 @@ def replay(lines: bytes) -> int:
     return json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=lines, timeout=300))["replayed"]
 
 
-def save(name: str) -> Path:
+def save(name: str, force: bool = False) -> Path:
+    """Keep the current state as snapshot ``name``; an existing one is replaced only with ``force``."""
     record = require_running()
-    path = _snapshot_file(name)
-    journal_ = read_journal()
-    path.write_bytes(journal_)
-    meta = {"state": record.get("state", "unknown"), "saved": time.time(), "writes": journal_.count(b"\n")}
-    path.with_suffix(".json").write_text(json.dumps(meta) + "\n")
-    return path
+    return snapshots.write(snapshot_dir(), name, read_journal(), state=record.get("state", "unknown"), force=force)
 
 
 def restore(name: str) -> int:
-    """Replace the local AWS state with a snapshot; returns the writes replayed."""
-    path = _snapshot_file(name)
-    if not path.exists():
-        known = ", ".join(list_snapshots()) or "none yet"
-        raise LabkitError(f"There is no snapshot named {name!r} (saved snapshots: {known}).")
-    replayed = replay(path.read_bytes())
-    meta_path = path.with_suffix(".json")
-    label = json.loads(meta_path.read_text()).get("state") if meta_path.exists() else None
+    """Replace the local AWS state with a snapshot (the server keeps the current one as before-restore)."""
+    lines, meta = snapshots.read(snapshot_dir(), name)
+    replayed = replay(lines)
+    label = meta.get("state")
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
     return replayed
