@@ -49,7 +49,7 @@ from labkit.authoring import notebooks
         with contextlib.redirect_stdout(io.StringIO()):  # the finished course, so every check has work to do
             for lab in notebooks.labs():
                 notebooks.run_solution(lab)
-        localaws.save("bench-end")
+        localaws.save("bench-end", force=True)
         rows = [
             _row("python -c 'import boto3' (the floor)", _time([py, "-c", "import boto3"], args.runs)),
             _row("python -m checks 01", _time([py, "-m", "checks", "01"], args.runs), 1.0),

@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("reset", help="empty the local AWS (the old state is kept as snapshot before-reset)")
     p = sub.add_parser("save", help="save the local AWS state as a named snapshot")
     p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="replace a snapshot of that name")
     p = sub.add_parser("restore", help="replace the local AWS state with a named snapshot")
     p.add_argument("name")
     sub.add_parser("snapshots", help="list saved snapshots")
@@ -121,7 +122,7 @@ def _reset(args) -> int:
 def _save(args) -> int:
     from . import localaws
 
-    path = localaws.save(args.name)
+    path = localaws.save(args.name, force=args.force)
     print(f"Saved snapshot {args.name!r} ({path}).")
     return 0
 

@@ -55,7 +55,8 @@ def write(where: Path, name: str, data: bytes, state: str = "unknown", force: bo
     meta.unlink(missing_ok=True)  # while the lines change, the snapshot is not listed
     write_private(path, data)
     write_private(meta, json.dumps({"state": state, "saved": time.time(), "writes": data.count(b"\n"),
-                                    "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}) + "\n")
+                                    "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                    "mtime_ns": path.stat().st_mtime_ns}) + "\n")
     return path
 
 
@@ -75,10 +76,14 @@ def _listed(path: Path) -> bool:
         return False
     if meta is None or not size:
         return False
-    if "bytes" in meta:
-        return meta["bytes"] == size  # checked in full when written and again when restored
     try:
-        return problem(path.read_bytes()) is None  # an older snapshot without a size: check its lines
+        if "sha256" in meta:
+            if meta.get("bytes") != size:
+                return False
+            if meta.get("mtime_ns") == path.stat().st_mtime_ns:
+                return True  # untouched since it was checked whole and written (the cheap, usual case)
+            return hashlib.sha256(path.read_bytes()).hexdigest() == meta["sha256"]  # copied, or edited
+        return problem(path.read_bytes()) is None  # an older snapshot without a digest: check its lines
     except OSError:
         return False
 
