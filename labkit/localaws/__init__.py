@@ -8,6 +8,10 @@ Layers, from the outside in:
 - ``app``: the WSGI app: control paths, then extensions, then moto, one
   request at a time, every change journaled.
 - ``journal``: the journal's format, classification of requests, atomic rewrites.
+- ``guard``: who may talk to it (loopback Host, no browser Origin, the
+  control secret) and the one-server-per-folder lock.
+- ``snapshots``: journal copies, written atomically, verified, kept before
+  a reset or a replay empties the state.
 - ``fidelity``: every place the local AWS deliberately differs from moto,
   one module per service.
 - ``extensions``: runtimes behind one protocol (the Lambda runner, the API
