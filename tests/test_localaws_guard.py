@@ -162,6 +162,17 @@ def test_a_reset_by_any_path_keeps_the_state_as_before_reset(local):
     assert _buckets() == ["ada-before"]
 
 
+def test_a_state_already_in_a_snapshot_does_not_overwrite_an_older_kept_one(local):
+    t = Target("local", prefix="ada")
+    t.client("s3").create_bucket(Bucket="ada-first")
+    assert _cli("reset").returncode == 0  # before-reset holds ada-first
+    t.client("s3").create_bucket(Bucket="ada-second")
+    localaws.save("guard-second", force=True)
+    assert _cli("reset").stdout.strip().endswith("Your previous state is snapshot 'guard-second'.")
+    localaws.restore("before-reset")
+    assert _buckets() == ["ada-first"]
+
+
 def test_a_restore_keeps_the_state_it_replaces_as_before_restore(local):
     t = Target("local", prefix="ada")
     t.client("s3").create_bucket(Bucket="ada-old")

@@ -260,11 +260,16 @@ def summary() -> str:
 
 
 def keep_copy(name: str) -> str | None:
-    """Save the current state as snapshot ``name`` (replacing one of that name) unless it is empty."""
+    """Keep the current state as snapshot ``name`` (replacing one of that name) unless it is empty or a
+    snapshot holds it already; returns the snapshot that holds it."""
     record = require_running()
-    if not json.loads(_http("GET", f"{record['endpoint']}/_labkit/status")).get("writes"):
+    lines = journal()
+    if not lines.strip():  # nothing acknowledged (a rejected write still takes a number): nothing to keep
         return None
-    save(name, force=True)
+    held = snapshots.holding(snapshot_dir(), lines)
+    if held:
+        return held
+    snapshots.write(snapshot_dir(), name, lines, state=record.get("state", "unknown"), force=True)
     return name
 
 

@@ -110,26 +110,27 @@ def read(where: Path, name: str) -> tuple[bytes, dict]:
     return data, meta
 
 
-def holds(where: Path, data: bytes) -> bool:
-    """Whether some listed snapshot already holds exactly ``data`` (then keeping it again would only
-    overwrite an older kept state)."""
+def holding(where: Path, data: bytes) -> str | None:
+    """The listed snapshot that already holds exactly ``data``, if any: keeping it again under
+    another name would only overwrite an older kept state."""
     digest = hashlib.sha256(data).hexdigest()
-    for path in where.glob("*.ndjson"):
+    for path in sorted(where.glob("*.ndjson")):
         meta = _meta(path)
         if meta and meta.get("sha256") == digest and meta.get("bytes") == len(data) and _listed(path):
-            return True
-    return False
+            return path.stem
+    return None
 
 
 def keep_before(state_dir: Path, name: str, data: bytes) -> str | None:
     """Keep a non-empty state about to be replaced as snapshot ``name`` (overwriting an older one of
-    that name) unless a snapshot already holds it; returns the name kept. Raises OSError if it cannot
-    be written, and then the caller must not replace the state."""
+    that name) unless a snapshot already holds it; returns the snapshot that holds it. Raises OSError
+    if it cannot be written, and then the caller must not replace the state."""
     if not data.strip():
         return None
     where = folder(state_dir)
-    if holds(where, data):
-        return None
+    held = holding(where, data)
+    if held:
+        return held
     try:
         state = json.loads((state_dir / "server.json").read_text()).get("state", "unknown")
     except (OSError, ValueError, AttributeError):
