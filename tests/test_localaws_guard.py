@@ -8,6 +8,7 @@ servers that stop when the process they watch is gone.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -162,6 +163,25 @@ def test_a_reset_by_any_path_keeps_the_state_as_before_reset(local):
     assert _buckets() == ["ada-before"]
 
 
+def test_a_reset_that_cannot_keep_the_state_is_refused_and_changes_nothing(local):
+    Target("local", prefix="ada").client("s3").create_bucket(Bucket="ada-unkeepable")
+    from labkit.localaws.control import snapshot_dir
+
+    folder = snapshot_dir()
+    aside = folder.with_name("snapshots.aside")
+    folder.rename(aside)
+    folder.write_text("in the way")  # the snapshot cannot be written (as a full disk would do)
+    try:
+        code, _, body = _raw(local.port, "POST", "/moto-api/reset", _secret())
+        assert code == 503 and b"nothing you built is lost" in body
+        code, _, _ = _raw(local.port, "POST", "/_labkit/replay", _secret(), body=b"")
+        assert code == 503
+    finally:
+        folder.unlink()
+        aside.rename(folder)
+    assert _buckets() == ["ada-unkeepable"]
+
+
 def test_a_state_already_in_a_snapshot_does_not_overwrite_an_older_kept_one(local):
     t = Target("local", prefix="ada")
     t.client("s3").create_bucket(Bucket="ada-first")
@@ -278,7 +298,7 @@ def _listening(pid: int) -> list[str]:
                     out.append(".".join(str(b) for b in bytes.fromhex(raw)[::-1]))
                 else:
                     words = [bytes.fromhex(raw[i:i + 8])[::-1].hex() for i in range(0, 32, 8)]
-                    out.append(str(__import__("ipaddress").IPv6Address(bytes.fromhex("".join(words)))))
+                    out.append(str(ipaddress.IPv6Address(bytes.fromhex("".join(words)))))
     return out
 
 
