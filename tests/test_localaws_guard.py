@@ -34,7 +34,7 @@ def _raw(port: int, method: str, path: str, headers: dict | None = None, host: s
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", host or f"localhost:{port}")
+        conn.putheader("Host", f"localhost:{port}" if host is None else host)
         for key, value in (headers or {}).items():
             conn.putheader(key, value)
         conn.putheader("Content-Length", str(len(body)))
@@ -64,7 +64,8 @@ def _one_sentence(text: str) -> bool:
 # -- Host: no DNS rebinding -----------------------------------------------------------
 
 def test_a_foreign_host_is_refused_and_the_loopback_names_are_served(local):
-    for host in ("attacker.example:%d" % local.port, f"localhost:{local.port + 1}", "localhost", "127.0.0.2:%d" % local.port):
+    for host in ("attacker.example:%d" % local.port, f"localhost:{local.port + 1}", "attacker.example",
+                 "127.0.0.2:%d" % local.port, ""):
         code, _, body = _raw(local.port, "GET", "/", host=host)
         assert code == 403 and b"localhost on its own port" in body and _one_sentence(body.decode()), host
     for host in (f"localhost:{local.port}", f"127.0.0.1:{local.port}", f"[::1]:{local.port}", f"LocalHost:{local.port}"):
@@ -78,13 +79,17 @@ def test_a_foreign_host_is_refused_and_the_loopback_names_are_served(local):
 def test_host_rule_unit():
     assert guard.host_allowed("bucket.localhost:4811", 4811)
     assert not guard.host_allowed("localhost.attacker.example:4811", 4811)
-    assert not guard.host_allowed("[::1]", 4811) and not guard.host_allowed("", 4811)
+    assert not guard.host_allowed("evil.example:4811", 4811) and not guard.host_allowed("", 4811)
+    assert not guard.host_allowed("[::1]:4812", 4811) and not guard.host_allowed("a.localhost:4812", 4811)
+    # Without a port (an in-process client), only the loopback names themselves.
+    assert guard.host_allowed("localhost", 4811) and guard.host_allowed("[::1]", 4811)
+    assert not guard.host_allowed("evil.example", 4811) and not guard.host_allowed("::1", 4811)
 
 
 def test_a_replayed_journal_keeps_the_host_it_was_received_with(local):
     # The guard is on the network path only: a line received on another port (a restarted server) replays.
     Target("local", prefix="ada").client("s3").create_bucket(Bucket="ada-elsewhere")
-    lines = localaws.journal().replace(f"localhost:{local.port}".encode(), b"localhost:1")
+    lines = localaws.read_journal().replace(f"localhost:{local.port}".encode(), b"localhost:1")
     assert b"localhost:1" in lines
     localaws.reset()
     assert localaws.replay(lines) >= 1
@@ -130,7 +135,7 @@ def test_control_paths_without_the_secret_are_403_and_change_nothing(local):
             assert code == 403 and guard.SECRET_HEADER.encode() in body, (method, path, headers)
     assert _buckets() == ["ada-intact"]
     assert json.loads(_raw(local.port, "GET", "/_labkit/status", _secret())[2])["writes"] == writes
-    assert localaws.journal().count(b"\n") == writes
+    assert localaws.read_journal().count(b"\n") == writes
 
 
 def test_status_without_the_secret_says_only_who_it_is(local):
@@ -148,7 +153,7 @@ def test_the_secret_is_owner_only_and_never_journaled(local):
                       body=json.dumps({"lambda": {"use_docker": False}}).encode())  # the course's own setting
     assert code in (200, 201)
     assert stat.S_IMODE(guard.secret_path(config.state_dir()).stat().st_mode) == 0o600
-    journal = localaws.journal()
+    journal = localaws.read_journal()
     assert b"moto-api/config" in journal and secret.encode() not in journal and b"X-Labkit-Secret" not in journal
 
 

@@ -263,7 +263,7 @@ def keep_copy(name: str) -> str | None:
     """Keep the current state as snapshot ``name`` (replacing one of that name) unless it is empty or a
     snapshot holds it already; returns the snapshot that holds it."""
     record = require_running()
-    lines = journal()
+    lines = read_journal()
     if not lines.strip():  # nothing acknowledged (a rejected write still takes a number): nothing to keep
         return None
     held = snapshots.holding(snapshot_dir(), lines)
