@@ -17,9 +17,13 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"labkit: {message}; see `python -m labkit --help`.\n")
         sys.exit(2)
 
+    def print_help(self, file=None):  # argparse would drop a failed write silently; the guard reports it
+        (file or sys.stdout).write(self.format_help())
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m labkit", description="The course's local AWS and lab states.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("up", help="start the local AWS in the background (keeps your last state)")
     sub.add_parser("down", help="stop the local AWS (your state is kept for the next `up`)")
@@ -148,8 +152,12 @@ def _start(args) -> int:
     from .authoring import notebooks
     from .starts import start
 
+    from .config import load_settings, work_dir
+
     started = time.perf_counter()
-    lab = notebooks.lab(args.lab)  # an unknown lab number changes nothing
+    lab = notebooks.lab(args.lab)  # an unknown lab number changes nothing,
+    load_settings()  # nor do a bad prefix, region or target,
+    work_dir()  # nor a work folder the solutions cannot write to: all are checked before anything is kept
     kept = localaws.keep_copy(f"before-start-{lab.number}")
     if kept:
         print(f"Kept your current state as snapshot {kept!r}.")
@@ -205,7 +213,6 @@ COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "reset": _
             "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks}
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    from .cli import run
+
+    run(main, "labkit")

@@ -97,9 +97,10 @@ class Target:
                 try:
                     session = boto3.Session(profile_name=self.profile, region_name=self.region,
                                             botocore_session=_botocore_session())
-                except Exception as exc:  # ProfileNotFound and friends
+                    credentials = session.get_credentials()  # an unknown AWS_PROFILE is only noticed here
+                except Exception as exc:  # ProfileNotFound, a config file that does not parse, and friends
                     raise LabkitError(f"The AWS profile could not be loaded ({exc}); check AWS_PROFILE.") from None
-                if session.get_credentials() is None:
+                if credentials is None:
                     raise LabkitError(
                         "Live mode found no AWS credentials: run `aws configure` or set AWS_PROFILE, then try again."
                     )

@@ -27,7 +27,7 @@ SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _record_path() -> Path:
-    return cfg.state_dir() / "server.json"
+    return cfg.server_record_path()
 
 
 def journal_path() -> Path:
@@ -41,10 +41,7 @@ def snapshot_dir() -> Path:
 
 
 def _read_record() -> dict | None:
-    try:
-        return json.loads(_record_path().read_text())
-    except (OSError, ValueError):
-        return None
+    return cfg.read_server_record()  # checked there: a damaged record is one sentence
 
 
 def _write_record(record: dict) -> None:
@@ -242,14 +239,22 @@ def save(name: str) -> Path:
     return path
 
 
+def _snapshot_label(meta_path: Path) -> str | None:
+    """The state a snapshot was saved in; a missing or damaged note only loses the label, not the snapshot."""
+    try:
+        label = json.loads(meta_path.read_bytes()).get("state")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return label if isinstance(label, str) else None
+
+
 def restore(name: str) -> int:
     """Replace the local AWS state with a snapshot; returns the writes replayed."""
     path = _snapshot_file(name)
     if not path.exists():
         known = ", ".join(list_snapshots()) or "none yet"
         raise LabkitError(f"There is no snapshot named {name!r} (saved snapshots: {known}).")
+    label = _snapshot_label(path.with_suffix(".json"))
     replayed = replay(path.read_bytes())
-    meta_path = path.with_suffix(".json")
-    label = json.loads(meta_path.read_text()).get("state") if meta_path.exists() else None
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
     return replayed
