@@ -65,7 +65,13 @@ def _up(args) -> int:
 
     journal = localaws.journal_path()
     if localaws.running() is None and journal.exists() and journal.stat().st_size:
-        changes = journal.read_bytes().count(b"\n")
+        data = journal.read_bytes()
+        changes, unreadable = _journal_lines(data)
+        if unreadable:
+            # The server skips what it cannot read and rewrites the journal: keep the original first.
+            kept = _keep_damaged_journal(data)
+            print(f"{unreadable} line(s) of your journal cannot be read and will be skipped; the journal as it was "
+                  f"is kept as snapshot {kept!r}.", flush=True)
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
     info = localaws.up()
     if info["already"]:
@@ -75,6 +81,34 @@ def _up(args) -> int:
         print(f"Started the local AWS at {info['endpoint']} (pid {info['pid']}){note}.")
     print(f"Deployed REST APIs answer at {info['endpoint']}/_api/<api id>/<stage>; `python -m labkit api` lists them.")
     return 0
+
+
+def _journal_lines(data: bytes) -> tuple[int, int]:
+    """(readable, unreadable) journal lines; a last line with no newline is a write torn by a crash, not damage."""
+    import json
+
+    lines = data.split(b"\n")
+    readable = unreadable = 0
+    for line in lines[:-1]:
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            readable += 1
+        else:
+            unreadable += 1
+    return readable, unreadable
+
+
+def _keep_damaged_journal(data: bytes) -> str:
+    from .localaws.control import snapshot_dir
+
+    name = time.strftime("damaged-journal-%Y%m%d-%H%M%S")
+    (snapshot_dir() / f"{name}.ndjson").write_bytes(data)
+    return name
 
 
 def _api(args) -> int:

@@ -323,3 +323,109 @@ def test_bad_input_leaves_the_running_local_aws_as_it_was(row, tmp_path, sleeper
     finally:
         for name in row.files:
             (local.home / name).unlink(missing_ok=True)
+
+
+# -- what the table cannot say: bad input that is survived, and the guard itself --------------
+
+def _cli(args, env, cwd=REPO, **kw):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIME_LIMIT, **kw)
+
+
+def test_up_keeps_a_journal_it_cannot_read(tmp_path):
+    """The server skips unreadable lines and rewrites the journal: `up` keeps the original as a snapshot first."""
+    env = {**_base_env(tmp_path, _free_port()), "LABS_AWS_PORT": str(_free_port())}
+    home = tmp_path / "home"
+    home.mkdir()
+    garbage = b"\x00\xff\xfe garbage\n\x81\x82{\"n\":\n" + JOURNAL
+    (home / "journal.ndjson").write_bytes(garbage)
+    try:
+        done = _cli(("labkit", "up"), env)
+        assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "2 line(s) of your journal cannot be read" in done.stdout
+        kept = list((home / "snapshots").glob("damaged-journal-*.ndjson"))
+        assert [p.read_bytes() for p in kept] == [garbage]
+    finally:
+        _cli(("labkit", "down"), env)
+
+
+def test_a_torn_last_line_is_not_called_damage(tmp_path):
+    from labkit.__main__ import _journal_lines
+
+    assert _journal_lines(JOURNAL + b'{"n": 2, "meth') == (1, 0)
+    assert _journal_lines(JOURNAL + b"[1]\n\xff\n") == (1, 2)
+
+
+def test_a_snapshot_whose_note_is_damaged_still_restores(local):
+    from labkit import localaws
+
+    s3 = __import__("boto3").client("s3", endpoint_url=local.endpoint, region_name="us-east-1",
+                                    aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="ada-noted")
+    localaws.save("noted")
+    (local.home / "snapshots" / "noted.json").write_bytes(b"\xff not json")
+    localaws.reset()
+    try:
+        done = _cli(("labkit", "restore", "noted"), {**os.environ, **local.env})
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert "ada-noted" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    finally:
+        for name in ("noted.ndjson", "noted.json"):
+            (local.home / "snapshots" / name).unlink(missing_ok=True)
+
+
+def test_a_damaged_notebook_is_stale_and_rebuilt(tmp_path):
+    copy = _repo_copy(tmp_path, {"labs/00-<slug>.ipynb": b"\xff\xfe\x00\x81"})
+    env = {**_base_env(tmp_path, _free_port()), "PYTHONPATH": str(copy)}
+    damaged = next((copy / "labs").glob("00-*.ipynb"))
+    checked = _cli(("labkit", "build-notebooks", "--check"), env, cwd=copy)
+    assert checked.returncode == 1 and f"stale: {damaged}" in checked.stdout, checked.stdout + checked.stderr
+    built = _cli(("labkit", "build-notebooks"), env, cwd=copy)
+    assert built.returncode == 0, built.stderr
+    assert __import__("json").loads(damaged.read_text())["nbformat"] == 4
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: every write is EPIPE, deterministically
+    try:
+        done = subprocess.run([sys.executable, "-m", "labkit", "snapshots"], cwd=REPO, env=_base_env(tmp_path, _free_port()),
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=TIME_LIMIT)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
+
+
+def test_the_guard_turns_a_surprise_into_one_sentence_and_a_log(monkeypatch, capsys, tmp_path):
+    from labkit import cli
+
+    def surprise():
+        raise RuntimeError("boom\non two lines")
+
+    monkeypatch.setattr(sys, "argv", ["labkit", "status"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(surprise, "labkit")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert _one_sentence(err) and "RuntimeError: boom on two lines" in err and "--debug" in err, err
+    log = tmp_path / "labkit-home" / "errors.log"
+    assert str(log) in err and "Traceback" in log.read_text() and "boom" in log.read_text()
+
+    monkeypatch.setattr(sys, "argv", ["labkit", "status", "--debug"])
+    with pytest.raises(RuntimeError):
+        cli.run(surprise, "labkit")
+
+
+def test_configure_replaces_settings_it_cannot_read(tmp_path):
+    import labkit
+    from labkit.errors import LabkitError
+
+    home = tmp_path / "labkit-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "settings.json").write_text('{"prefix": "Not Valid", "region": ["x"]}')
+    with pytest.raises(LabkitError, match="settings.json"):
+        labkit.configure()
+    assert labkit.configure(prefix="ada").prefix == "ada"
+    assert labkit.settings().region == "us-east-1"
+    with pytest.raises(LabkitError, match="Prefix"):
+        labkit.configure(prefix=5)
