@@ -64,6 +64,8 @@ def _up(args) -> int:
     from . import localaws
 
     journal = localaws.journal_path()
+    if journal.is_dir():
+        raise LabkitError(f"{journal} is a folder where your journal goes; move it aside and run `python -m labkit up` again.")
     if localaws.running() is None and journal.exists() and journal.stat().st_size:
         data = journal.read_bytes()
         changes, unreadable = _journal_lines(data)

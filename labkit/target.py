@@ -128,9 +128,14 @@ class Target:
                 options["read_timeout"] = 60
                 if service == "s3":
                     options["s3"] = {"addressing_style": "path"}
-            client = self.session().client(
-                service, region_name=region, endpoint_url=self.endpoint, config=Config(**options)
-            )
+            from botocore.exceptions import BotoCoreError
+
+            session = self.session()
+            try:
+                client = session.client(service, region_name=region, endpoint_url=self.endpoint, config=Config(**options))
+            except (BotoCoreError, ValueError) as exc:  # AWS_MAX_ATTEMPTS=abc, a broken config file, ...
+                raise LabkitError(f"No {service} client could be made from your AWS configuration ({exc}); "
+                                  "check the AWS_* variables and ~/.aws/config.") from None
             if self.read_only:
                 client.meta.events.register("before-call", _refuse_writes)
             self._clients[key] = client

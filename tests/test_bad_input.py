@@ -133,6 +133,12 @@ ROWS = [
     Row("home-read-only", ("labkit", "up"), home="read-only", says="LABKIT_HOME"),
     Row("work-dir-is-a-file", ("labkit", "start", "01"), env={"LABS_WORK_DIR": "<a file>"}, says="LABS_WORK_DIR"),
     Row("work-dir-in-proc", ("labkit", "start", "01"), env={"LABS_WORK_DIR": "/proc/labkit-work"}, says="LABS_WORK_DIR"),
+    Row("record-is-a-folder", ("labkit", "status"), files={"server.json": None}, says="server.json"),
+    Row("journal-is-a-folder-up", ("labkit", "up"), files={"journal.ndjson": None}, says="journal.ndjson"),
+    Row("aws-config-binary", ("labkit", "api", "--live"), env={"AWS_CONFIG_FILE": "<a binary file>"}, says="profile"),
+    Row("aws-max-attempts-text", ("labkit", "api", "--live"), env={"AWS_MAX_ATTEMPTS": "abc"}, says="AWS"),
+    Row("target-upper-case", ("checks", "00"), env={"LABS_TARGET": "LIVE"}, says="LABS_TARGET"),
+    Row("prefix-not-ascii", ("labkit", "api"), env={"LABS_PREFIX": "adä"}, says="LABS_PREFIX"),
     # -- argv ---------------------------------------------------------------------------
     *[Row(f"start-{arg or 'blank'}", ("labkit", "start", arg), says="lab")
       for arg in ["²", "99", "abc", "-1", "", "1.5", "L99", "١"]],
@@ -140,6 +146,9 @@ ROWS = [
     Row("labkit-missing-argument", ("labkit", "save"), says="name"),
     Row("labkit-unknown-option", ("labkit", "status", "--colour"), says="--colour"),
     Row("restore-unknown", ("labkit", "restore", "nosuch"), says="snapshot"),
+    Row("restore-blank", ("labkit", "restore", ""), says="snapshot"),
+    Row("restore-path", ("labkit", "restore", "../settings"), says="snapshot"),
+    Row("cleanup-live-unasked", ("labkit", "cleanup", "--live"), says="--yes"),
     *[Row(f"checks-{arg or 'blank'}", ("checks", arg), says=arg or "check")
       for arg in ["99", "abc", "-1", "L99.01", "²", "L01.01-L99", "", "L1.1"]],
     Row("checks-range-reversed", ("checks", "L01.04-L01.01"), says="reversed"),
@@ -261,6 +270,9 @@ def _run(row: Row, tmp_path: Path, sleeper_pid: int, server=None) -> tuple[subpr
         elif value == "<a file>":
             (tmp_path / "a-file").write_text("x\n")
             env[key] = str(tmp_path / "a-file")
+        elif value == "<a binary file>":
+            (tmp_path / "a-binary-file").write_bytes(b"\xff\xfe\x00[\x81")
+            env[key] = str(tmp_path / "a-binary-file")
         else:
             env[key] = value
     cwd = _repo_copy(tmp_path, row.repo) if row.repo is not None else REPO
