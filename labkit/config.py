@@ -46,8 +46,12 @@ def _usable_folder(variable: str, default: Path) -> Path:
     home = os.environ.get(variable)
     path = Path(home) if home else default
     if path in _WRITABLE:
-        return path
-    named = f"{variable}={path}" if home else f"The folder {path}"
+        try:
+            path.mkdir(parents=True, exist_ok=True)  # it may have been removed since
+            return path
+        except OSError:
+            _WRITABLE.discard(path)
+    named = f"{variable}={path}" if home else str(path)
     if path.exists() and not path.is_dir():
         raise LabkitError(f"{named} is not a folder; point {variable} at a folder of yours (it is created if missing).")
     try:
