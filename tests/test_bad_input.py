@@ -319,17 +319,17 @@ def test_bad_input_is_one_sentence_and_keeps_the_state(row, tmp_path, sleeper):
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r.server], ids=str)
 def test_bad_input_leaves_the_running_local_aws_as_it_was(row, tmp_path, sleeper, local):
-    from labkit.localaws import control as localaws  # not the package: its `journal` may be the submodule
+    from labkit import localaws
 
     localaws.save("mine")
     s3 = __import__("boto3").client("s3", endpoint_url=local.endpoint, region_name="us-east-1",
                                     aws_access_key_id="testing", aws_secret_access_key="testing")
     s3.create_bucket(Bucket="ada-site")
-    journal, snapshots = localaws.journal(), localaws.list_snapshots()
+    journal, snapshots = localaws.read_journal(), localaws.list_snapshots()
     try:
         done, _, _ = _run(row, tmp_path, sleeper, server=local)
         _assert_clean(row, done)
-        assert localaws.journal() == journal, f"{row}: the local AWS state changed"
+        assert localaws.read_journal() == journal, f"{row}: the local AWS state changed"
         planted = {n.split("/")[1].split(".")[0] for n in row.files}
         assert localaws.list_snapshots() == sorted(set(snapshots) | planted), f"{row}: a snapshot was made or lost"
     finally:
@@ -369,7 +369,7 @@ def test_a_torn_last_line_is_not_called_damage(tmp_path):
 
 
 def test_a_snapshot_whose_note_is_damaged_still_restores(local):
-    from labkit.localaws import control as localaws
+    from labkit import localaws
 
     s3 = __import__("boto3").client("s3", endpoint_url=local.endpoint, region_name="us-east-1",
                                     aws_access_key_id="testing", aws_secret_access_key="testing")
