@@ -15,6 +15,9 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"checks: {message}; see `python -m checks --help`.\n")
         sys.exit(2)
 
+    def print_help(self, file=None):  # argparse would drop a failed write silently; the guard reports it
+        (file or sys.stdout).write(self.format_help())
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m checks", description="Grade the course labs (read-only).")
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("text", "json", "junit"), default="text")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE as well as the exit code")
     parser.add_argument("--list", action="store_true", help="list the selected checks without running them")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     args = parser.parse_args(argv)
 
     from labkit.errors import LabkitError
@@ -71,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    from labkit.cli import run
+
+    run(main, "checks")

@@ -185,16 +185,18 @@ def select(spec: str) -> list[Check]:
     ids = sorted(REGISTRY)
     if spec.lower() == "all":
         return [REGISTRY[i] for i in ids]
-    m = re.fullmatch(r"(?i)(?:l|lab)?\s*(\d{1,2})", spec)
+    m = re.fullmatch(r"(?ia)(?:l|lab)?\s*(\d{1,2})", spec)  # ASCII digits: int() refuses some \d
     if m:
         lab = f"{int(m.group(1)):02d}"
         chosen = [REGISTRY[i] for i in ids if REGISTRY[i].lab == lab]
         if chosen:
             return chosen
         raise UnknownSelection(f"There is no lab {spec!r}; choose one of {', '.join(labs())} or all.")
-    m = re.fullmatch(r"(?i)(L\d{2}\.\d{2})\s*-\s*(L\d{2}\.\d{2})", spec)
+    m = re.fullmatch(r"(?ia)(L\d{2}\.\d{2})\s*-\s*(L\d{2}\.\d{2})", spec)
     if m:
         low, high = m.group(1).upper(), m.group(2).upper()
+        if low > high:
+            raise UnknownSelection(f"The range {spec!r} is reversed; write the lower check first, like {high}-{low}.")
         chosen = [REGISTRY[i] for i in ids if low <= i <= high]
         if chosen:
             return chosen
@@ -259,6 +261,15 @@ def preflight(target: Target) -> None:
 
     if target.is_live:
         target.session()  # no credentials: one sentence
+        try:
+            target.account_id  # one call, so no network or refused credentials is one sentence, not a check each
+        except Exception as exc:
+            from labkit.cli import aws_problem
+
+            sentence = aws_problem(exc)
+            if sentence is None:
+                raise
+            raise LabkitError(sentence) from None
     elif target.endpoint and not endpoint_up(target.endpoint):
         raise LabkitError(f"The local AWS is not running at {target.endpoint}; start it with `python -m labkit up`.")
 

@@ -23,14 +23,21 @@ def settings() -> Settings:
 
 def configure(prefix: str | None = None, region: str | None = None, target: str | None = None) -> Settings:
     """Save your prefix, region and target (local or live) for notebooks and the grader."""
-    current = load_settings()
+    from .config import PREFIX_RULE_TEXT, valid_prefix, valid_region
+
+    try:
+        current = load_settings()
+    except LabkitError:
+        if prefix is None and region is None and target is None:
+            raise
+        current = Settings(prefix="", region="us-east-1")  # saved settings are broken: configure replaces them
     chosen = Settings(prefix=prefix or current.prefix, region=region or current.region, target=target or current.target)
     if chosen.target not in ("local", "live"):
         raise LabkitError(f"Target {chosen.target!r} is not one of 'local' or 'live'.")
-    import botocore.session
-
-    if chosen.region not in botocore.session.get_session().get_available_regions("s3"):
+    if not valid_region(chosen.region):
         raise LabkitError(f"Region {chosen.region!r} is not an AWS region; use one like us-east-1 or eu-west-1.")
+    if not valid_prefix(chosen.prefix):
+        raise LabkitError(f"Prefix {chosen.prefix!r} is not valid: use {PREFIX_RULE_TEXT}.")
     save_settings(chosen)
     return chosen
 

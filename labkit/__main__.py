@@ -17,9 +17,13 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"labkit: {message}; see `python -m labkit --help`.\n")
         sys.exit(2)
 
+    def print_help(self, file=None):  # argparse would drop a failed write silently; the guard reports it
+        (file or sys.stdout).write(self.format_help())
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m labkit", description="The course's local AWS and lab states.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("up", help="start the local AWS in the background (keeps your last state)")
     sub.add_parser("down", help="stop the local AWS (your state is kept for the next `up`)")
@@ -61,8 +65,16 @@ def _up(args) -> int:
     from . import localaws
 
     journal = localaws.journal_path()
+    if journal.is_dir():
+        raise LabkitError(f"{journal} is a folder where your journal goes; move it aside and run `python -m labkit up` again.")
     if localaws.running() is None and journal.exists() and journal.stat().st_size:
-        changes = journal.read_bytes().count(b"\n")
+        data = journal.read_bytes()
+        changes, unreadable = _journal_lines(data)
+        if unreadable:
+            # The server skips what it cannot read and rewrites the journal: keep the original first.
+            kept = _keep_damaged_journal(data)
+            print(f"{unreadable} line(s) of your journal cannot be read and will be skipped; the journal as it was "
+                  f"is kept as snapshot {kept!r}.", flush=True)
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
     info = localaws.up()
     if info["already"]:
@@ -72,6 +84,34 @@ def _up(args) -> int:
         print(f"Started the local AWS at {info['endpoint']} (pid {info['pid']}){note}.")
     print(f"Deployed REST APIs answer at {info['endpoint']}/_api/<api id>/<stage>; `python -m labkit api` lists them.")
     return 0
+
+
+def _journal_lines(data: bytes) -> tuple[int, int]:
+    """(readable, unreadable) journal lines; a last line with no newline is a write torn by a crash, not damage."""
+    import json
+
+    lines = data.split(b"\n")
+    readable = unreadable = 0
+    for line in lines[:-1]:
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            readable += 1
+        else:
+            unreadable += 1
+    return readable, unreadable
+
+
+def _keep_damaged_journal(data: bytes) -> str:
+    from .localaws.control import snapshot_dir
+
+    name = time.strftime("damaged-journal-%Y%m%d-%H%M%S")
+    (snapshot_dir() / f"{name}.ndjson").write_bytes(data)
+    return name
 
 
 def _api(args) -> int:
@@ -149,8 +189,12 @@ def _start(args) -> int:
     from .authoring import notebooks
     from .starts import start
 
+    from .config import load_settings, work_dir
+
     started = time.perf_counter()
-    lab = notebooks.lab(args.lab)  # an unknown lab number changes nothing
+    lab = notebooks.lab(args.lab)  # an unknown lab number changes nothing,
+    load_settings()  # nor do a bad prefix, region or target,
+    work_dir()  # nor a work folder the solutions cannot write to: all are checked before anything is kept
     kept = localaws.keep_copy(f"before-start-{lab.number}")
     if kept:
         print(f"Kept your current state as snapshot {kept!r}.")
@@ -206,7 +250,6 @@ COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "reset": _
             "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks}
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    from .cli import run
+
+    run(main, "labkit")

@@ -30,6 +30,7 @@ CACHE_VERSION = "1"  # bump when what a cached start holds changes
 
 def start(number: str, progress: Callable[[str], None] = lambda _: None) -> str:
     wanted = notebooks.lab(number)  # validates the number
+    config.load_settings()  # and the prefix, region and target, before anything changes
     localaws.require_running()
     before = [lab for lab in notebooks.labs() if lab.number < wanted.number]
     key = _fingerprint(before)

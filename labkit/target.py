@@ -97,9 +97,10 @@ class Target:
                 try:
                     session = boto3.Session(profile_name=self.profile, region_name=self.region,
                                             botocore_session=_botocore_session())
-                except Exception as exc:  # ProfileNotFound and friends
+                    credentials = session.get_credentials()  # an unknown AWS_PROFILE is only noticed here
+                except Exception as exc:  # ProfileNotFound, a config file that does not parse, and friends
                     raise LabkitError(f"The AWS profile could not be loaded ({exc}); check AWS_PROFILE.") from None
-                if session.get_credentials() is None:
+                if credentials is None:
                     raise LabkitError(
                         "Live mode found no AWS credentials: run `aws configure` or set AWS_PROFILE, then try again."
                     )
@@ -127,9 +128,14 @@ class Target:
                 options["read_timeout"] = 60
                 if service == "s3":
                     options["s3"] = {"addressing_style": "path"}
-            client = self.session().client(
-                service, region_name=region, endpoint_url=self.endpoint, config=Config(**options)
-            )
+            from botocore.exceptions import BotoCoreError
+
+            session = self.session()
+            try:
+                client = session.client(service, region_name=region, endpoint_url=self.endpoint, config=Config(**options))
+            except (BotoCoreError, ValueError) as exc:  # AWS_MAX_ATTEMPTS=abc, a broken config file, ...
+                raise LabkitError(f"No {service} client could be made from your AWS configuration ({exc}); "
+                                  "check the AWS_* variables and ~/.aws/config.") from None
             if self.read_only:
                 client.meta.events.register("before-call", _refuse_writes)
             self._clients[key] = client

@@ -236,9 +236,12 @@ def test_empty_or_damaged_snapshots_are_not_listed_and_do_not_restore(local):
     (folder / "guard-edited.ndjson").write_bytes(b"x" * len(good))  # same size, not journal lines
     (folder / "guard-edited.json").write_text(meta)
     (folder / "guard-nometa.ndjson").write_bytes(good)  # a crash between the lines and the meta
+    (folder / "guard-tornmeta.ndjson").write_bytes(good[: len(good) // 2].rstrip(b"\n")[:-1])  # cut short, and no note to tell
     listed = localaws.list_snapshots()
-    assert "guard-good" in listed and not {"guard-empty", "guard-torn", "guard-edited", "guard-nometa"} & set(listed)
-    for name in ("guard-empty", "guard-torn", "guard-edited", "guard-nometa"):
+    # Whole lines without their note are still a snapshot (the note only holds the label and a digest).
+    assert {"guard-good", "guard-nometa"} <= set(listed)
+    assert not {"guard-empty", "guard-torn", "guard-edited", "guard-tornmeta"} & set(listed)
+    for name in ("guard-empty", "guard-torn", "guard-edited", "guard-tornmeta"):
         run = _cli("restore", name)
         assert run.returncode == 2 and f"Snapshot '{name}' is damaged" in run.stderr and _one_sentence(run.stderr), name
     assert _buckets() == ["ada-whole"]

@@ -42,7 +42,19 @@ class Lab:
         return f"{self.number}-{self.slug}"
 
     def cells(self) -> list[Cell]:
-        return parse(self.path.read_text())
+        return parse(self.text())
+
+    def text(self) -> str:
+        """The source, or one sentence naming it when it is not a readable UTF-8 text file."""
+        where = f"course/{self.path.name}"
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except IsADirectoryError:
+            raise LabkitError(f"{where} is a folder, not a lab source; remove it or rename it.") from None
+        except UnicodeDecodeError:
+            raise LabkitError(f"{where} is not UTF-8 text (a binary file?); restore it with `git checkout {where}`.") from None
+        except OSError as exc:
+            raise LabkitError(f"{where} cannot be read ({exc.strerror}).") from None
 
 
 def labs() -> list[Lab]:
@@ -54,7 +66,8 @@ def labs() -> list[Lab]:
 
 
 def lab(number: str) -> Lab:
-    key = f"{int(number):02d}" if str(number).isdigit() else str(number)
+    # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+    key = f"{int(number):02d}" if re.fullmatch(r"[0-9]{1,3}", str(number)) else str(number)
     for item in labs():
         if item.number == key:
             return item
@@ -136,7 +149,10 @@ def notebook(lab_: Lab, variant: str) -> dict:
     for index, cell in enumerate(lab_.cells()):
         source = cell.source
         if cell.kind == "code":
-            source = solution_code(source) if variant == "solution" else starter_code(source)
+            try:
+                source = solution_code(source) if variant == "solution" else starter_code(source)
+            except ValueError as exc:
+                raise LabkitError(f"course/{lab_.path.name}: {exc}.") from None
         cell_id = hashlib.sha1(f"{lab_.name}/{index}".encode()).hexdigest()[:12]
         entry = {"cell_type": cell.kind, "id": cell_id, "metadata": {}, "source": _lines(source)}
         if cell.kind == "code":
@@ -174,12 +190,22 @@ def build(check_only: bool = False) -> list[Path]:
         for variant in ("starter", "solution"):
             path = notebook_path(item, variant)
             text = render(item, variant)
-            if not path.exists() or path.read_text() != text:
+            if path.is_dir():
+                raise LabkitError(f"{path.relative_to(REPO_ROOT)} is a folder where the notebook goes; remove it and build again.")
+            if not path.exists() or _read_or_none(path) != text:
                 stale.append(path)
                 if not check_only:
                     path.parent.mkdir(exist_ok=True)
-                    path.write_text(text)
+                    path.write_text(text, encoding="utf-8")
     return stale
+
+
+def _read_or_none(path: Path) -> str | None:
+    """A built notebook's text; one that is not UTF-8 (damaged) is simply stale, and rewritten."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 # -- lab start states ------------------------------------------------------------

@@ -29,7 +29,7 @@ START_LOCK = "start.lock"  # held around check-start-record, so two `up`s give o
 
 
 def _record_path() -> Path:
-    return cfg.state_dir() / "server.json"
+    return cfg.server_record_path()
 
 
 def journal_path() -> Path:
@@ -51,10 +51,7 @@ def _start_lock():
 
 
 def _read_record() -> dict | None:
-    try:
-        return json.loads(_record_path().read_text())
-    except (OSError, ValueError):
-        return None
+    return cfg.read_server_record()  # checked there: a damaged record is one sentence
 
 
 def _write_record(record: dict) -> None:

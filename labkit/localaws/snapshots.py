@@ -4,8 +4,8 @@ A snapshot is ``NAME.ndjson`` (journal lines) and ``NAME.json`` (its meta:
 state label, time, writes, size and digest). Both are written owner-only and
 atomically, the lines first and the meta last, and the lines are checked to
 be journal entries before the meta is written: a snapshot without a meta
-that matches its lines (a crash half-way, a 0-byte or edited file) is not
-listed and does not restore. Used by ``control`` (save, restore) and by the
+that matches its lines (a 0-byte, cut or edited file) is not listed and does
+not restore; one whose note is missing or damaged is judged by its lines alone. Used by ``control`` (save, restore) and by the
 server itself, which keeps the state before a reset or a replay empties it.
 """
 from __future__ import annotations
@@ -74,8 +74,13 @@ def _listed(path: Path) -> bool:
         size = path.stat().st_size
     except OSError:
         return False
-    if meta is None or not size:
+    if not size:
         return False
+    if meta is None:  # lines written whole, note lost (a crash between them, a damaged note): the lines decide
+        try:
+            return problem(path.read_bytes()) is None
+        except OSError:
+            return False
     try:
         if "sha256" in meta:
             if meta.get("bytes") != size:
@@ -103,8 +108,6 @@ def read(where: Path, name: str) -> tuple[bytes, dict]:
     why = problem(data)
     if why is None and "sha256" in meta and hashlib.sha256(data).hexdigest() != meta["sha256"]:
         why = "it changed after it was saved"
-    if why is None and not meta:
-        why = "its description file is missing"
     if why:
         raise LabkitError(f"Snapshot {name!r} is damaged ({why}), so it was not restored; your current state is unchanged.")
     return data, meta
