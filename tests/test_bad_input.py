@@ -321,10 +321,10 @@ def test_bad_input_is_one_sentence_and_keeps_the_state(row, tmp_path, sleeper):
 def test_bad_input_leaves_the_running_local_aws_as_it_was(row, tmp_path, sleeper, local):
     from labkit import localaws
 
-    localaws.save("mine")
     s3 = __import__("boto3").client("s3", endpoint_url=local.endpoint, region_name="us-east-1",
                                     aws_access_key_id="testing", aws_secret_access_key="testing")
     s3.create_bucket(Bucket="ada-site")
+    localaws.save("mine", force=True)  # an empty state is never saved
     journal, snapshots = localaws.read_journal(), localaws.list_snapshots()
     try:
         done, _, _ = _run(row, tmp_path, sleeper, server=local)
