@@ -18,6 +18,14 @@ READ_PREFIXES = ("Describe", "Get", "List", "Head", "Query", "Scan", "BatchGet",
 # Not named like reads, but they change no resource: signing a test user in to call the API.
 READ_OPERATIONS = ("InitiateAuth",)
 
+# How long a client waits, so no learner command hangs on an endpoint that never answers.
+# The local AWS answers in milliseconds (a CloudFormation create or a first EC2 call in seconds);
+# AWS itself in well under a second. Lambda's Invoke legitimately takes up to the function's
+# timeout (at most 900 s, the runner enforces it), so only the lambda client waits that long.
+CONNECT_TIMEOUT_S = {"local": 2, "live": 10}
+READ_TIMEOUT_S = {"local": 30, "live": 60}
+LONG_READ_TIMEOUT_S = {"lambda": 900 + 5}  # Lambda's longest function timeout, plus a margin
+
 
 class WriteRefused(Exception):
     """A read-only target was asked to send an operation that is not a read."""
@@ -120,11 +128,14 @@ class Target:
         if key not in self._clients:
             from botocore.config import Config
 
-            options: dict[str, Any] = {}
+            where = "live" if self.is_live else "local"
+            options: dict[str, Any] = {
+                "connect_timeout": CONNECT_TIMEOUT_S[where],
+                "read_timeout": LONG_READ_TIMEOUT_S.get(service, READ_TIMEOUT_S[where]),
+                # AWS throttles now and then: a few attempts there; the local AWS gets one.
+                "retries": {"max_attempts": 3 if self.is_live else 1, "mode": "standard"},
+            }
             if self.is_local:
-                options["retries"] = {"max_attempts": 1, "mode": "standard"}
-                options["connect_timeout"] = 2
-                options["read_timeout"] = 60
                 if service == "s3":
                     options["s3"] = {"addressing_style": "path"}
             client = self.session().client(
