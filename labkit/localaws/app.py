@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import extensions
 from .extensions import Claim
-from .http import Request, Response, json_response
+from .http import BodyRefused, Request, Response, json_response
 from .journal import CONTROL, REPLAYING, Journal, JournalFull, classify, entry_for, environ_for, parse_lines
 
 log = logging.getLogger("labkit.localaws")
@@ -53,7 +53,10 @@ class LocalAWS:
 
     # -- WSGI -------------------------------------------------------------
     def __call__(self, environ, start_response):
-        request = Request.from_environ(environ)
+        try:
+            request = Request.from_environ(environ)
+        except BodyRefused as refused:  # too large, or not arriving: answered without waiting for it
+            return refused.response().send(start_response)
         if request.path.startswith(CONTROL):
             return self._control(request).send(start_response)
         return self.dispatch(request, start_response)
