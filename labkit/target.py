@@ -7,10 +7,12 @@ boto3 clients, names and tags, so lab code and checks never care which.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from . import config as cfg
 from .errors import LabkitError
+from .reach import silence
 
 # Operation-name prefixes that only read. Anything else is a write as far as
 # the grader is concerned, and is refused before it is sent.
@@ -111,6 +113,12 @@ class Target:
                     raise LabkitError(
                         "Live mode found no AWS credentials: run `aws configure` or set AWS_PROFILE, then try again."
                     )
+                # An endpoint override (a proxy, another emulator) that accepts and never answers would
+                # make every call wait out its timeouts and retries: ask it once, briefly, first.
+                override = os.environ.get("AWS_ENDPOINT_URL")
+                problem = override and silence(override, "The AWS endpoint set in AWS_ENDPOINT_URL")
+                if problem:
+                    raise LabkitError(problem)
             else:
                 session = boto3.Session(
                     aws_access_key_id="testing",

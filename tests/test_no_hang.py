@@ -67,6 +67,13 @@ def test_live_checks_say_the_endpoint_override_did_not_answer(silent_port):
         one_sentence(done.stderr)
 
 
+def test_live_cleanup_says_the_endpoint_override_did_not_answer(silent_port):
+    url = f"http://localhost:{silent_port}"
+    done = run("-m", "labkit", "cleanup", "--live", "--dry-run", AWS_ENDPOINT_URL=url)
+    assert done.returncode == 2
+    assert f"The AWS endpoint set in AWS_ENDPOINT_URL at {url} accepted the connection" in one_sentence(done.stderr)
+
+
 def test_labkit_status_and_up_name_the_held_port(silent_port):
     status = run("-m", "labkit", "status", LABS_AWS_PORT=str(silent_port))
     assert status.returncode == 1

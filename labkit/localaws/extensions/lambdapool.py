@@ -11,7 +11,11 @@ Lambda's rules, sized for a laptop:
   about 50 MB and the machine has a few cores, so the local limit is
   ``2 x CPUs`` (at least 4, at most 32), and no more than a quarter of the
   machine's memory allows at 256 MB a sandbox. ``LABKIT_LAMBDA_CONCURRENCY``
-  overrides it. A reservation above the local limit is capped by it.
+  overrides it. A reservation caps its function (Reason
+  ``ReservedFunctionConcurrentInvocationLimitExceeded``; 0 stops it), and every
+  function shares the local limit (``ConcurrentInvocationLimitExceeded``): unlike
+  AWS, a reservation is not set aside from the others, since on a limit this small
+  one reservation could starve every other function.
 - Sandboxes alive (busy or warm) never outnumber the limit: a new one evicts
   the longest-idle warm sandbox of any function, so memory stays bounded.
 - **Init** is Lambda's 10 s phase. Starting dozens of interpreters at once on

@@ -22,7 +22,8 @@ import traceback
 RUNTIME_BASE_MB = 40  # about what Lambda's Python runtime uses before any handler code
 # The runner watches resident memory against the memory setting; this address-space limit is
 # the backstop for an allocation faster than its look (virtual size runs well above resident).
-ADDRESS_SPACE_HEADROOM_MB = 512
+# Generous, because libraries reserve address space they never touch (thread stacks, BLAS buffers).
+ADDRESS_SPACE_HEADROOM_MB = 1024
 
 
 def hold_address_space(memory_mb: int) -> None:
@@ -31,7 +32,7 @@ def hold_address_space(memory_mb: int) -> None:
             now = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return  # not Linux: the runner's watch alone holds it
-    limit = now + (2 * memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
+    limit = now + (max(4 * memory_mb, 1024) + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
     try:
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     except (ValueError, OSError):
