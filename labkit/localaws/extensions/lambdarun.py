@@ -138,6 +138,11 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):  # sandboxes come and go: do not leak their pipes
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
 def _rss_mb(pid: int) -> int | None:
