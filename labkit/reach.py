@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 from urllib.parse import urlparse
 
 PROBE_TIMEOUT_S = 5.0  # the local AWS answers in milliseconds; AWS in well under a second
@@ -31,7 +32,9 @@ def silence(url: str, what: str, timeout_s: float = PROBE_TIMEOUT_S, path: str =
                 "another program may hold that port.")
     except ConnectionRefusedError:
         return f"Nothing listens at {url}, where {what} should answer."
-    except (OSError, http.client.HTTPException) as exc:
-        return f"{what} at {url} did not answer HTTP ({type(exc).__name__}: {exc})."
+    except (ssl.SSLError, http.client.HTTPException):
+        return None  # it answered, if not plainly (a TLS setup botocore may handle with its own CA bundle)
+    except OSError as exc:
+        return f"{what} at {url} could not be reached ({type(exc).__name__}: {exc})."
     finally:
         connection.close()
