@@ -180,3 +180,12 @@ def test_reserved_concurrency_of_zero_stops_every_invoke(deployed):
     assert caught.value.response["Reason"] == RESERVED
     lam.delete_function_concurrency(FunctionName="ld-sleeper")
     assert json.loads(lam.invoke(FunctionName="ld-sleeper", Payload=b'{"n": 5}')["Payload"].read()) == {"ok": 5}
+
+
+def test_memory_is_counted_from_the_sandbox_not_the_process_that_started_it(runner_with, tmp_path):
+    ballast = bytearray(400 * 1024 * 1024)  # the starting process is big, as the local AWS is (Linux keeps ru_maxrss across exec)
+    runner = runner_with()
+    spec = spec_for(tmp_path / "fn", HOG, memory=128)
+    result = runner.invoke(spec, {"mb": 200}, caller_timeout_s=30)
+    del ballast
+    assert result.function_error == "Unhandled" and result.body["errorType"] == "Runtime.OutOfMemory", result.body

@@ -26,6 +26,19 @@ RUNTIME_BASE_MB = 40  # about what Lambda's Python runtime uses before any handl
 ADDRESS_SPACE_HEADROOM_MB = 1024
 
 
+def peak_rss_mb() -> int:
+    """This process's resident high-water mark. Not ru_maxrss: on Linux that survives exec, so a
+    sandbox started by a 300 MB server would start at 300 MB and hide what its handler uses."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def hold_address_space(memory_mb: int) -> None:
     try:
         with open("/proc/self/statm") as fh:
@@ -111,7 +124,7 @@ def main() -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # the Python runtime's default
 
-    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # the local interpreter itself
+    baseline_mb = peak_rss_mb()  # the local interpreter itself
     hold_address_space(int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")))
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     sys.path.insert(0, os.getcwd())
@@ -149,7 +162,7 @@ def main() -> None:
         reply["logs"] = lines.take()
         # What the function used beyond this interpreter's own start-up, plus what
         # Lambda's Python runtime itself takes: comparable with Lambda's figure.
-        used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 - baseline_mb
+        used = peak_rss_mb() - baseline_mb
         reply["max_rss_mb"] = used + RUNTIME_BASE_MB
         protocol.write(json.dumps(reply) + "\n")
 
