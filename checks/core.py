@@ -258,6 +258,7 @@ def preflight(target: Target) -> None:
     """Raise LabkitError (one sentence) when grading cannot start at all."""
     from labkit.errors import LabkitError
     from labkit.localaws.control import endpoint_up
+    from labkit.reach import silence
 
     if target.is_live:
         target.session()  # no credentials: one sentence
@@ -272,6 +273,10 @@ def preflight(target: Target) -> None:
             raise LabkitError(sentence) from None
     elif target.endpoint and not endpoint_up(target.endpoint):
         raise LabkitError(f"The local AWS is not running at {target.endpoint}; start it with `python -m labkit up`.")
+    elif target.endpoint:
+        problem = silence(target.endpoint, "The local AWS", path="/_labkit/status")
+        if problem:
+            raise LabkitError(problem)
 
 
 def grade(checks: Iterable[Check], target: Target) -> Report:

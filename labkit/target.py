@@ -7,16 +7,26 @@ boto3 clients, names and tags, so lab code and checks never care which.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from . import config as cfg
 from .errors import LabkitError
+from .reach import silence
 
 # Operation-name prefixes that only read. Anything else is a write as far as
 # the grader is concerned, and is refused before it is sent.
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Query", "Scan", "BatchGet", "Search", "Lookup", "Select")
 # Not named like reads, but they change no resource: signing a test user in to call the API.
 READ_OPERATIONS = ("InitiateAuth",)
+
+# How long a client waits, so no learner command hangs on an endpoint that never answers.
+# The local AWS answers in milliseconds (a CloudFormation create or a first EC2 call in seconds);
+# AWS itself in well under a second. Lambda's Invoke legitimately takes up to the function's
+# timeout (at most 900 s, the runner enforces it), so only the lambda client waits that long.
+CONNECT_TIMEOUT_S = {"local": 2, "live": 10}
+READ_TIMEOUT_S = {"local": 30, "live": 60}
+LONG_READ_TIMEOUT_S = {"lambda": 900 + 5}  # Lambda's longest function timeout, plus a margin
 
 
 class WriteRefused(Exception):
@@ -104,6 +114,12 @@ class Target:
                     raise LabkitError(
                         "Live mode found no AWS credentials: run `aws configure` or set AWS_PROFILE, then try again."
                     )
+                # An endpoint override (a proxy, another emulator) that accepts and never answers would
+                # make every call wait out its timeouts and retries: ask it once, briefly, first.
+                override = os.environ.get("AWS_ENDPOINT_URL")
+                problem = override and silence(override, "The AWS endpoint set in AWS_ENDPOINT_URL")
+                if problem:
+                    raise LabkitError(problem)
             else:
                 session = boto3.Session(
                     aws_access_key_id="testing",
@@ -121,11 +137,14 @@ class Target:
         if key not in self._clients:
             from botocore.config import Config
 
-            options: dict[str, Any] = {}
+            where = "live" if self.is_live else "local"
+            options: dict[str, Any] = {
+                "connect_timeout": CONNECT_TIMEOUT_S[where],
+                "read_timeout": LONG_READ_TIMEOUT_S.get(service, READ_TIMEOUT_S[where]),
+                # AWS throttles now and then: a few attempts there; the local AWS gets one.
+                "retries": {"max_attempts": 3 if self.is_live else 1, "mode": "standard"},
+            }
             if self.is_local:
-                options["retries"] = {"max_attempts": 1, "mode": "standard"}
-                options["connect_timeout"] = 2
-                options["read_timeout"] = 60
                 if service == "s3":
                     options["s3"] = {"addressing_style": "path"}
             from botocore.exceptions import BotoCoreError

@@ -341,3 +341,13 @@ def test_a_stage_serves_its_deployment_until_the_next_one(api):
     assert http(api.url + "/orders", headers=api.headers)[1] == {"orders": ["changed"]}
     # Redeploying kept the usage plan's stage: the key still works, and so do the throttles.
     assert apigw.get_stage(restApiId=api.id, stageName="v1")["deploymentId"]
+
+
+def test_a_throttled_function_is_api_gateways_500_not_a_429(api):
+    lam = api.target.client("lambda")
+    lam.put_function_concurrency(FunctionName="gw-orders", ReservedConcurrentExecutions=0)
+    status, body, headers = http(api.url + "/orders/o-1", headers=api.headers)
+    assert (status, body["message"]) == (500, "Internal server error")
+    assert "throttled by Lambda (ReservedFunctionConcurrentInvocationLimitExceeded)" in body["localNote"]
+    lam.delete_function_concurrency(FunctionName="gw-orders")
+    assert http(api.url + "/orders/o-1", headers=api.headers)[0] == 404  # served again: no such order yet

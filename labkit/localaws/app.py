@@ -28,7 +28,7 @@ from pathlib import Path
 from . import extensions, snapshots
 from .extensions import Claim
 from .guard import Guard, forget_secret, read_secret, without_cors
-from .http import Request, Response, json_response
+from .http import BodyRefused, Request, Response, json_response
 from .journal import CONTROL, REPLAYING, Journal, JournalFull, classify, entry_for, environ_for, parse_lines
 
 log = logging.getLogger("labkit.localaws")
@@ -59,8 +59,11 @@ class LocalAWS:
 
     # -- WSGI -------------------------------------------------------------
     def __call__(self, environ, start_response):
-        request = Request.from_environ(environ)
         start_response = without_cors(start_response)
+        try:
+            request = Request.from_environ(environ)
+        except BodyRefused as refused:  # too large, or not arriving: answered without waiting for it
+            return refused.response().send(start_response)
         refused = self.guard.refusal(request)
         if refused is not None:
             return refused.send(start_response)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -70,7 +71,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _http(method: str, url: str, data: bytes | None = None, timeout: float = 5.0, secret: bool = True) -> bytes:
+# Every wait on the server is bounded: it answers its control paths in milliseconds, so a
+# status probe that takes a second means something else (or a stuck server) holds the port.
+STATUS_TIMEOUT_S = 1.0
+CONTROL_TIMEOUT_S = 5.0
+
+
+def _http(method: str, url: str, data: bytes | None = None, timeout: float = CONTROL_TIMEOUT_S,
+          secret: bool = True) -> bytes:
     """A control request, with this install's secret (the server refuses control paths without it)."""
     headers = {guard.SECRET_HEADER: guard.read_secret(cfg.state_dir()) or ""} if secret else {}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -90,10 +98,19 @@ def _reason(exc: "urllib.error.HTTPError") -> str:
     return message or f"The local AWS answered {exc.code} to a control request; its log is {cfg.state_dir() / 'server.log'}."
 
 
-def _answers(endpoint: str, secret: bool = True) -> dict | None:
+def _ask(method: str, url: str, data: bytes | None = None, timeout: float = CONTROL_TIMEOUT_S) -> bytes:
+    """``_http`` for commands: a server that does not answer is one sentence, not a traceback."""
+    try:
+        return _http(method, url, data, timeout)
+    except OSError as exc:
+        raise LabkitError(f"The local AWS at {url} did not answer within {timeout:g} s ({exc}); "
+                          "stop it with `python -m labkit down` and start it again with `python -m labkit up`.") from None
+
+
+def _answers(endpoint: str, secret: bool = True, timeout: float = STATUS_TIMEOUT_S) -> dict | None:
     """The server's own status if a course server answers there, else None (full only for this install's)."""
     try:
-        info = json.loads(_http("GET", f"{endpoint}/_labkit/status", timeout=1.0, secret=secret))
+        info = json.loads(_http("GET", f"{endpoint}/_labkit/status", timeout=timeout, secret=secret))
     except (OSError, ValueError, LabkitError):
         return None
     return info if isinstance(info, dict) else None
@@ -251,7 +268,10 @@ def summary() -> str:
     info = status()
     snaps = ", ".join(info["snapshots"]) or "none"
     if not info["running"]:
-        return f"The local AWS is not running (it would listen at {info['endpoint']}). Snapshots: {snaps}."
+        held = ""
+        if endpoint_up(info["endpoint"]):  # something accepts there, and it is not a course server that answers
+            held = " and another program holds that port without answering; set LABS_AWS_PORT to a free port"
+        return f"The local AWS is not running (it would listen at {info['endpoint']}){held}. Snapshots: {snaps}."
     return (f"The local AWS is running at {info['endpoint']} (pid {info['pid']}).\n"
             f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.")
 
@@ -273,7 +293,7 @@ def keep_copy(name: str) -> str | None:
 def reset() -> None:
     """Empty the local AWS (the journal too); the server keeps a non-empty state as snapshot before-reset."""
     record = require_running()
-    _http("POST", f"{record['endpoint']}/moto-api/reset", data=b"")
+    _ask("POST", f"{record['endpoint']}/moto-api/reset", data=b"")
     set_state_label("empty")
 
 
@@ -285,13 +305,13 @@ def list_snapshots() -> list[str]:
 def read_journal() -> bytes:
     """The state-changing requests that made the current state (what a snapshot holds)."""
     record = require_running()
-    return _http("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
+    return _ask("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
 
 
 def replay(lines: bytes) -> int:
     """Replace the local AWS state with the one ``lines`` (a journal) make; returns the writes replayed."""
     record = require_running()
-    return json.loads(_http("POST", f"{record['endpoint']}/_labkit/replay", data=lines, timeout=300))["replayed"]
+    return json.loads(_ask("POST", f"{record['endpoint']}/_labkit/replay", data=lines, timeout=300))["replayed"]
 
 
 def save(name: str, force: bool = False) -> Path:

@@ -14,7 +14,10 @@ in the order API Gateway applies its rules:
 5. request validation (required parameters, body against the model): 400;
 6. the stage cache, for methods with caching enabled;
 7. the integration: MOCK, or Lambda proxy into the Lambda runner (``lambdarun.py``)
-   (502 on a bad proxy response, 500 when API Gateway may not invoke it).
+   (502 on a bad proxy response, 500 when API Gateway may not invoke it or Lambda
+   throttles it).
+
+Bodies over API Gateway's 10 MB limit are refused (413) before they are read, in ``http.py``.
 
 The definition is read through the ordinary API Gateway read calls and kept
 until the next change to API Gateway or Cognito, so a learner's fix takes
@@ -199,6 +202,9 @@ class Gateway(Extension):
         self.quotas: dict = {}
         self.cache: dict = {}
         self._clients: dict = {}
+        # A burst of requests to a stage not loaded yet must load it once, not once per request:
+        # each load is a dozen calls back into the local AWS, and each client costs ~100 ms to build.
+        self._loading = threading.Lock()
 
     # -- the extension protocol ---------------------------------------------
     def claims(self, request: HTTPRequest) -> Claim | None:
@@ -236,6 +242,10 @@ class Gateway(Extension):
 
     def client(self, service: str, region: str):
         key = (service, region)
+        with self._loading:
+            return self._client(key, service, region)
+
+    def _client(self, key, service: str, region: str):
         if key not in self._clients:
             import boto3
             from botocore.config import Config
@@ -261,11 +271,16 @@ class Gateway(Extension):
         cached = self.definitions.get((api_id, stage))
         if cached and cached[0] == generation:
             return cached[1]
-        found = load_definition(self.client("apigateway", where[0]), api_id, stage, *where, deployed=DEPLOYED.get)
-        with self.lock:
-            self.definitions[(api_id, stage)] = (generation, found)
-            # Changed configuration starts fresh counters and an empty cache, like a redeploy.
-            self.cache = {k: v for k, v in self.cache.items() if k[0] != api_id}
+        with self._loading:
+            cached = self.definitions.get((api_id, stage))
+            if cached and cached[0] == generation:  # another request loaded it while this one waited
+                return cached[1]
+            client = self._client(("apigateway", where[0]), "apigateway", where[0])
+            found = load_definition(client, api_id, stage, *where, deployed=DEPLOYED.get)
+            with self.lock:
+                self.definitions[(api_id, stage)] = (generation, found)
+                # Changed configuration starts fresh counters and an empty cache, like a redeploy.
+                self.cache = {k: v for k, v in self.cache.items() if k[0] != api_id}
         return found
 
     # -- serving --------------------------------------------------------------
@@ -466,6 +481,13 @@ class Gateway(Extension):
                                  f"{spec.name}: no permission lets apigateway.amazonaws.com invoke it from {source_arn}.")
         timeout_s = int(integration.get("timeoutInMillis") or 29000) / 1000  # API Gateway's own patience
         result = self.runtime.runner.invoke(spec, proxy_event(r), caller_timeout_s=timeout_s)
+        if result.throttled:
+            # A throttled Lambda behind a proxy integration is API Gateway's 500, not a 429: the 429 is
+            # for API Gateway's own throttles (AWS Knowledge Center, "api-gateway-internal-server-error":
+            # "If the backend service is throttled ... API Gateway can return an Internal Server Error").
+            return gateway_error(500, "Internal server error", "InternalServerErrorException",
+                                 f"{spec.name} was throttled by Lambda ({result.throttled}): more requests at once "
+                                 "than its concurrency allows.")
         if result.function_error:
             error = result.body or {}
             if error.get("errorType") == "Sandbox.Timedout" and spec.timeout >= timeout_s:

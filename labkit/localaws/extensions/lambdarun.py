@@ -11,7 +11,11 @@ Docker. This extension answers Lambda's Invoke API itself, and its runner
   function's handler, environment, timeout and memory setting, and the
   execution role's temporary credentials, so the local AWS enforces the
   role's policies on every call the handler makes;
-- keep that process warm for the next invocation, like a Lambda sandbox;
+- keep that process warm for the next invocation, like a Lambda sandbox, within
+  Lambda's concurrency rules sized for a laptop (``lambdapool.py``: reserved and
+  account concurrency with 429s, queued inits, idle sandboxes retired);
+- hold each sandbox to its memory setting while it runs (its resident memory is
+  watched, with an address-space limit behind that), reported as Lambda's OOM;
 - ship the handler's log lines to ``/aws/lambda/<name>`` using the role's
   credentials, so a role without log permissions loses its logs, as on AWS;
 - answer in Lambda's own shapes (unhandled error payload, timeout, OOM).
@@ -41,10 +45,13 @@ from pathlib import Path
 from ... import lambdas
 from ..http import Request, Response
 from . import Claim, Extension
+from .lambdapool import RESERVED, THROTTLE_MESSAGE, Limits, Pool, Throttled
 
 log = logging.getLogger("labkit.lambda")
 INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 INIT_TIMEOUT_S = 10  # Lambda's init phase limit
+RUNTIME_BASE_MB = 40  # as lambdaworker.py counts it: Lambda's Python runtime before handler code
+WATCH_S = 0.1  # how often a running sandbox's resident memory is looked at
 SUPPORTED_PREFIX = "python3."
 
 
@@ -64,6 +71,8 @@ class FunctionSpec:
     role: str
     code_sha: str
     code: bytes = field(repr=False)
+    reserved: int | None = None  # reserved concurrency (PutFunctionConcurrency); not part of the sandbox
+
 
     def key(self) -> tuple:
         # A new sandbox whenever anything that shapes it changes (code, config, role).
@@ -77,6 +86,7 @@ class Invocation:
     function_error: str | None = None  # "Unhandled" like Lambda's X-Amz-Function-Error
     logs: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
+    throttled: str | None = None  # the Reason of Lambda's 429, when no sandbox could be had
 
     @property
     def body(self):
@@ -97,23 +107,51 @@ class Worker:
         self.init_reply = self._read(INIT_TIMEOUT_S)
         self.init_ms = (time.perf_counter() - started) * 1000
         self.used = False  # the first invocation's REPORT carries the init duration, as on Lambda
+        self.last_used = time.monotonic()
+        self.generation = None
+        baseline = (self.init_reply or {}).get("baseline_mb")
+        # Resident memory the function may reach: the interpreter's own start-up plus its setting,
+        # counted as the worker counts Max Memory Used.
+        self.rss_limit_mb = baseline + spec.memory - RUNTIME_BASE_MB if baseline else None
 
-    def _read(self, timeout_s: float) -> dict | None:
-        ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout_s, 0))
-        if not ready:
-            return None
-        line = self.proc.stdout.readline()
-        return json.loads(line) if line else {"crashed": self.proc.poll()}
+    def _read(self, timeout_s: float, watch: bool = False) -> dict | None:
+        deadline = time.monotonic() + max(timeout_s, 0)
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(min(left, WATCH_S) if watch else left, 0))
+            if ready:
+                line = self.proc.stdout.readline()
+                return json.loads(line) if line else {"crashed": self.proc.poll()}
+            if left <= 0:
+                return None
+            if watch and self.rss_limit_mb:
+                rss = _rss_mb(self.proc.pid)
+                if rss and rss > self.rss_limit_mb:  # over its memory setting while running: Lambda kills it
+                    return {"oom_mb": rss - self.rss_limit_mb + self.spec.memory}
 
     def call(self, message: dict, timeout_s: float) -> dict | None:
         self.proc.stdin.write((json.dumps(message) + "\n").encode())
         self.proc.stdin.flush()
-        return self._read(timeout_s)
+        return self._read(timeout_s, watch=True)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):  # sandboxes come and go: do not leak their pipes
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+def _rss_mb(pid: int) -> int | None:
+    """A process's resident memory now (Linux); None where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def error_body(error_type: str, message: str) -> bytes:
@@ -123,11 +161,11 @@ def error_body(error_type: str, message: str) -> bytes:
 class Runner:
     """A pool of warm workers keyed by function configuration."""
 
-    def __init__(self, endpoint: str, code_root: Path, assume_role):
+    def __init__(self, endpoint: str, code_root: Path, assume_role, limits: Limits | None = None):
         self.endpoint = endpoint
         self.code_root = code_root
         self.assume_role = assume_role  # (spec) -> {"AccessKeyId", "SecretAccessKey", "SessionToken"}
-        self.idle: dict[tuple, list[Worker]] = {}
+        self.pool = Pool(limits or Limits.for_this_machine(), self._start)
         self.lock = threading.Lock()
         self.logs: queue.Queue = queue.Queue()
         self._log_clients: dict[tuple, object] = {}
@@ -147,9 +185,21 @@ class Runner:
         refusal = self._check_code(spec)
         if refusal:
             return Invocation(refusal, "Unhandled")
-        worker = self._take(spec)
+        try:
+            worker = self.pool.acquire(spec)
+        except Throttled as throttled:
+            return Invocation(b"", throttled=throttled.reason)
+        keep = False
+        try:
+            result, keep = self._run(worker, spec, event, request_id, limit_s)
+        finally:
+            self.pool.release(worker, keep)
+        return result
+
+    def _run(self, worker: Worker, spec: FunctionSpec, event, request_id: str, limit_s: float) -> tuple[Invocation, bool]:
+        """One invocation in ``worker``; (the result, whether the sandbox may serve again)."""
         if worker.init_reply is None or "init_error" in worker.init_reply or "crashed" in worker.init_reply:
-            return self._init_failure(worker, request_id)
+            return self._init_failure(worker, request_id), False
         started = time.perf_counter()
         deadline_ms = time.time() * 1000 + spec.timeout * 1000
         reply = worker.call({"event": event, "request_id": request_id, "arn": spec.arn, "deadline_ms": deadline_ms},
@@ -164,34 +214,37 @@ class Runner:
                                 "Unhandled", [], duration)
             self._log(worker, request_id, [f"{_stamp()} {request_id} Task timed out after {limit_s:.2f} seconds"],
                       duration, init_ms, None)
-            return result
+            return result, False
         if "crashed" in reply:
             worker.kill()
             return Invocation(error_body("Runtime.ExitError",
                                          f"RequestId: {request_id} Error: Runtime exited with error: exit status {reply['crashed']}"),
-                              "Unhandled", [], duration)
+                              "Unhandled", [], duration), False
         logs = reply.get("logs", [])
         max_mb = reply.get("max_rss_mb")
+        if "oom_mb" in reply or reply.get("oom"):  # caught while running, or its address space ran out
+            max_mb = max(reply.get("oom_mb") or 0, max_mb or 0, spec.memory + 1)
         if max_mb and max_mb > spec.memory:
             worker.kill()  # over the memory setting: Lambda kills the sandbox
             shipped = self._log(worker, request_id, logs, duration, init_ms, max_mb)
             return Invocation(error_body("Runtime.OutOfMemory",
                                          f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
-                                         f"(used {max_mb} MB of {spec.memory} MB)"), "Unhandled", shipped, duration)
-        self._give_back(worker)
+                                         f"(used {max_mb} MB of {spec.memory} MB)"), "Unhandled", shipped, duration), False
         shipped = self._log(worker, request_id, logs, duration, init_ms, max_mb)  # Tail returns these, as Lambda does
         if "error" in reply:
-            return Invocation(json.dumps(reply["error"]).encode(), "Unhandled", shipped, duration)
-        return Invocation(reply["result"].encode(), None, shipped, duration)
+            return Invocation(json.dumps(reply["error"]).encode(), "Unhandled", shipped, duration), True
+        return Invocation(reply["result"].encode(), None, shipped, duration), True
 
     def clear(self) -> None:
         """Stop every sandbox (after a reset the role sessions they hold are gone)."""
         with self.lock:
-            workers = [w for ws in self.idle.values() for w in ws]
-            self.idle.clear()
             self._sessions.clear()
-        for worker in workers:
-            worker.kill()
+        self.pool.clear()
+
+    def close(self) -> None:
+        with self.lock:
+            self._sessions.clear()
+        self.pool.close()
 
     # -- code ---------------------------------------------------------------
     def _check_code(self, spec: FunctionSpec) -> bytes | None:
@@ -215,16 +268,9 @@ class Runner:
                 shutil.rmtree(partial, ignore_errors=True)
         return folder
 
-    # -- the pool -----------------------------------------------------------
-    def _take(self, spec: FunctionSpec) -> Worker:
-        with self.lock:
-            workers = self.idle.get(spec.key(), [])
-            while workers:
-                worker = workers.pop()
-                if worker.proc.poll() is None:
-                    return worker
-        # Configuration changed: old sandboxes of this function are stale.
-        self._retire(spec)
+    # -- sandboxes ----------------------------------------------------------
+    def _start(self, spec: FunctionSpec) -> Worker:
+        """A new sandbox for ``spec`` (the pool calls it with a concurrency slot and an init turn held)."""
         with self.lock:
             # One session per role: moto's ids are seeded, so two sessions made at
             # once would share an access key id and one of them would be refused.
@@ -232,17 +278,6 @@ class Runner:
             if creds is None:
                 creds = self._sessions[spec.role] = self.assume_role(spec)
         return Worker(spec, self._code_dir(spec), self._env(spec, creds), creds)
-
-    def _retire(self, spec: FunctionSpec) -> None:
-        with self.lock:
-            stale = [k for k in self.idle if k[0] == spec.arn and k != spec.key()]
-            workers = [w for k in stale for w in self.idle.pop(k)]
-        for worker in workers:
-            worker.kill()
-
-    def _give_back(self, worker: Worker) -> None:
-        with self.lock:
-            self.idle.setdefault(worker.spec.key(), []).append(worker)
 
     def _env(self, spec: FunctionSpec, creds: dict) -> dict:
         env = {k: str(v) for k, v in (spec.env or {}).items()}
@@ -268,6 +303,7 @@ class Runner:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_MAX_ATTEMPTS": "1",
+            "MALLOC_ARENA_MAX": "2",  # per-thread malloc arenas would inflate the address space it is held to
         })
         return env
 
@@ -377,9 +413,11 @@ class LambdaRuntime(Extension):
         except ValueError:
             return _lambda_error(400, "InvalidRequestContentException", "Could not parse request body into json")
         if kind == "Event":
-            threading.Thread(target=self.runner.invoke, args=(spec, event), daemon=True).start()
+            threading.Thread(target=self._invoke_later, args=(spec, event), daemon=True).start()
             return Response(202)
         result = self.runner.invoke(spec, event)
+        if result.throttled:
+            return _throttled(result.throttled)
         headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
@@ -395,10 +433,16 @@ class LambdaRuntime(Extension):
         self.runner.clear()
 
     def close(self) -> None:
-        self.runner.clear()
+        self.runner.close()
 
     def status(self) -> dict:
-        return {"warm_sandboxes": sum(len(w) for w in self.runner.idle.values())}
+        return self.runner.pool.status()
+
+    def _invoke_later(self, spec: FunctionSpec, event) -> None:
+        # Lambda queues asynchronous events and retries them while throttled; here for up to two minutes.
+        deadline = time.monotonic() + 120
+        while self.runner.invoke(spec, event).throttled and time.monotonic() < deadline:
+            time.sleep(1)
 
     # -- moto's models ----------------------------------------------------------
     def spec(self, name_or_arn: str, region: str | None = None, account: str | None = None):
@@ -427,7 +471,7 @@ class LambdaRuntime(Extension):
                                 account=account, handler=fn.handler, runtime=fn.run_time,
                                 env=dict(fn.environment_vars or {}), timeout=int(fn.timeout or 3),
                                 memory=int(fn.memory_size or 128), role=fn.role, code_sha=fn.code_sha_256,
-                                code=fn.code_bytes or b""), policy
+                                code=fn.code_bytes or b"", reserved=_reserved(fn)), policy
 
         return self.host.read_backend(look)
 
@@ -442,6 +486,24 @@ class LambdaRuntime(Extension):
                     "SessionToken": session.session_token}
 
         return self.host.read_backend(look)
+
+
+def _reserved(fn) -> int | None:
+    # moto keeps PutFunctionConcurrency's value on the function (a string or an int), None when unset.
+    value = getattr(fn, "reserved_concurrency", None)
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _throttled(reason: str) -> Response:
+    """Lambda's 429 for Invoke over a concurrency limit (TooManyRequestsException with its Reason)."""
+    note = ("the function's reserved concurrency is in use" if reason == RESERVED
+            else "the local AWS's concurrency limit (LABKIT_LAMBDA_CONCURRENCY) is in use")
+    body = {"Type": "User", "message": THROTTLE_MESSAGE, "Reason": reason, "localNote": note}
+    return Response(429, json.dumps(body).encode(), {"Content-Type": "application/json", "Retry-After": "1",
+                                                     "x-amzn-ErrorType": "TooManyRequestsException"})
 
 
 def _lambda_error(status: int, error_type: str, message: str) -> Response:

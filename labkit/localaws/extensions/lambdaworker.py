@@ -20,6 +20,36 @@ import time
 import traceback
 
 RUNTIME_BASE_MB = 40  # about what Lambda's Python runtime uses before any handler code
+# The runner watches resident memory against the memory setting; this address-space limit is
+# the backstop for an allocation faster than its look (virtual size runs well above resident).
+# Generous, because libraries reserve address space they never touch (thread stacks, BLAS buffers).
+ADDRESS_SPACE_HEADROOM_MB = 1024
+
+
+def peak_rss_mb() -> int:
+    """This process's resident high-water mark. Not ru_maxrss: on Linux that survives exec, so a
+    sandbox started by a 300 MB server would start at 300 MB and hide what its handler uses."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def hold_address_space(memory_mb: int) -> None:
+    try:
+        with open("/proc/self/statm") as fh:
+            now = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return  # not Linux: the runner's watch alone holds it
+    limit = now + (max(4 * memory_mb, 1024) + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
 
 
 class Context:
@@ -94,7 +124,8 @@ def main() -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # the Python runtime's default
 
-    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # the local interpreter itself
+    baseline_mb = peak_rss_mb()  # the local interpreter itself
+    hold_address_space(int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")))
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     sys.path.insert(0, os.getcwd())
     try:
@@ -110,7 +141,7 @@ def main() -> None:
         payload["errorMessage"] = f"Unable to import module '{module_name}': {exc}"
         protocol.write(json.dumps({"init_error": payload, "logs": lines.take()}) + "\n")
         return
-    protocol.write(json.dumps({"ready": True, "logs": lines.take()}) + "\n")
+    protocol.write(json.dumps({"ready": True, "logs": lines.take(), "baseline_mb": baseline_mb}) + "\n")
 
     for raw in sys.stdin:
         message = json.loads(raw)
@@ -123,13 +154,15 @@ def main() -> None:
             except (TypeError, ValueError) as exc:
                 reply["error"] = error_payload(exc, "Runtime.MarshalError", message["request_id"])
                 reply["error"]["errorMessage"] = f"Unable to marshal response: {exc}"
+        except MemoryError:  # the address space ran out: Lambda's out-of-memory, not the handler's error
+            reply["oom"] = True
         except Exception as exc:
             reply["error"] = error_payload(exc, request_id=message["request_id"])
             lines.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
         reply["logs"] = lines.take()
         # What the function used beyond this interpreter's own start-up, plus what
         # Lambda's Python runtime itself takes: comparable with Lambda's figure.
-        used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 - baseline_mb
+        used = peak_rss_mb() - baseline_mb
         reply["max_rss_mb"] = used + RUNTIME_BASE_MB
         protocol.write(json.dumps(reply) + "\n")
 
