@@ -18,6 +18,7 @@ are served one at a time under one lock for the same reason.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -211,4 +212,8 @@ def build_app(journal: Path, endpoint: str | None = None,
     from .fidelity import apply_server
 
     apply_server()
-    return LocalAWS(DomainDispatcherApplication(create_backend_app), journal, endpoint, extension_names)
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    # moto lists its package folder on disk for every lookup (about a hundred times a request);
+    # the answer depends on the host name alone, so remember it.
+    dispatcher.get_backend_for_host = functools.lru_cache(maxsize=1024)(dispatcher.get_backend_for_host)
+    return LocalAWS(dispatcher, journal, endpoint, extension_names)
