@@ -61,7 +61,9 @@ def _up(args) -> int:
 
     journal = localaws.journal_path()
     if localaws.running() is None and journal.exists() and journal.stat().st_size:
-        changes = journal.read_bytes().count(b"\n")
+        from .localaws.journal import count_changes
+
+        changes = count_changes(journal)
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
     info = localaws.up()
     if info["already"]:

@@ -3,7 +3,8 @@
 The server runs in the background (``python -m labkit.localaws``) and journals every
 write to ``.labkit/journal.ndjson``; on start it replays that journal, so
 stopping the server or rebooting never loses what the learner built.
-Snapshots are copies of the journal.
+Snapshots are plain journals (every change, in order), whether or not the
+server keeps part of its own journal as a checkpoint.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from .. import config as cfg
 from ..errors import LabkitError
+from .journal import count_changes, write_atomically
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
 SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -65,8 +67,17 @@ def _alive(pid: int) -> bool:
 
 def _http(method: str, url: str, data: bytes | None = None, timeout: float = 5.0) -> bytes:
     request = urllib.request.Request(url, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 503:  # the local AWS refused a change it could not save (a full disk): say its sentence
+            try:
+                message = json.loads(exc.read()).get("message")
+            except (OSError, ValueError, AttributeError):
+                message = None
+            raise LabkitError(message or "The local AWS could not save this change (is the disk full?).") from None
+        raise
 
 
 def _answers(endpoint: str) -> dict | None:
@@ -131,12 +142,15 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
     log = open(state / "server.log", "ab")
     journal_file = journal_path()
     replaying = journal_file.exists() and journal_file.stat().st_size > 0
+    changes = count_changes(journal_file) if replaying else 0
     process = subprocess.Popen(
         [sys.executable, "-m", "labkit.localaws", "--port", str(port), "--journal", str(journal_file)],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=str(cfg.REPO_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    deadline = time.monotonic() + (120 if replaying else 30)
+    # A checkpoint loads in seconds; a long plain journal (an old one, a fresh restore) replays at about
+    # a thousand changes a second, so allow ten times that and never less than the old two minutes.
+    deadline = time.monotonic() + (max(120, 30 + changes / 100) if replaying else 30)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise LabkitError(f"The local AWS stopped while starting; its log is {state / 'server.log'}.")
@@ -236,9 +250,13 @@ def save(name: str) -> Path:
     record = require_running()
     path = _snapshot_file(name)
     journal_ = read_journal()
-    path.write_bytes(journal_)
     meta = {"state": record.get("state", "unknown"), "saved": time.time(), "writes": journal_.count(b"\n")}
-    path.with_suffix(".json").write_text(json.dumps(meta) + "\n")
+    try:  # atomically, the journal first: a full disk keeps the previous snapshot whole, never a 0-byte one
+        write_atomically(path, journal_)
+        write_atomically(path.with_suffix(".json"), (json.dumps(meta) + "\n").encode())
+    except OSError as exc:
+        raise LabkitError(f"The snapshot {name!r} could not be saved ({exc.strerror or exc}); "
+                          "the previous one, if any, is kept. Free some disk space and try again.") from None
     return path
 
 
