@@ -281,3 +281,124 @@ def _snapshot_of_state() -> dict:
         "ran": _client("lambda").invoke(FunctionName="ada-fn")["Payload"].read(),  # the code bytes came back
         "sha": code["Configuration"]["CodeSha256"],
     }
+
+
+# -- a full disk ------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A 16 MB tmpfs with few inodes as the state folder (root only: skipped where mount is refused)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,nr_inodes=64,mode=0700", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode:
+        pytest.skip("a tmpfs cannot be mounted here (needs root)")
+    monkeypatch.setenv("LABKIT_HOME", str(mount / "home"))
+    monkeypatch.setenv("LABS_AWS_PORT", str(_port()))
+    try:
+        yield mount
+    finally:
+        localaws.down()
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(mount: Path) -> list[Path]:
+    """Take every free block and inode of the disk."""
+    made = []
+    big = mount / "filler"
+    with open(big, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    made.append(big)
+    for i in range(1000):
+        try:
+            (mount / f"filler-{i}").touch()
+        except OSError:
+            break
+        made.append(mount / f"filler-{i}")
+    return made
+
+
+def _api_ids(names: list[str], fault: Path | None) -> tuple[list[str], list[str]]:
+    """Create an API per name; at REFUSED fill the disk and write until one is refused (the last page of the
+    journal may still have room for a line or two). Returns (names acknowledged, their ids)."""
+    from botocore.exceptions import ClientError
+
+    apigw = _client("apigateway")
+    acked, ids = [], []
+    for name in names:
+        if name != "REFUSED":
+            ids.append(apigw.create_rest_api(name=name)["id"])
+            acked.append(name)
+            continue
+        made = _fill(fault)
+        for k in range(20):
+            try:
+                ids.append(apigw.create_rest_api(name=f"slack-{k}")["id"])
+                acked.append(f"slack-{k}")
+            except ClientError as refused:
+                error = refused.response["Error"]
+                assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+                assert error["Code"] == "ServiceUnavailableException"
+                assert "could not save this change" in error["Message"] and "\n" not in error["Message"]
+                break
+        else:
+            raise AssertionError("the full disk took every write")
+        for path in made:
+            path.unlink()
+    return acked, ids
+
+
+def test_a_full_disk_refuses_the_write_cleanly_and_does_not_move_the_sequence(small_disk, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "100000")
+    localaws.up()
+    journal_file = localaws.journal_path()
+    acked, with_fault = _api_ids(["a", "b", "REFUSED", "c", "d"], small_disk)
+    lines = journal_file.read_bytes().splitlines()
+    assert len(lines) == len(acked) and all(json.loads(line)["n"] for line in lines)  # nothing torn, nothing extra
+    assert [json.loads(line)["n"] for line in lines] == list(range(1, len(acked) + 1))  # the refusal took no number
+    localaws.down()
+    # the same writes on a disk that never filled: the ids after the refusal are the same
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "roomy"))
+    monkeypatch.setenv("LABS_AWS_PORT", str(_port()))
+    localaws.up()
+    assert _api_ids(acked, None) == (acked, with_fault)
+    localaws.down()
+
+
+def test_save_and_reset_on_a_full_disk_fail_with_one_sentence_and_keep_the_files(small_disk):
+    localaws.up()
+    ssm = _client("ssm")
+    ssm.put_parameter(Name="/kept", Value="1", Type="String")
+    localaws.save("before")
+    snapshot = localaws.control.snapshot_dir() / "before.ndjson"
+    saved = snapshot.read_bytes()
+    ssm.put_parameter(Name="/kept2", Value="2", Type="String")
+    journal_before = localaws.journal_path().read_bytes()
+    made = _fill(small_disk)
+    with pytest.raises(LabkitError) as failed:
+        localaws.save("before")
+    assert "could not be saved" in str(failed.value) and "\n" not in str(failed.value)
+    assert snapshot.read_bytes() == saved  # the previous snapshot, whole
+    with pytest.raises(LabkitError) as failed:
+        localaws.save("fresh")
+    assert not (snapshot.parent / "fresh.ndjson").exists()  # never a 0-byte snapshot
+    env = {**os.environ}
+    cli = subprocess.run([sys.executable, "-m", "labkit", "reset"], capture_output=True, text=True, env=env)
+    assert cli.returncode != 0 and "Traceback" not in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1 and "could not be saved" in cli.stderr  # its keep-copy
+    with pytest.raises(LabkitError) as failed:  # and the server itself refuses to reset what it cannot journal
+        localaws.reset()
+    assert "could not save this change" in str(failed.value) and "\n" not in str(failed.value)
+    assert localaws.journal_path().read_bytes() == journal_before  # nothing was reset
+    assert ssm.get_parameter(Name="/kept2")["Parameter"]["Value"] == "2"
+    for path in made:
+        path.unlink()
+    localaws.down()
+    localaws.up()
+    assert ssm.get_parameter(Name="/kept2")["Parameter"]["Value"] == "2"
