@@ -402,3 +402,58 @@ def test_save_and_reset_on_a_full_disk_fail_with_one_sentence_and_keep_the_files
     localaws.down()
     localaws.up()
     assert ssm.get_parameter(Name="/kept2")["Parameter"]["Value"] == "2"
+
+
+# -- every change moto applies is journaled, however it was sent ---------------------------------
+
+def _signed(method: str, url: str, service: str, host: str, body: bytes = b"", headers: dict | None = None):
+    """Send a SigV4-signed request to the local AWS with ``host`` as its Host header."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    parts = urlsplit(url)
+    request = AWSRequest(method=method, url=f"http://{host}{parts.path}" + (f"?{parts.query}" if parts.query else ""),
+                         data=body, headers={**(headers or {}), "Host": host})
+    SigV4Auth(Credentials("testing", "testing"), service, "us-east-1").add_auth(request)
+    connection = http.client.HTTPConnection("127.0.0.1", int(os.environ["LABS_AWS_PORT"]), timeout=30)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    connection.request(method, path, body=body, headers=dict(request.headers.items()))
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    assert response.status < 300, (response.status, data[:300])
+    return data
+
+
+def test_writes_sent_as_get_or_with_unusual_hosts_are_journaled_and_replayed(home):
+    localaws.up()
+    port = os.environ["LABS_AWS_PORT"]
+    # the query protocol takes GET too: a VPC created by a GET is a change
+    _signed("GET", "/?Action=CreateVpc&Version=2016-11-15&CidrBlock=10.42.0.0%2F16", "ec2", f"localhost:{port}")
+    # S3 virtual-host style: the bucket is in the Host header only
+    _client("s3").create_bucket(Bucket="ada-vhost")
+    _signed("PUT", "/page.html", "s3", f"ada-vhost.localhost:{port}", b"<p>virtual</p>",
+            {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    # a Host header in capitals, and one without a port
+    for host, name in ((f"LOCALHOST:{port}", "/host/upper"), ("localhost", "/host/no-port")):
+        body = json.dumps({"Name": name, "Value": "v", "Type": "String"}).encode()
+        _signed("POST", "/", "ssm", host, body,
+                {"X-Amz-Target": "AmazonSSM.PutParameter", "Content-Type": "application/x-amz-json-1.1"})
+    journal = localaws.journal_path().read_bytes()
+    assert b"CreateVpc" in journal and b"ada-vhost.localhost" in journal and journal.count(b"PutParameter") == 2
+
+    def state():
+        ec2, s3, ssm = _client("ec2"), _client("s3"), _client("ssm")
+        return ([v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.42.0.0/16"]}])["Vpcs"]],
+                s3.get_object(Bucket="ada-vhost", Key="page.html")["Body"].read(),
+                sorted(p["Name"] for p in ssm.get_parameters(Names=["/host/upper", "/host/no-port"])["Parameters"]))
+
+    before = state()
+    assert before[0] and before[1] == b"<p>virtual</p>" and before[2] == ["/host/no-port", "/host/upper"]
+    localaws.down()
+    localaws.up()  # replayed from the journal
+    assert state() == before
