@@ -65,7 +65,7 @@ def _up(args) -> int:
 
         changes = count_changes(journal)
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
-    info = localaws.up()
+    info = localaws.up(progress=lambda sentence: print(sentence, flush=True))
     if info["already"]:
         print(f"The local AWS is already running at {info['endpoint']} (pid {info['pid']}).")
     else:

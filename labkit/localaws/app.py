@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from . import extensions
@@ -210,6 +211,7 @@ class LocalAWS:
         from . import checkpoint
 
         with self.lock:
+            begun = time.monotonic()
             _, tail = split_header(self.journal.read())
             history = self.history + ([checkpoint.compress(tail)] if tail.strip() else [])
             changes = self.changes + sum(1 for line in tail.splitlines() if line.strip())
@@ -221,6 +223,7 @@ class LocalAWS:
             crash_point("compact:journal-switched")
             self.base, self.history, self.changes, self.tail = name, history, changes, 0
             self._forget_checkpoints(keep=name)
+            log.info("compacted %d change(s) into %s in %.2f s", changes, name, time.monotonic() - begun)
 
     def _compact_quietly(self) -> None:
         try:
@@ -231,6 +234,10 @@ class LocalAWS:
     def _forget_checkpoints(self, keep: str | None = None) -> None:
         for path in self.state_dir.glob("checkpoint.*.pickle"):
             if path.name != keep:
+                path.unlink(missing_ok=True)
+        # what a killed rewrite left aside (this process's own are in flight only under the lock we hold)
+        for pattern in (f".{self.journal.path.name}.*.tmp", ".checkpoint.*.tmp"):
+            for path in self.state_dir.glob(pattern):
                 path.unlink(missing_ok=True)
 
     def plain_journal(self) -> bytes:

@@ -121,8 +121,8 @@ def require_running() -> dict:
     return record
 
 
-def up(port: int | None = None, quiet: bool = False) -> dict:
-    """Start the local AWS in the background (idempotent)."""
+def up(port: int | None = None, quiet: bool = False, progress=None) -> dict:
+    """Start the local AWS in the background (idempotent); ``progress(sentence)`` hears a long replay."""
     record = running()
     if record:
         return {**record, "already": True}
@@ -140,6 +140,7 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
         )
     state = cfg.state_dir()
     log = open(state / "server.log", "ab")
+    log_from = log.seek(0, os.SEEK_END)
     journal_file = journal_path()
     replaying = journal_file.exists() and journal_file.stat().st_size > 0
     changes = count_changes(journal_file) if replaying else 0
@@ -156,6 +157,8 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
             raise LabkitError(f"The local AWS stopped while starting; its log is {state / 'server.log'}.")
         if _answers(endpoint):
             break
+        if progress and changes > 5000:
+            log_from = _replay_progress(state / "server.log", log_from, changes, progress)
         time.sleep(0.05)
     else:
         process.terminate()
@@ -165,6 +168,20 @@ def up(port: int | None = None, quiet: bool = False) -> dict:
               "state": previous.get("state", "empty") if replaying else "empty"}
     _write_record(record)
     return {**record, "already": False, "restored": replaying}
+
+
+def _replay_progress(log_file: Path, offset: int, changes: int, progress) -> int:
+    """Tell ``progress`` of the server's "replayed N change(s)" lines written since ``offset``; returns the new offset."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read()
+    except OSError:
+        return offset
+    complete = text.rfind(b"\n") + 1
+    for found in re.findall(rb"replayed (\d+) change", text[:complete]):
+        progress(f"  ... {int(found)} of {changes} change(s) replayed")
+    return offset + complete
 
 
 def down() -> bool:
