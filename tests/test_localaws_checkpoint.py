@@ -121,3 +121,45 @@ def test_a_checkpoint_from_another_moto_is_refused_not_loaded(aws):
     with pytest.raises(checkpoint.Unusable):
         checkpoint.restore(b"not a checkpoint")
     assert checkpoint.history(data) == []
+
+
+ECHO = '''
+import json, sys
+from pathlib import Path
+from werkzeug.test import Client
+from labkit.localaws import extensions
+from labkit.localaws.app import build_app
+
+journal = Path(sys.argv[1])
+app = build_app(journal, "http://localhost:1", extensions.REGISTERED + ("tests.echo_extension",))
+if sys.argv[2] == "write":
+    app.journal.rewrite(b"")
+    for i in range(3):
+        Client(app).post("/_echo/keep", data=f"kept-{i}".encode())
+else:
+    app.replay(journal.read_bytes())
+echo = app.extension("echo")
+print(json.dumps({"kept": echo.kept, "heard": echo.heard, "head": journal.read_bytes()[:13].decode()}))
+'''
+
+
+def test_what_an_extension_keeps_outside_moto_survives_a_checkpoint(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from labkit.config import REPO_ROOT
+
+    journal = tmp_path / "journal.ndjson"
+    env = {**os.environ, "LABKIT_COMPACT_EVERY": "2"}  # the second write folds the journal into a checkpoint
+
+    def run(mode):
+        done = subprocess.run([sys.executable, "-c", ECHO, str(journal), mode], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert run("write")["kept"] == ["kept-0", "kept-1", "kept-2"]
+    back = run("replay")
+    assert back["head"] == '{"checkpoint"'  # loaded from a checkpoint, one line after it
+    assert back["kept"] == ["kept-0", "kept-1", "kept-2"] and back["heard"][-1] == "restored"

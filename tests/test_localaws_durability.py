@@ -156,7 +156,7 @@ def test_kill_at_each_step_of_a_compaction_loses_nothing(home, monkeypatch, poin
     _assert_all_present(acked, {})
     # and the state it came back to is the one its plain journal replays to
     values = _state_of_parameters()
-    localaws.replay(localaws.journal())
+    localaws.replay(localaws.read_journal())
     assert _state_of_parameters() == values
 
 

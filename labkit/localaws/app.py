@@ -193,6 +193,9 @@ class LocalAWS:
             loaded = checkpoint.restore(blob)
             self.random.setstate(loaded["random"])
             self.writes, self.history, self.changes, self.base = loaded["n"], loaded["history"], loaded["changes"], name
+            for ext in self.extensions:
+                if ext.name in loaded["extensions"]:
+                    ext.load_checkpoint(loaded["extensions"][ext.name])
             return tail
         except checkpoint.Unusable as exc:
             log.warning("checkpoint %s not loaded (%s): replaying the changes it holds instead", name, exc)
@@ -216,8 +219,9 @@ class LocalAWS:
             history = self.history + ([checkpoint.compress(tail)] if tail.strip() else [])
             changes = self.changes + sum(1 for line in tail.splitlines() if line.strip())
             name = f"checkpoint.{self.writes}.{secrets.token_hex(4)}.pickle"
+            kept = {e.name: state for e in self.extensions if (state := e.checkpoint_state()) is not None}
             write_atomically(self.state_dir / name, checkpoint.capture(self.writes, self.random.getstate(), history,
-                                                                       changes))
+                                                                       changes, kept))
             crash_point("compact:checkpoint-written")
             self.journal.rewrite(header_line(name, self.writes, changes))  # the one step that switches to it
             crash_point("compact:journal-switched")

@@ -134,14 +134,16 @@ class _Unpickler(pickle.Unpickler):
 
 # -- the file ----------------------------------------------------------------------------
 
-def capture(number: int, random_state, history: list[bytes], changes: int) -> bytes:
-    """The file for the current state at sequence ``number``; ``history``: its journal lines, compressed chunks."""
+def capture(number: int, random_state, history: list[bytes], changes: int, extensions: dict | None = None) -> bytes:
+    """The file for the current state at sequence ``number``; ``history``: its journal lines, compressed chunks;
+    ``extensions``: the state extensions keep outside moto, by name."""
     from moto.core.base_backend import BackendDict
 
     names = _backend_dicts()
     state = {"backends": {names[id(b)]: {account: dict(regions) for account, regions in b.items()}
                           for b in BackendDict._instances if id(b) in names},
-             "extra": {name: dict(getattr(importlib.import_module(name[0]), name[1])) for name in EXTRA}}
+             "extra": {name: dict(getattr(importlib.import_module(name[0]), name[1])) for name in EXTRA},
+             "extensions": dict(extensions or {})}
     inner = io.BytesIO()
     _Pickler(inner, names).dump(state)
     outer = {"n": number, "moto": _moto_version(), "random": random_state, "history": list(history), "changes": changes,
@@ -198,4 +200,5 @@ def restore(data: bytes) -> dict:
         target = getattr(importlib.import_module(name[0]), name[1])
         target.clear()
         target.update(values)
+    outer["extensions"] = state.get("extensions", {})
     return outer
