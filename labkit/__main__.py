@@ -68,15 +68,18 @@ def _up(args) -> int:
     if journal.is_dir():
         raise LabkitError(f"{journal} is a folder where your journal goes; move it aside and run `python -m labkit up` again.")
     if localaws.running() is None and journal.exists() and journal.stat().st_size:
+        from .localaws.journal import count_changes
+
         data = journal.read_bytes()
-        changes, unreadable = _journal_lines(data)
+        _, unreadable = _journal_lines(data)
+        changes = count_changes(journal)
         if unreadable:
             # The server skips what it cannot read and rewrites the journal: keep the original first.
             kept = _keep_damaged_journal(data)
             print(f"{unreadable} line(s) of your journal cannot be read and will be skipped; the journal as it was "
                   f"is kept as snapshot {kept!r}.", flush=True)
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
-    info = localaws.up()
+    info = localaws.up(progress=lambda sentence: print(sentence, flush=True))
     if info["already"]:
         print(f"The local AWS is already running at {info['endpoint']} (pid {info['pid']}).")
     else:

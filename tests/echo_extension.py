@@ -37,5 +37,11 @@ class Echo(Extension):
     def restored(self):
         self.heard.append("restored")
 
+    def checkpoint_state(self):
+        return list(self.kept)
+
+    def load_checkpoint(self, state):
+        self.kept[:] = state
+
 
 EXTENSION = Echo

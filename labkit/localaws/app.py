@@ -20,18 +20,23 @@ are served one at a time under one lock for the same reason.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from . import extensions, snapshots
 from .extensions import Claim
 from .guard import Guard, forget_secret, read_secret, without_cors
 from .http import BodyRefused, Request, Response, json_response
-from .journal import CONTROL, REPLAYING, Journal, JournalFull, classify, entry_for, environ_for, parse_lines
+from .journal import (CONTROL, REPLAYING, Journal, JournalFull, classify, crash_point, entry_for, environ_for,
+                      header_line, parse_lines, split_header, write_atomically)
 
 log = logging.getLogger("labkit.localaws")
+# Journal lines after which the state is folded into a checkpoint (a test hook may lower it).
+COMPACT_EVERY = max(int(os.environ.get("LABKIT_COMPACT_EVERY") or 2000), 1)
 
 
 class LocalAWS:
@@ -49,6 +54,10 @@ class LocalAWS:
         self.lock = threading.RLock()  # one request at a time keeps ids deterministic
         self.writes = 0  # the sequence number of the last write
         self.replaying = False
+        self.base: str | None = None  # the checkpoint file the journal starts from
+        self.history: list[bytes] = []  # the journal lines that checkpoint holds, compressed
+        self.changes = 0  # how many changes the checkpoint holds
+        self.tail = 0  # journal lines after the checkpoint
         self.extensions: list[extensions.Extension] = extensions.load(self, extension_names) if endpoint else []
         from urllib.parse import urlparse
 
@@ -87,9 +96,11 @@ class LocalAWS:
                 refused = self._keep_before("before-reset")
                 if refused is not None:
                     return refused.send(start_response)
-                out = list(self.moto(request.environ, start_response))
-                self.reset()
-                return out
+                try:
+                    self.reset()  # the journal first: on a full disk nothing is reset
+                except OSError as exc:
+                    return _refused(exc).send(start_response)
+                return list(self.moto(request.environ, start_response))
         # Run the whole response inside the lock so lazily generated bodies draw from the seeded generator.
         return self._serve(request, classify(request), lambda: list(self.moto(request.environ, start_response)),
                            start_response)
@@ -117,6 +128,10 @@ class LocalAWS:
                 self.journal.take_back(offset)  # rejected: it changed nothing, so it is not part of the state
             else:
                 self._heard(request, claimant)
+                if offset is not None:
+                    self.tail += 1
+                    if self.tail >= COMPACT_EVERY:
+                        self._compact_quietly()
             return out
 
     def _heard(self, request: Request, claimant=None) -> None:
@@ -136,7 +151,7 @@ class LocalAWS:
                 self.reset_all()
                 return json_response({"replayed": self.replay(request.body)})
         if name == "journal" and request.method == "GET":
-            return Response(200, self.journal.read(), {"Content-Type": "application/x-ndjson"})
+            return Response(200, self.plain_journal(), {"Content-Type": "application/x-ndjson"})
         if name == "status" and not authorized:
             return json_response({"local_aws": "labkit", "pid": os.getpid()})  # who it is, nothing it holds
         if name == "status":
@@ -148,16 +163,21 @@ class LocalAWS:
     def _keep_before(self, name: str) -> Response | None:
         """Keep the journal as snapshot ``name`` before it is emptied; the refusal if it cannot be kept."""
         try:
-            snapshots.keep_before(self.state_dir, name, self.journal.read())
+            snapshots.keep_before(self.state_dir, name, self.plain_journal())
         except OSError as exc:
             log.error("state not kept before %s: %s", name, exc)
             return _refused(exc)
         return None
 
     def replay(self, data: bytes) -> int:
-        """Re-send journaled writes through the app, in order, rebuilding state; returns how many."""
+        """Rebuild the state from a journal (a checkpoint, then the lines after it); returns the changes."""
+        header, data = split_header(data)
         kept: list[bytes] = []
         with self.lock:
+            self.base, self.history, self.changes, start = None, [], 0, 0
+            if header:
+                data = self._load_checkpoint(header["checkpoint"], data)
+                start = self.writes if self.base else 0
             self.replaying = True
             REPLAYING.set()
             try:
@@ -167,34 +187,122 @@ class LocalAWS:
                         continue
                     try:
                         sequence = int(entry.get("n") or self.writes + 1)
+                        if sequence <= start:
+                            continue  # already in the checkpoint
                         self.writes = sequence - 1  # a rejected write left a gap: seed as it was seeded
                         self.dispatch(Request.from_environ(environ_for(entry)), lambda *a, **k: None)
                     except Exception as exc:
                         log.warning("journal line %d skipped: %s", number, exc)
                         continue
                     kept.append(raw)
+                    if len(kept) % 5000 == 0:
+                        log.info("replayed %d change(s)", len(kept))
             finally:
                 self.replaying = False
                 REPLAYING.clear()
-            self.journal.rewrite(b"".join(line + b"\n" for line in kept))  # the replayed writes are the journal now
+            lines = b"".join(line + b"\n" for line in kept)
+            # the replayed writes are the journal now
+            self.journal.rewrite((header_line(self.base, start, self.changes) if self.base else b"") + lines)
+            self.tail = len(kept)
+            self._forget_checkpoints(keep=self.base)
             for ext in self.extensions:
                 ext.restored()
-        return len(kept)
+            if self.tail >= COMPACT_EVERY:
+                self._compact_quietly()
+        return self.changes + len(kept)
+
+    def _load_checkpoint(self, name: str, tail: bytes) -> bytes:
+        """Load checkpoint ``name``; returns the lines still to replay (all of them if it does not load)."""
+        from moto.moto_api._internal.models import moto_api_backend
+
+        from . import checkpoint
+
+        try:
+            blob = (self.state_dir / name).read_bytes()
+        except OSError as exc:
+            log.error("checkpoint %s cannot be read (%s): only the changes after it are replayed", name, exc)
+            return tail
+        try:
+            loaded = checkpoint.restore(blob)
+            self.random.setstate(loaded["random"])
+            self.writes, self.history, self.changes, self.base = loaded["n"], loaded["history"], loaded["changes"], name
+            for ext in self.extensions:
+                if ext.name in loaded["extensions"]:
+                    ext.load_checkpoint(loaded["extensions"][ext.name])
+            return tail
+        except checkpoint.Unusable as exc:
+            log.warning("checkpoint %s not loaded (%s): replaying the changes it holds instead", name, exc)
+            moto_api_backend.reset()  # whatever part of it loaded
+            self.writes = 0
+            try:
+                return checkpoint.lines(checkpoint.history(blob)) + tail
+            except (checkpoint.Unusable, ValueError) as again:
+                log.error("checkpoint %s is damaged (%s): only the changes after it are replayed", name, again)
+                return tail
+
+    def compact(self) -> None:
+        """Fold the journal into a new checkpoint; each step leaves a journal that replays to the same state."""
+        import secrets
+
+        from . import checkpoint
+
+        with self.lock:
+            begun = time.monotonic()
+            _, tail = split_header(self.journal.read())
+            history = self.history + ([checkpoint.compress(tail)] if tail.strip() else [])
+            changes = self.changes + sum(1 for line in tail.splitlines() if line.strip())
+            name = f"checkpoint.{self.writes}.{secrets.token_hex(4)}.pickle"
+            kept = {e.name: state for e in self.extensions if (state := e.checkpoint_state()) is not None}
+            write_atomically(self.state_dir / name, checkpoint.capture(self.writes, self.random.getstate(), history,
+                                                                       changes, kept))
+            crash_point("compact:checkpoint-written")
+            self.journal.rewrite(header_line(name, self.writes, changes))  # the one step that switches to it
+            crash_point("compact:journal-switched")
+            self.base, self.history, self.changes, self.tail = name, history, changes, 0
+            self._forget_checkpoints(keep=name)
+            log.info("compacted %d change(s) into %s in %.2f s", changes, name, time.monotonic() - begun)
+
+    def _compact_quietly(self) -> None:
+        try:
+            self.compact()
+        except Exception:  # the journal still holds every change: a failed compaction costs only speed
+            log.exception("compaction failed; the journal keeps growing until the next one")
+
+    def _forget_checkpoints(self, keep: str | None = None) -> None:
+        for path in self.state_dir.glob("checkpoint.*.pickle"):
+            if path.name != keep:
+                path.unlink(missing_ok=True)
+        # what a killed rewrite left aside (this process's own are in flight only under the lock we hold)
+        for pattern in (f".{self.journal.path.name}.*.tmp", ".checkpoint.*.tmp"):
+            for path in self.state_dir.glob(pattern):
+                path.unlink(missing_ok=True)
+
+    def plain_journal(self) -> bytes:
+        """Every change that made the current state, as plain journal lines (what a snapshot holds)."""
+        from . import checkpoint
+
+        with self.lock:
+            _, tail = split_header(self.journal.read())
+            return checkpoint.lines(self.history) + tail
 
     def reset(self) -> None:
-        """Forget the journal and what extensions hold (moto itself was reset by the caller)."""
+        """Forget the journal, its checkpoint and what extensions hold (moto itself is reset by the caller)."""
         with self.lock:
-            self.writes = 0
-            self.journal.rewrite(b"")
+            self.journal.rewrite(b"")  # first, and atomically: a journal without a header ignores any checkpoint
+            self.writes, self.base, self.history, self.changes, self.tail = 0, None, [], 0, 0
+            self._forget_checkpoints()
             for ext in self.extensions:
                 ext.reset()
 
     def reset_all(self) -> None:
+        """Empty moto and the extensions before a replay; the journal stays until the replay rewrites it."""
         from moto.moto_api._internal.models import moto_api_backend
 
         with self.lock:
             moto_api_backend.reset()
-            self.reset()
+            self.writes = 0
+            for ext in self.extensions:
+                ext.reset()
 
     def close(self) -> None:
         for ext in self.extensions:
@@ -244,4 +352,8 @@ def build_app(journal: Path, endpoint: str | None = None,
     from .fidelity import apply_server
 
     apply_server()
-    return LocalAWS(DomainDispatcherApplication(create_backend_app), journal, endpoint, extension_names)
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    # moto lists its package folder on disk for every lookup (about a hundred times a request);
+    # the answer depends on the host name alone, so remember it.
+    dispatcher.get_backend_for_host = functools.lru_cache(maxsize=1024)(dispatcher.get_backend_for_host)
+    return LocalAWS(dispatcher, journal, endpoint, extension_names)

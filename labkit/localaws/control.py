@@ -3,7 +3,8 @@
 The server runs in the background (``python -m labkit.localaws``) and journals every
 write to ``.labkit/journal.ndjson``; on start it replays that journal, so
 stopping the server or rebooting never loses what the learner built.
-Snapshots are copies of the journal.
+Snapshots are plain journals (every change, in order), whether or not the
+server keeps part of its own journal as a checkpoint.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 from .. import config as cfg
 from ..errors import LabkitError
 from . import guard, snapshots
+from .journal import count_changes
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
 START_LOCK = "start.lock"  # held around check-start-record, so two `up`s give one server
@@ -166,13 +169,14 @@ def require_running() -> dict:
     return record
 
 
-def up(port: int | None = None, quiet: bool = False) -> dict:
-    """Start the local AWS in the background (idempotent, and one server however many start it at once)."""
+def up(port: int | None = None, quiet: bool = False, progress=None) -> dict:
+    """Start the local AWS in the background (idempotent, and one server however many start it at once);
+    ``progress(sentence)`` hears a long replay."""
     with _start_lock():
-        return _up(port)
+        return _up(port, progress)
 
 
-def _up(port: int | None) -> dict:
+def _up(port: int | None, progress=None) -> dict:
     record = running()
     if record:
         return {**record, "already": True}
@@ -193,8 +197,10 @@ def _up(port: int | None) -> dict:
     log = os.open(state / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.fchmod(log, 0o600)  # a log made by an older version
+        log_from = os.lseek(log, 0, os.SEEK_END)
         journal_file = journal_path().resolve()
         replaying = journal_file.exists() and journal_file.stat().st_size > 0
+        changes = count_changes(journal_file) if replaying else 0
         process = subprocess.Popen(
             [sys.executable, "-m", "labkit.localaws", "--port", str(port), "--journal", str(journal_file)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -202,7 +208,9 @@ def _up(port: int | None) -> dict:
         )
     finally:
         os.close(log)
-    deadline = time.monotonic() + (120 if replaying else 30)
+    # A checkpoint loads in seconds; a long plain journal (an old one, a fresh restore) replays at about
+    # a thousand changes a second, so allow ten times that and never less than the old two minutes.
+    deadline = time.monotonic() + (max(120, 30 + changes / 100) if replaying else 30)
     while time.monotonic() < deadline:
         code = process.poll()
         if code == guard.ALREADY_SERVED:
@@ -212,6 +220,8 @@ def _up(port: int | None) -> dict:
             raise LabkitError(f"The local AWS stopped while starting; its log is {state / 'server.log'}.")
         if _ours(_answers(endpoint), process.pid):
             break
+        if progress and changes > 5000:
+            log_from = _replay_progress(state / "server.log", log_from, changes, progress)
         time.sleep(0.05)
     else:
         process.terminate()
@@ -221,6 +231,20 @@ def _up(port: int | None) -> dict:
               "state": previous.get("state", "empty") if replaying else "empty"}
     _write_record(record)
     return {**record, "already": False, "restored": replaying}
+
+
+def _replay_progress(log_file: Path, offset: int, changes: int, progress) -> int:
+    """Tell ``progress`` of the server's "replayed N change(s)" lines written since ``offset``; returns the new offset."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read()
+    except OSError:
+        return offset
+    complete = text.rfind(b"\n") + 1
+    for found in re.findall(rb"replayed (\d+) change", text[:complete]):
+        progress(f"  ... {int(found)} of {changes} change(s) replayed")
+    return offset + complete
 
 
 def down() -> bool:
@@ -317,7 +341,11 @@ def replay(lines: bytes) -> int:
 def save(name: str, force: bool = False) -> Path:
     """Keep the current state as snapshot ``name``; an existing one is replaced only with ``force``."""
     record = require_running()
-    return snapshots.write(snapshot_dir(), name, read_journal(), state=record.get("state", "unknown"), force=force)
+    try:  # atomically, the lines first: a full disk keeps the previous snapshot whole, never a 0-byte one
+        return snapshots.write(snapshot_dir(), name, read_journal(), state=record.get("state", "unknown"), force=force)
+    except OSError as exc:
+        raise LabkitError(f"The snapshot {name!r} could not be saved ({exc.strerror or exc}); "
+                          "the previous one, if any, is kept. Free some disk space and try again.") from None
 
 
 def restore(name: str) -> int:

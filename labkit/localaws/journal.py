@@ -8,15 +8,24 @@ so replaying the lines rebuilds the same ids. A line is written before the
 request is answered and taken back if the request changed nothing (it was
 rejected), so the journal holds only what changed state.
 
-Rewrites (after replay, a reset, a snapshot) are atomic: written aside,
+Rewrites (after replay, a reset, a compaction) are atomic: written aside,
 synced, renamed over the old file. A write that cannot be journaled (a full
 disk) is refused, leaves no torn line and does not move the sequence.
+
+After a compaction the journal's first line is a header naming the
+checkpoint (``checkpoint.py``) that holds every change up to its ``n``; the
+lines after it are the changes made since.
+
+Test hook: ``LABKIT_CRASH_AT=<point>`` makes the server kill itself with
+SIGKILL when it reaches that point of a rewrite or a compaction (see
+``crash_point``), so tests can prove a crash there loses nothing.
 """
 from __future__ import annotations
 
 import base64
 import json
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -74,6 +83,42 @@ def environ_for(entry: dict) -> dict:
     return environ
 
 
+def crash_point(name: str) -> None:
+    """The test hook: die here, as ``kill -9`` would, when LABKIT_CRASH_AT names this point."""
+    if os.environ.get("LABKIT_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def header_line(checkpoint: str, number: int, changes: int) -> bytes:
+    """The journal's first line after a compaction: its checkpoint holds ``changes`` changes, up to ``number``."""
+    return (json.dumps({"checkpoint": checkpoint, "n": number, "changes": changes}) + "\n").encode()
+
+
+def count_changes(path: Path) -> int:
+    """How many changes a journal file holds (its checkpoint's and the lines after it)."""
+    try:
+        with open(path, "rb") as handle:
+            header, first = split_header(handle.readline())
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return 0
+    return (int(header.get("changes") or 0) if header else first.count(b"\n")) + lines
+
+
+def split_header(data: bytes) -> tuple[dict | None, bytes]:
+    """(the header naming a checkpoint, or None; the lines after it)."""
+    if not data.startswith(b'{"checkpoint"'):
+        return None, data
+    first, _, rest = data.partition(b"\n")
+    try:
+        header = json.loads(first)
+        if isinstance(header.get("checkpoint"), str) and isinstance(header.get("n"), int):
+            return header, rest
+    except ValueError:
+        pass
+    return None, data
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old file or the new, never a torn one."""
     aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -86,6 +131,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        crash_point(f"rewrite:{path.name}:aside")
         os.replace(aside, path)
     except OSError:
         aside.unlink(missing_ok=True)

@@ -57,6 +57,16 @@ class Extension:
     def restored(self) -> None:
         """A journal was replayed: the state was rebuilt under this extension."""
 
+    def checkpoint_state(self) -> object:
+        """What this extension keeps outside moto, picklable, for a checkpoint; None when it keeps nothing.
+
+        An extension that claims writes (Claim.WRITE) keeps state: the lines a checkpoint replaces are not
+        replayed through it again, so it must return that state here and take it back in ``load_checkpoint``."""
+        return None
+
+    def load_checkpoint(self, state: object) -> None:
+        """Take back what ``checkpoint_state`` returned (a checkpoint was loaded; ``restored`` follows)."""
+
     def close(self) -> None:
         """The local AWS is stopping: stop every process this extension started."""
 
