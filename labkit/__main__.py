@@ -212,10 +212,11 @@ def _cleanup(args) -> int:
 
     target = Target.from_settings(live=True if args.live else None)
     if target.is_live:
+        asks = not args.dry_run and not args.yes
+        if asks and not sys.stdin.isatty():  # said before anything is looked up: nothing can be asked
+            raise LabkitError("Cleaning a live account deletes resources: add --yes to go ahead without a prompt.")
         target.session()  # one sentence if there are no credentials
-        if not args.dry_run and not args.yes:
-            if not sys.stdin.isatty():
-                raise LabkitError("Cleaning a live account deletes resources: add --yes to go ahead without a prompt.")
+        if asks:
             found = cleanup(target, dry_run=True)
             if not found["found"]:
                 print("Nothing of yours to delete.")

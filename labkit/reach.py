@@ -31,7 +31,7 @@ def silence(url: str, what: str, timeout_s: float = PROBE_TIMEOUT_S, path: str =
         return (f"{what} at {url} accepted the connection but did not answer within {timeout_s:g} s; "
                 "another program may hold that port.")
     except ConnectionRefusedError:
-        return f"Nothing listens at {url}, where {what} should answer."
+        return f"{what} cannot be reached: nothing listens at {url}."
     except (ssl.SSLError, http.client.HTTPException):
         return None  # it answered, if not plainly (a TLS setup botocore may handle with its own CA bundle)
     except OSError as exc:
