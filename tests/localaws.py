@@ -73,6 +73,8 @@ def local(_local_server, monkeypatch):
     localaws.up()  # a test may have stopped it
     localaws.reset()
     (_local_server.home / "settings.json").unlink(missing_ok=True)  # a test may have configured a learner
+    for kept in (_local_server.home / "snapshots").glob("*"):  # another test's snapshots are not this test's
+        kept.unlink()
     return _local_server
 
 

@@ -299,21 +299,23 @@ def small_disk(tmp_path, monkeypatch):
     try:
         yield mount
     finally:
-        localaws.down()
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        try:
+            localaws.down()
+        finally:  # a mount must never outlive the test
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def _fill(mount: Path) -> list[Path]:
     """Take every free block and inode of the disk."""
     made = []
     big = mount / "filler"
-    with open(big, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
+    with open(big, "wb", buffering=0) as handle:
+        for size in (65536, 4096, 1):  # down to the last byte: a write that fits nowhere must find no room
+            try:
+                while True:
+                    handle.write(b"\0" * size)
+            except OSError:
+                pass
     made.append(big)
     for i in range(1000):
         try:
@@ -379,10 +381,12 @@ def test_save_and_reset_on_a_full_disk_fail_with_one_sentence_and_keep_the_files
     snapshot = localaws.control.snapshot_dir() / "before.ndjson"
     saved = snapshot.read_bytes()
     ssm.put_parameter(Name="/kept2", Value="2", Type="String")
+    for number in range(4):  # a new snapshot larger than the pages an old one frees when it is replaced
+        ssm.put_parameter(Name=f"/large/{number}", Value="x" * 4000, Type="String")
     journal_before = localaws.journal_path().read_bytes()
     made = _fill(small_disk)
     with pytest.raises(LabkitError) as failed:
-        localaws.save("before")
+        localaws.save("before", force=True)
     assert "could not be saved" in str(failed.value) and "\n" not in str(failed.value)
     assert snapshot.read_bytes() == saved  # the previous snapshot, whole
     with pytest.raises(LabkitError) as failed:
@@ -457,3 +461,48 @@ def test_writes_sent_as_get_or_with_unusual_hosts_are_journaled_and_replayed(hom
     localaws.down()
     localaws.up()  # replayed from the journal
     assert state() == before
+
+
+# -- a large snapshot restores from the checkpoint kept beside it ---------------------------------
+
+def test_a_snapshot_keeps_its_checkpoint_and_a_restore_loads_it(home, monkeypatch):
+    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "15")
+    localaws.up()
+    _build_mixed_state()
+    before = _snapshot_of_state()
+    localaws.save("big")
+    folder = localaws.control.snapshot_dir()
+    assert (folder / "big.checkpoint").exists()  # the state was compacted, so its checkpoint is kept with it
+    localaws.reset()
+    assert localaws.restore("big") >= 15
+    assert _snapshot_of_state() == before
+    log = (home / "server.log").read_text()
+    assert "does not match its snapshot" not in log
+    # The journal now has a checkpoint of its own, so replacing the snapshot cannot touch the state.
+    header = json.loads(localaws.journal_path().read_bytes().split(b"\n", 1)[0])
+    assert header["checkpoint"].startswith("checkpoint.")
+    localaws.down()
+    localaws.up()
+    assert _snapshot_of_state() == before
+
+
+def test_a_checkpoint_that_does_not_match_its_snapshot_is_ignored(home, monkeypatch):
+    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "15")
+    localaws.up()
+    _build_mixed_state()
+    localaws.save("first")
+    localaws.reset()
+    ssm = _client("ssm")
+    for number in range(20):  # another state altogether, long enough for a compaction of its own
+        ssm.put_parameter(Name=f"/other/{number}", Value="y", Type="String")
+    localaws.save("second")
+    folder = localaws.control.snapshot_dir()
+    localaws.reset()
+    # A mix-up: the first snapshot's checkpoint beside the second's lines.
+    (folder / "second.checkpoint").unlink()
+    (folder / "second.checkpoint").hardlink_to(folder / "first.checkpoint")
+    assert localaws.restore("second") == 20  # every line replayed: nothing of the first state, nothing lost
+    names = sorted(p["Name"] for p in ssm.get_parameters_by_path(Path="/other")["Parameters"])
+    assert len(names) == 10 and ssm.get_parameter(Name="/other/19")["Parameter"]["Value"] == "y"
+    assert _client("s3").list_buckets()["Buckets"] == []
+    assert "does not match its snapshot" in (home / "server.log").read_text()

@@ -23,9 +23,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import secrets
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from . import extensions, snapshots
 from .extensions import Claim
@@ -37,6 +40,8 @@ from .journal import (CONTROL, REPLAYING, Journal, JournalFull, classify, crash_
 log = logging.getLogger("labkit.localaws")
 # Journal lines after which the state is folded into a checkpoint (a test hook may lower it).
 COMPACT_EVERY = max(int(os.environ.get("LABKIT_COMPACT_EVERY") or 2000), 1)
+# The checkpoints a journal or a restore may name: the journal's own, or one kept beside a snapshot.
+CHECKPOINT_NAME = re.compile(r"^(checkpoint\.[\w.-]+\.pickle|snapshots/[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.checkpoint)$")
 
 
 class LocalAWS:
@@ -150,6 +155,8 @@ class LocalAWS:
                     return refused
                 self.reset_all()
                 return json_response({"replayed": self.replay(request.body)})
+        if name == "snapshot" and request.method == "POST":
+            return self._snapshot(parse_qs(request.query))
         if name == "journal" and request.method == "GET":
             return Response(200, self.plain_journal(), {"Content-Type": "application/x-ndjson"})
         if name == "status" and not authorized:
@@ -163,11 +170,41 @@ class LocalAWS:
     def _keep_before(self, name: str) -> Response | None:
         """Keep the journal as snapshot ``name`` before it is emptied; the refusal if it cannot be kept."""
         try:
-            snapshots.keep_before(self.state_dir, name, self.plain_journal())
+            self._attach(snapshots.keep_before(self.state_dir, name, self.plain_journal()))
         except OSError as exc:
             log.error("state not kept before %s: %s", name, exc)
             return _refused(exc)
         return None
+
+    def _snapshot(self, params: dict) -> Response:
+        """Save the state as a snapshot, here where its checkpoint is: ``name``, ``force``, and ``keep``
+        (keep a copy unless a snapshot holds this state already, as `reset` and `start` do)."""
+        from ..errors import LabkitError
+
+        name = (params.get("name") or [""])[0]
+        with self.lock:
+            data = self.plain_journal()
+            try:
+                if params.get("keep"):
+                    kept = snapshots.keep_before(self.state_dir, name, data)
+                else:
+                    kept = name
+                    snapshots.write(snapshots.folder(self.state_dir), name, data, state=snapshots.state_label(self.state_dir),
+                                    force=bool(params.get("force")))
+                self._attach(kept)
+            except LabkitError as exc:
+                return json_response({"message": str(exc)}, 409)
+            except OSError as exc:
+                message = (f"The snapshot {name!r} could not be saved ({exc.strerror or exc}); the previous one, "
+                           "if any, is kept. Free some disk space and try again.")
+                return json_response({"message": message}, 507)
+            return json_response({"name": kept, "writes": data.count(b"\n")})
+
+    def _attach(self, name: str | None) -> None:
+        """Keep the current checkpoint beside snapshot ``name``: it holds the first part of the
+        snapshot's lines, so a restore loads it and replays only the rest."""
+        if name and self.base:
+            snapshots.attach_checkpoint(snapshots.folder(self.state_dir), name, self.state_dir / self.base)
 
     def replay(self, data: bytes) -> int:
         """Rebuild the state from a journal (a checkpoint, then the lines after it); returns the changes."""
@@ -207,9 +244,10 @@ class LocalAWS:
             self._forget_checkpoints(keep=self.base)
             for ext in self.extensions:
                 ext.restored()
+            replayed = self.changes + len(kept)  # before a compaction folds the lines into the checkpoint
             if self.tail >= COMPACT_EVERY:
                 self._compact_quietly()
-        return self.changes + len(kept)
+        return replayed
 
     def _load_checkpoint(self, name: str, tail: bytes) -> bytes:
         """Load checkpoint ``name``; returns the lines still to replay (all of them if it does not load)."""
@@ -217,11 +255,23 @@ class LocalAWS:
 
         from . import checkpoint
 
+        beside_snapshot = name.startswith("snapshots/")  # then ``tail`` is the snapshot: every line, its own too
+        if not CHECKPOINT_NAME.match(name):
+            log.error("checkpoint name %r refused: every line is replayed instead", name)
+            return tail
         try:
             blob = (self.state_dir / name).read_bytes()
         except OSError as exc:
             log.error("checkpoint %s cannot be read (%s): only the changes after it are replayed", name, exc)
             return tail
+        if beside_snapshot:
+            try:
+                prefix = checkpoint.lines(checkpoint.history(blob))
+            except (checkpoint.Unusable, ValueError):
+                prefix = None
+            if prefix is None or not tail.startswith(prefix):  # not the checkpoint of these lines: replay them all
+                log.warning("checkpoint %s does not match its snapshot: every line is replayed", name)
+                return tail
         try:
             loaded = checkpoint.restore(blob)
             self.random.setstate(loaded["random"])
@@ -229,8 +279,21 @@ class LocalAWS:
             for ext in self.extensions:
                 if ext.name in loaded["extensions"]:
                     ext.load_checkpoint(loaded["extensions"][ext.name])
+            if beside_snapshot:
+                # The journal gets a checkpoint of its own: the snapshot's may be replaced later.
+                self.base = f"checkpoint.{self.writes}.{secrets.token_hex(4)}.pickle"
+                try:
+                    os.link(self.state_dir / name, self.state_dir / self.base)
+                except OSError:
+                    write_atomically(self.state_dir / self.base, blob)
+                return tail[len(prefix):]
             return tail
         except checkpoint.Unusable as exc:
+            if beside_snapshot:
+                log.warning("checkpoint %s not loaded (%s): every line of the snapshot is replayed", name, exc)
+                moto_api_backend.reset()
+                self.writes, self.history, self.changes, self.base = 0, [], 0, None
+                return tail
             log.warning("checkpoint %s not loaded (%s): replaying the changes it holds instead", name, exc)
             moto_api_backend.reset()  # whatever part of it loaded
             self.writes = 0
@@ -242,8 +305,6 @@ class LocalAWS:
 
     def compact(self) -> None:
         """Fold the journal into a new checkpoint; each step leaves a journal that replays to the same state."""
-        import secrets
-
         from . import checkpoint
 
         with self.lock:

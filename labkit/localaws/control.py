@@ -26,7 +26,7 @@ from pathlib import Path
 from .. import config as cfg
 from ..errors import LabkitError
 from . import guard, snapshots
-from .journal import count_changes
+from .journal import count_changes, header_line
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
 START_LOCK = "start.lock"  # held around check-start-record, so two `up`s give one server
@@ -268,7 +268,10 @@ def _down() -> bool:
         time.sleep(0.05)
     else:
         os.kill(record["pid"], signal.SIGKILL)
-    _write_record({**record, "pid": 0, "stopped": time.time()})
+    try:
+        _write_record({**record, "pid": 0, "stopped": time.time()})
+    except OSError:  # a full disk: the server is stopped all the same, and its pid is checked before any use
+        pass
     return True
 
 
@@ -303,15 +306,14 @@ def summary() -> str:
 def keep_copy(name: str) -> str | None:
     """Keep the current state as snapshot ``name`` (replacing one of that name) unless it is empty or a
     snapshot holds it already; returns the snapshot that holds it."""
+    return _snapshot(name, keep=True)["name"]
+
+
+def _snapshot(name: str, **flags) -> dict:
+    """Have the server save its state as snapshot ``name`` (it holds the checkpoint that goes with it)."""
     record = require_running()
-    lines = read_journal()
-    if not lines.strip():  # nothing acknowledged (a rejected write still takes a number): nothing to keep
-        return None
-    held = snapshots.holding(snapshot_dir(), lines)
-    if held:
-        return held
-    snapshots.write(snapshot_dir(), name, lines, state=record.get("state", "unknown"), force=True)
-    return name
+    query = urllib.parse.urlencode({"name": name, **{k: "1" for k, v in flags.items() if v}})
+    return json.loads(_ask("POST", f"{record['endpoint']}/_labkit/snapshot?{query}", data=b"", timeout=120))
 
 
 def reset() -> None:
@@ -340,17 +342,16 @@ def replay(lines: bytes) -> int:
 
 def save(name: str, force: bool = False) -> Path:
     """Keep the current state as snapshot ``name``; an existing one is replaced only with ``force``."""
-    record = require_running()
-    try:  # atomically, the lines first: a full disk keeps the previous snapshot whole, never a 0-byte one
-        return snapshots.write(snapshot_dir(), name, read_journal(), state=record.get("state", "unknown"), force=force)
-    except OSError as exc:
-        raise LabkitError(f"The snapshot {name!r} could not be saved ({exc.strerror or exc}); "
-                          "the previous one, if any, is kept. Free some disk space and try again.") from None
+    snapshots.lines_path(snapshot_dir(), name)  # a bad name is one sentence before anything is sent
+    _snapshot(name, force=force)
+    return snapshots.lines_path(snapshot_dir(), name)
 
 
 def restore(name: str) -> int:
     """Replace the local AWS state with a snapshot (the server keeps the current one as before-restore)."""
     lines, meta = snapshots.read(snapshot_dir(), name)
+    if snapshots.checkpoint_of(snapshot_dir(), name).exists():  # loaded, after the server checks it matches
+        lines = header_line(f"snapshots/{name}.checkpoint", 0, 0) + lines
     replayed = replay(lines)
     label = meta.get("state")
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))

@@ -1,7 +1,10 @@
 """Snapshots: copies of the journal under ``<state dir>/snapshots/``, kept so that nothing is lost.
 
 A snapshot is ``NAME.ndjson`` (journal lines) and ``NAME.json`` (its meta:
-state label, time, writes, size and digest). Both are written owner-only and
+state label, time, writes, size and digest), and, when the state was large
+enough to have one, ``NAME.checkpoint``: the checkpoint it was saved from, so
+a restore loads it instead of replaying every line (it is checked against the
+lines before it is trusted, and ignored when it does not match). Both are written owner-only and
 atomically, the lines first and the meta last, and the lines are checked to
 be journal entries before the meta is written: a snapshot without a meta
 that matches its lines (a 0-byte, cut or edited file) is not listed and does
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -27,7 +31,7 @@ def folder(state_dir: Path) -> Path:
     return private_dir(state_dir / "snapshots")
 
 
-def _lines(where: Path, name: str) -> Path:
+def lines_path(where: Path, name: str) -> Path:
     if not NAME.match(name or ""):
         raise LabkitError(f"{name!r} is not a snapshot name; use letters, digits, '.', '_' or '-' (up to 64).")
     return where / f"{name}.ndjson"
@@ -45,7 +49,7 @@ def problem(data: bytes) -> str | None:
 
 def write(where: Path, name: str, data: bytes, state: str = "unknown", force: bool = False) -> Path:
     """Keep ``data`` as snapshot ``name``; refuses an existing name unless ``force``."""
-    path = _lines(where, name)
+    path = lines_path(where, name)
     meta = path.with_suffix(".json")
     if not force and (path.exists() or meta.exists()):
         raise LabkitError(f"There is already a snapshot named {name!r}; choose another name, or add --force to replace it.")
@@ -53,6 +57,7 @@ def write(where: Path, name: str, data: bytes, state: str = "unknown", force: bo
     if why:
         raise LabkitError(f"The state was not saved as snapshot {name!r} because {why}.")
     meta.unlink(missing_ok=True)  # while the lines change, the snapshot is not listed
+    checkpoint_of(where, name).unlink(missing_ok=True)  # it belonged to the lines being replaced
     write_private(path, data)
     write_private(meta, json.dumps({"state": state, "saved": time.time(), "writes": data.count(b"\n"),
                                     "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
@@ -99,7 +104,7 @@ def names(where: Path) -> list[str]:
 
 def read(where: Path, name: str) -> tuple[bytes, dict]:
     """The snapshot's lines and meta, checked whole; one sentence when it is missing or damaged."""
-    path = _lines(where, name)
+    path = lines_path(where, name)
     if not path.exists():
         known = ", ".join(names(where)) or "none yet"
         raise LabkitError(f"There is no snapshot named {name!r} (saved snapshots: {known}).")
@@ -124,6 +129,15 @@ def holding(where: Path, data: bytes) -> str | None:
     return None
 
 
+def state_label(state_dir: Path) -> str:
+    """The label of the state the local AWS holds now (``labkit status`` shows it)."""
+    try:
+        label = json.loads((state_dir / "server.json").read_text()).get("state", "unknown")
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+    return label if isinstance(label, str) else "unknown"
+
+
 def keep_before(state_dir: Path, name: str, data: bytes) -> str | None:
     """Keep a non-empty state about to be replaced as snapshot ``name`` (overwriting an older one of
     that name) unless a snapshot already holds it; returns the snapshot that holds it. Raises OSError
@@ -134,12 +148,31 @@ def keep_before(state_dir: Path, name: str, data: bytes) -> str | None:
     held = holding(where, data)
     if held:
         return held
-    try:
-        state = json.loads((state_dir / "server.json").read_text()).get("state", "unknown")
-    except (OSError, ValueError, AttributeError):
-        state = "unknown"
+    state = state_label(state_dir)
     if problem(data):  # not a whole journal (cannot happen by append): kept anyway, never listed
         write_private(where / f"{name}.damaged", data)
         return None
     write(where, name, data, state=state, force=True)
     return name
+
+
+def checkpoint_of(where: Path, name: str) -> Path:
+    return where / f"{name}.checkpoint"
+
+
+def attach_checkpoint(where: Path, name: str, source: Path) -> None:
+    """Keep the checkpoint ``source`` beside snapshot ``name`` (a hard link: no copy, and the
+    journal's own later compactions cannot remove it)."""
+    target = checkpoint_of(where, name)
+    try:
+        if target.exists() and os.path.samefile(source, target):
+            return  # kept already (renaming a link over itself would leave the link aside)
+    except OSError:
+        pass
+    aside = target.with_name(f".{target.name}.tmp")
+    aside.unlink(missing_ok=True)
+    try:
+        os.link(source, aside)
+    except OSError:
+        write_private(aside, source.read_bytes())
+    os.replace(aside, target)
