@@ -20,7 +20,6 @@ are served one at a time under one lock for the same reason.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -410,11 +409,9 @@ def build_app(journal: Path, endpoint: str | None = None,
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from .fidelity import apply_server
+    from .fidelity import apply_server, speed
 
     apply_server()
     dispatcher = DomainDispatcherApplication(create_backend_app)
-    # moto lists its package folder on disk for every lookup (about a hundred times a request);
-    # the answer depends on the host name alone, so remember it.
-    dispatcher.get_backend_for_host = functools.lru_cache(maxsize=1024)(dispatcher.get_backend_for_host)
+    speed.remember_backend_hosts(dispatcher)
     return LocalAWS(dispatcher, journal, endpoint, extension_names)

@@ -1,4 +1,5 @@
-"""Every place where the local AWS deliberately differs from moto, one module per service.
+"""Every place where the local AWS deliberately differs from moto, one module per service
+(and ``speed``: work moto repeats per request, remembered, with no change of behaviour).
 
 moto is the store; these patches make it answer as AWS does where a lab can
 see the difference. ``apply_models()`` holds the patches the course's
@@ -31,8 +32,9 @@ def apply_server() -> None:
     apply_models()
     if not _once("server"):
         return
-    from . import awslambda, core, dynamodb, iam, logs
+    from . import awslambda, core, dynamodb, iam, logs, speed
 
+    speed.apply()
     awslambda.apply()
     core.apply()
     iam.apply()
