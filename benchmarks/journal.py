@@ -8,7 +8,8 @@ sequence number), and times:
 
 - the first `labkit up` on that plain journal: every line replayed through
   moto (the replay rate), then folded into a checkpoint;
-- the next `labkit up`: the checkpoint loaded, and the lines after it replayed.
+- the next `labkit up`: the checkpoint loaded, and the lines after it replayed;
+- `restore` of a snapshot of that state: the checkpoint kept beside it loaded.
 
 Usage: ``python benchmarks/journal.py [--sizes 10000,50000]``.
 """
@@ -103,11 +104,19 @@ def main() -> int:
         with open(localaws.journal_path(), "ab") as handle:
             handle.write(bytes(tail))
         worst = _timed_up(localaws)
+        # a snapshot of it, restored: its checkpoint is loaded and the lines after it replayed
+        localaws.save("bench-big", force=True)
+        localaws.reset()
+        begun = time.perf_counter()
+        restored = localaws.restore("bench-big")
+        restore = time.perf_counter() - begun
+        assert restored == size + COMPACT_EVERY - 1, restored
         localaws.down()
         print(f"{size} changes: plain journal replayed in {first:.1f} s ({size / first:.0f} changes/s, "
               f"{first - empty_up:.1f} s over the empty floor, replay at {size / max(first - empty_up, 1e-9):.0f}/s); "
               f"`labkit up` from its checkpoint {again:.2f} s ({again / empty_up:.1f}x the empty floor), "
-              f"with the longest tail ({COMPACT_EVERY - 1} lines) {worst:.2f} s")
+              f"with the longest tail ({COMPACT_EVERY - 1} lines) {worst:.2f} s; "
+              f"`restore` of a snapshot of it {restore:.2f} s")
     return 0
 
 
