@@ -41,7 +41,7 @@ def main() -> int:
 
     use_own_local_aws("bench")
     from labkit import localaws
-from labkit.authoring import notebooks
+    from labkit.authoring import notebooks
 
     py = sys.executable
     localaws.up()

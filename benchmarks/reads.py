@@ -27,7 +27,7 @@ def main() -> int:
     use_own_local_aws("reads")
     import labkit
     from labkit import localaws
-from labkit.authoring import notebooks
+    from labkit.authoring import notebooks
 
     localaws.up(quiet=True)
     try:
