@@ -77,6 +77,22 @@ def _deploy(t, folder: Path) -> tuple[str, str]:
     return t.invoke_url(api, "v1") + "/orders/o-1", key["value"]
 
 
+def deploy_with_floor(t, home: Path):
+    """Deploy the handler behind an API; returns (invoke URL, API key, the handler imported in this
+    process with its boto3 pointed at the local AWS -- the floor --, and an event it answers)."""
+    folder = home / "orders"
+    folder.mkdir()
+    (folder / "handler.py").write_text(HANDLER)
+    url, key = _deploy(t, folder)
+    os.environ.update(AWS_ENDPOINT_URL=t.endpoint, TABLE_NAME="bench-orders", AWS_ACCESS_KEY_ID="testing",
+                      AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    spec = importlib.util.spec_from_file_location("bench_handler", folder / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    event = {"httpMethod": "GET", "path": "/orders/o-1", "pathParameters": {"orderId": "o-1"}}
+    return url, key, module, event
+
+
 def _measure(name: str, call, n: int, threads: int = 1) -> str:
     for _ in range(5):
         call()  # warm: sandbox started, clients built
@@ -113,18 +129,7 @@ def main() -> int:
     localaws.up()
     try:
         t = Target("local", prefix="bench", region="us-east-1")
-        folder = home / "orders"
-        folder.mkdir()
-        (folder / "handler.py").write_text(HANDLER)
-        url, key = _deploy(t, folder)
-
-        # The floor: the same handler imported in this process, its boto3 pointed at the local AWS.
-        os.environ.update(AWS_ENDPOINT_URL=t.endpoint, TABLE_NAME="bench-orders", AWS_ACCESS_KEY_ID="testing",
-                          AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-        spec = importlib.util.spec_from_file_location("bench_handler", folder / "handler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        event = {"httpMethod": "GET", "path": "/orders/o-1", "pathParameters": {"orderId": "o-1"}}
+        url, key, module, event = deploy_with_floor(t, home)
 
         def direct():
             assert module.handler(event, None)["statusCode"] == 200

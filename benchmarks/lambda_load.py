@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
-import importlib.util
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # measure this checkout's labkit
 
-from gateway import HANDLER, _deploy  # noqa: E402  (benchmarks/ is the script's folder)
+from gateway import deploy_with_floor  # noqa: E402  (benchmarks/ is the script's folder)
 from isolated import use_own_local_aws  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -136,17 +135,7 @@ def main() -> int:
     info = localaws.up()
     try:
         t = Target("local", prefix="bench", region="us-east-1")
-        folder = home / "orders"
-        folder.mkdir()
-        (folder / "handler.py").write_text(HANDLER)
-        url, key = _deploy(t, folder)
-
-        os.environ.update(AWS_ENDPOINT_URL=t.endpoint, TABLE_NAME="bench-orders", AWS_ACCESS_KEY_ID="testing",
-                          AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-        spec = importlib.util.spec_from_file_location("bench_handler", folder / "handler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        event = {"httpMethod": "GET", "path": "/orders/o-1", "pathParameters": {"orderId": "o-1"}}
+        url, key, module, event = deploy_with_floor(t, home)
         module.handler(event, None)
         floor = []
         for _ in range(50):

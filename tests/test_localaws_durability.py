@@ -199,10 +199,7 @@ def test_kill_during_the_startup_rewrite_loses_nothing(home, monkeypatch):
 
 
 def test_a_checkpoint_restores_the_same_state_as_replaying_every_line(home, monkeypatch):
-    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "15")
-    localaws.up()
-    _build_mixed_state()
-    before = _snapshot_of_state()
+    before = _compacted_state(monkeypatch)
     localaws.down()
     journal_head = localaws.journal_path().read_bytes().split(b"\n", 1)[0]
     assert journal_head.startswith(b'{"checkpoint"')  # the restart below loads a checkpoint
@@ -215,10 +212,7 @@ def test_a_checkpoint_restores_the_same_state_as_replaying_every_line(home, monk
 
 
 def test_a_checkpoint_moto_cannot_load_is_replayed_from_the_lines_it_holds(home, monkeypatch):
-    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "15")
-    localaws.up()
-    _build_mixed_state()
-    before = _snapshot_of_state()
+    before = _compacted_state(monkeypatch)
     localaws.down()
     from labkit.localaws import checkpoint
 
@@ -231,6 +225,14 @@ def test_a_checkpoint_moto_cannot_load_is_replayed_from_the_lines_it_holds(home,
     path.write_bytes(checkpoint.MAGIC + pickle.dumps(outer))
     localaws.up()
     assert _snapshot_of_state() == before
+
+
+def _compacted_state(monkeypatch) -> dict:
+    """A running local AWS holding the mixed state, compacted into a checkpoint on the way; returns it."""
+    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "15")
+    localaws.up()
+    _build_mixed_state()
+    return _snapshot_of_state()
 
 
 def _build_mixed_state() -> None:
@@ -466,10 +468,7 @@ def test_writes_sent_as_get_or_with_unusual_hosts_are_journaled_and_replayed(hom
 # -- a large snapshot restores from the checkpoint kept beside it ---------------------------------
 
 def test_a_snapshot_keeps_its_checkpoint_and_a_restore_loads_it(home, monkeypatch):
-    monkeypatch.setenv("LABKIT_COMPACT_EVERY", "15")
-    localaws.up()
-    _build_mixed_state()
-    before = _snapshot_of_state()
+    before = _compacted_state(monkeypatch)
     localaws.save("big")
     folder = localaws.control.snapshot_dir()
     assert (folder / "big.checkpoint").exists()  # the state was compacted, so its checkpoint is kept with it
