@@ -55,3 +55,21 @@ def test_moto_still_takes_bodies_larger_than_the_gateways_limit(local_target):
     blob = b"x" * (12 * 1024 * 1024)
     s3.put_object(Bucket="ada-big", Key="site.bin", Body=blob)
     assert s3.head_object(Bucket="ada-big", Key="site.bin")["ContentLength"] == len(blob)
+
+
+def test_a_connection_that_sends_nothing_is_closed(tmp_path, monkeypatch):
+    from labkit import localaws
+    from tests.localaws import _port
+
+    port = _port()
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LABS_AWS_PORT", str(port))
+    monkeypatch.setenv("LABKIT_IDLE_CONNECTION_S", "1")
+    localaws.up()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=GUARD_S) as sock:
+            assert sock.recv(1) == b""  # closed by the server (a timeout here would raise instead)
+        status, _, _ = exchange(port, f"GET /_labkit/status HTTP/1.1\nHost: localhost:{port}\nConnection: close\n")
+        assert status == 200  # and it goes on serving
+    finally:
+        localaws.down()

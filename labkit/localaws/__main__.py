@@ -41,6 +41,20 @@ def _exit_with(pid: int) -> None:
     threading.Thread(target=watch, name="exit-with", daemon=True).start()
 
 
+# A connection that sends nothing for this long is closed (a stuck or hostile client must not hold a
+# thread forever). Only reads and writes on the socket count: a long Lambda invoke is not idle time.
+IDLE_CONNECTION_S = 120.0
+
+
+def _patient_for(handler):
+    """``handler`` with a bound on how long it waits for a client that sends nothing."""
+    try:
+        idle = float(os.environ.get("LABKIT_IDLE_CONNECTION_S") or IDLE_CONNECTION_S)  # a test hook
+    except ValueError:
+        idle = IDLE_CONNECTION_S
+    return type("PatientRequestHandler", (handler,), {"timeout": idle if idle > 0 else IDLE_CONNECTION_S})
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="The course's local AWS (moto with a journal and extensions).")
     parser.add_argument("--host", default="localhost")
@@ -83,7 +97,7 @@ def main(argv=None) -> int:
     else:
         app.journal.rewrite(b"")
     try:
-        run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+        run_simple(args.host, args.port, app, threaded=True, request_handler=_patient_for(MotoRequestHandler))
     finally:
         app.close()
     return 0
