@@ -271,10 +271,10 @@ def preflight(target: Target) -> None:
             if sentence is None:
                 raise
             raise LabkitError(sentence) from None
-    elif target.endpoint and not endpoint_up(target.endpoint):
-        raise LabkitError(f"The local AWS is not running at {target.endpoint}; start it with `python -m labkit up`.")
     elif target.endpoint:
-        problem = silence(target.endpoint, "The local AWS", path="/_labkit/status")
+        problem = silence(target.endpoint, "The local AWS", path="/_labkit/status")  # one request when all is well
+        if problem and not endpoint_up(target.endpoint):
+            raise LabkitError(f"The local AWS is not running at {target.endpoint}; start it with `python -m labkit up`.")
         if problem:
             raise LabkitError(problem)
 

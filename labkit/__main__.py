@@ -68,16 +68,18 @@ def _up(args) -> int:
     if journal.is_dir():
         raise LabkitError(f"{journal} is a folder where your journal goes; move it aside and run `python -m labkit up` again.")
     if localaws.running() is None and journal.exists() and journal.stat().st_size:
-        from .localaws.journal import count_changes
+        from .localaws import snapshots
+        from .localaws.journal import count_changes, unreadable_lines
 
         data = journal.read_bytes()
-        _, unreadable = _journal_lines(data)
+        unreadable = unreadable_lines(data)
         changes = count_changes(journal)
         if unreadable:
             # The server skips what it cannot read and rewrites the journal: keep the original first.
-            kept = _keep_damaged_journal(data)
+            kept = snapshots.keep_damaged(localaws.control.snapshot_dir(),
+                                          time.strftime("damaged-journal-%Y%m%d-%H%M%S"), data)
             print(f"{unreadable} line(s) of your journal cannot be read and will be skipped; the journal as it was "
-                  f"is kept as snapshot {kept!r}.", flush=True)
+                  f"is kept in {kept}.", flush=True)
         print(f"Starting the local AWS and replaying your last state ({changes} change(s)) ...", flush=True)
     info = localaws.up(progress=lambda sentence: print(sentence, flush=True))
     if info["already"]:
@@ -87,34 +89,6 @@ def _up(args) -> int:
         print(f"Started the local AWS at {info['endpoint']} (pid {info['pid']}){note}.")
     print(f"Deployed REST APIs answer at {info['endpoint']}/_api/<api id>/<stage>; `python -m labkit api` lists them.")
     return 0
-
-
-def _journal_lines(data: bytes) -> tuple[int, int]:
-    """(readable, unreadable) journal lines; a last line with no newline is a write torn by a crash, not damage."""
-    import json
-
-    lines = data.split(b"\n")
-    readable = unreadable = 0
-    for line in lines[:-1]:
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        if isinstance(entry, dict):
-            readable += 1
-        else:
-            unreadable += 1
-    return readable, unreadable
-
-
-def _keep_damaged_journal(data: bytes) -> str:
-    from .localaws.control import snapshot_dir
-
-    name = time.strftime("damaged-journal-%Y%m%d-%H%M%S")
-    (snapshot_dir() / f"{name}.ndjson").write_bytes(data)
-    return name
 
 
 def _api(args) -> int:

@@ -355,17 +355,18 @@ def test_up_keeps_a_journal_it_cannot_read(tmp_path):
         done = _cli(("labkit", "up"), env)
         assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
         assert "2 line(s) of your journal cannot be read" in done.stdout
-        kept = list((home / "snapshots").glob("damaged-journal-*.ndjson"))
-        assert [p.read_bytes() for p in kept] == [garbage]
+        kept = list((home / "snapshots").glob("damaged-journal-*.damaged"))
+        assert [p.read_bytes() for p in kept] == [garbage] and str(kept[0]) in done.stdout
     finally:
         _cli(("labkit", "down"), env)
 
 
 def test_a_torn_last_line_is_not_called_damage(tmp_path):
-    from labkit.__main__ import _journal_lines
+    from labkit.localaws.journal import header_line, unreadable_lines
 
-    assert _journal_lines(JOURNAL + b'{"n": 2, "meth') == (1, 0)
-    assert _journal_lines(JOURNAL + b"[1]\n\xff\n") == (1, 2)
+    assert unreadable_lines(JOURNAL + b'{"n": 2, "meth') == 0
+    assert unreadable_lines(JOURNAL + b"[1]\n\xff\n") == 2
+    assert unreadable_lines(header_line("checkpoint.1.ab.pickle", 1, 1) + JOURNAL) == 0  # a compacted journal
 
 
 def test_a_snapshot_whose_note_is_damaged_still_restores(local):

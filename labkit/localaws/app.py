@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
 from . import extensions, snapshots
 from .extensions import Claim
@@ -40,7 +40,8 @@ log = logging.getLogger("labkit.localaws")
 # Journal lines after which the state is folded into a checkpoint (a test hook may lower it).
 COMPACT_EVERY = max(int(os.environ.get("LABKIT_COMPACT_EVERY") or 2000), 1)
 # The checkpoints a journal or a restore may name: the journal's own, or one kept beside a snapshot.
-CHECKPOINT_NAME = re.compile(r"^(checkpoint\.[\w.-]+\.pickle|snapshots/[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.checkpoint)$")
+CHECKPOINT_NAME = re.compile(r"^(checkpoint\.[\w.-]+\.pickle|snapshots/" + snapshots.NAME.pattern.strip("^$")
+                             + r"\.checkpoint)$")
 
 
 class LocalAWS:
@@ -63,8 +64,6 @@ class LocalAWS:
         self.changes = 0  # how many changes the checkpoint holds
         self.tail = 0  # journal lines after the checkpoint
         self.extensions: list[extensions.Extension] = extensions.load(self, extension_names) if endpoint else []
-        from urllib.parse import urlparse
-
         self.guard = Guard(urlparse(endpoint).port if endpoint else None, read_secret(self.state_dir))
 
     def extension(self, name: str) -> extensions.Extension:

@@ -3,8 +3,8 @@
 The server runs in the background (``python -m labkit.localaws``) and journals every
 write to ``.labkit/journal.ndjson``; on start it replays that journal, so
 stopping the server or rebooting never loses what the learner built.
-Snapshots are plain journals (every change, in order), whether or not the
-server keeps part of its own journal as a checkpoint.
+Snapshots (``snapshots.py``) are plain journals, every change in order, saved
+by the server itself so that the checkpoint it holds is kept beside them.
 """
 from __future__ import annotations
 
@@ -144,9 +144,7 @@ def _port_taken(port: int) -> bool:
 
 def endpoint_up(endpoint: str) -> bool:
     """Whether anything accepts connections at ``endpoint`` (cheap: no HTTP)."""
-    from urllib.parse import urlparse
-
-    url = urlparse(endpoint)
+    url = urllib.parse.urlparse(endpoint)
     try:
         with socket.create_connection((url.hostname, url.port or 80), timeout=1.0):
             return True

@@ -209,3 +209,11 @@ def parse_lines(data: bytes):
             yield number, raw, None, exc
             continue
         yield number, raw, entry, None
+
+
+def unreadable_lines(data: bytes) -> int:
+    """How many whole lines of a journal are not journal entries: damage. Its checkpoint header is
+    not, and neither is a last line with no newline yet (a write torn by a crash)."""
+    _, data = split_header(data)
+    whole = data[: data.rfind(b"\n") + 1]
+    return sum(1 for _, _, entry, _ in parse_lines(whole) if entry is None)

@@ -150,10 +150,16 @@ def keep_before(state_dir: Path, name: str, data: bytes) -> str | None:
         return held
     state = state_label(state_dir)
     if problem(data):  # not a whole journal (cannot happen by append): kept anyway, never listed
-        write_private(where / f"{name}.damaged", data)
+        keep_damaged(where, name, data)
         return None
     write(where, name, data, state=state, force=True)
     return name
+
+
+def keep_damaged(where: Path, name: str, data: bytes) -> Path:
+    """Keep lines that are not a whole journal as ``NAME.damaged``: nothing is thrown away, but
+    they are never listed or restored."""
+    return write_private(where / f"{name}.damaged", data)
 
 
 def checkpoint_of(where: Path, name: str) -> Path:

@@ -38,9 +38,9 @@ import threading
 import time
 import uuid
 import zipfile
-from urllib.parse import unquote
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from ... import lambdas
 from ..http import Request, Response
@@ -72,7 +72,6 @@ class FunctionSpec:
     code_sha: str
     code: bytes = field(repr=False)
     reserved: int | None = None  # reserved concurrency (PutFunctionConcurrency); not part of the sandbox
-
 
     def key(self) -> tuple:
         # A new sandbox whenever anything that shapes it changes (code, config, role).
