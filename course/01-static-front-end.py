@@ -112,7 +112,7 @@ checks.run("L01.04")
 # %%
 oac_name = t.name("site-oac")
 origin_domain = f"{bucket}.s3.{t.region}.amazonaws.com"
-# TODO: find or create the OAC oac_name; find or create the distribution (tagged with t.tags("01")) as described above.
+# TODO: find or create the OAC oac_name; find or create the distribution (distribution), tagged with t.tags("01"), as described above.
 # BEGIN SOLUTION
 oacs = cloudfront.list_origin_access_controls()["OriginAccessControlList"].get("Items") or []
 oac_id = next((o["Id"] for o in oacs if o["Name"] == oac_name), None)
@@ -149,8 +149,8 @@ if distribution is None:
     }
     distribution = cloudfront.create_distribution_with_tags(DistributionConfigWithTags={
         "DistributionConfig": config, "Tags": {"Items": t.tags("01")}})["Distribution"]
-distribution_arn = distribution["ARN"]
 # END SOLUTION
+distribution_arn = distribution["ARN"]
 print(distribution["Id"], distribution["DomainName"])
 
 # %%

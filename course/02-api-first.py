@@ -56,8 +56,8 @@ print("region:", t.region, " prefix:", t.prefix)
 #   app cannot keep one) that allows `ALLOW_USER_PASSWORD_AUTH` and
 #   `ALLOW_REFRESH_TOKEN_AUTH`;
 # - a test user `tester`: `admin_create_user` with `MessageAction="SUPPRESS"`
-#   (no invitation e-mail), then `admin_set_user_password` with a strong
-#   random password and `Permanent=True`;
+#   (no invitation e-mail), then `admin_set_user_password` with the strong
+#   random `password` made for you below and `Permanent=True`;
 # - an SSM `SecureString` parameter `/<prefix>/orders/tester` holding
 #   `{"username": ..., "password": ...}` as JSON. The checks sign in with it.
 #
@@ -69,7 +69,9 @@ pool_name = t.name("users")
 client_name = t.name("orders-web")
 tester = "tester"
 tester_parameter = f"/{t.prefix}/orders/tester"
-# TODO: find or create the pool (pool_id, pool_arn) and the app client (client_id); create or update the test user with a new random password; store the credentials in SSM.
+# Random, plus one character of each class the pool's default password policy asks for.
+password = secrets.token_urlsafe(24) + "aA1!"
+# TODO: find or create the pool (pool_id, pool_arn) and the app client (client_id); create or update the test user with `password`; store the credentials in SSM.
 # BEGIN SOLUTION
 pools = [p for page in idp.get_paginator("list_user_pools").paginate(MaxResults=60)
          for p in page["UserPools"] if p["Name"] == pool_name]
@@ -89,8 +91,6 @@ else:
         ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]["ClientId"]
 
-# Random, plus one character of each class the pool's default password policy asks for.
-password = secrets.token_urlsafe(24) + "aA1!"
 try:
     idp.admin_create_user(UserPoolId=pool_id, Username=tester, MessageAction="SUPPRESS",
                           TemporaryPassword=secrets.token_urlsafe(24) + "aA1!")
@@ -153,7 +153,7 @@ def mock(status, body=None, **extra):
             "passthroughBehavior": "when_no_match", "responses": {"default": response}, **extra}
 
 
-# TODO: write the contract dict described above.
+# TODO: set `contract` to the dict described above.
 # BEGIN SOLUTION
 order_ref = {"$ref": "#/components/schemas/Order"}
 order_id_parameter = {"name": "orderId", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -112,6 +112,7 @@ checks.run("L03.01")
 
 # %%
 handler_path = source_dir / "handler.py"
+source_dir.mkdir(parents=True, exist_ok=True)  # the folder you deploy
 # TODO: set handler_source to the code of handler.py (see the table above), then write it to handler_path.
 # BEGIN SOLUTION
 handler_source = '''\
@@ -214,7 +215,6 @@ def handler(event, context):
                       "path": event.get("path"), "status": response["statusCode"]}))
     return response
 '''
-source_dir.mkdir(parents=True, exist_ok=True)
 handler_path.write_text(handler_source)
 # END SOLUTION
 print(handler_path, len(handler_path.read_text().splitlines()), "lines")

@@ -479,7 +479,7 @@ def tagged(kind, name):
     return [{"ResourceType": kind, "Tags": [{"Key": "Name", "Value": name}] + t.tags("04")}]
 
 
-# TODO: find or create the VPC t.name("data") (10.40.0.0/16), two subnets (10.40.1.0/24, 10.40.2.0/24) in the first two zones, the security group t.name("dax") admitting TCP 9111 from 10.40.0.0/16; live only, the DAX subnet group t.name("dax").
+# TODO: find or create the VPC t.name("data") (10.40.0.0/16) as vpc_id, two subnets (10.40.1.0/24, 10.40.2.0/24) in the first two zones as subnet_ids, the security group t.name("dax") admitting TCP 9111 from 10.40.0.0/16 as group_id; live only, the DAX subnet group t.name("dax").
 # BEGIN SOLUTION
 vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [t.name("data")]}])["Vpcs"]
 vpc_id = vpcs[0]["VpcId"] if vpcs else ec2.create_vpc(
