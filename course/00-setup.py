@@ -128,12 +128,20 @@ except budgets.exceptions.DuplicateRecordException:  # re-running the cell: repl
 # END SOLUTION
 
 # %%
-checks.run("00")
+checks.run("L00.05-L00.06")
 
 # %% [markdown]
 # `L00.06` is SKIP here: the local AWS does not report a notification's
 # subscribers, so only a live run can confirm your alert reaches someone.
 #
+# ## The whole lab
+#
+# One cell grades everything this lab built; run it again after any change:
+
+# %%
+checks.run("00")
+
+# %% [markdown]
 # ## Keep your work
 #
 # Your state survives `python -m labkit down` and `up` on its own. To keep a

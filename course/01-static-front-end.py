@@ -186,7 +186,7 @@ s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 # END SOLUTION
 
 # %%
-checks.run("01")
+checks.run("L01.11-L01.13")
 
 # %% [markdown]
 # `L01.13` asks CloudFront itself for your page over HTTPS, which only a live
@@ -200,4 +200,10 @@ checks.run("01")
 # page. Nothing is public, every byte travels over HTTPS, and the app's own
 # routes fall back to `index.html`.
 #
+# The whole lab, graded in one go (run it again after any change):
+
+# %%
+checks.run("01")
+
+# %% [markdown]
 # Save your state before moving on: `python -m labkit save end-of-01`.

@@ -424,7 +424,7 @@ print("signed-in write:", send("POST", "/orders", good_order, signed_in))
 print([send("GET", "/orders", headers={"x-api-key": api_key})[0] for _ in range(12)])
 
 # %%
-checks.run("02")
+checks.run("L02.11-L02.15")
 
 # %% [markdown]
 # ## What you built
@@ -436,4 +436,10 @@ checks.run("02")
 # behind the API runs. Reads may come from the cache. In lab 03 the mocks
 # make way for a Lambda function, and none of these rules change.
 #
+# The whole lab, graded in one go (run it again after any change):
+
+# %%
+checks.run("02")
+
+# %% [markdown]
 # Save your state before moving on: `python -m labkit save end-of-02`.

@@ -400,7 +400,7 @@ fn = lam.get_function_configuration(FunctionName=fn_name)
 print(fn["FunctionArn"], fn["Runtime"], fn["CodeSha256"])
 
 # %%
-checks.run("L03.05-L03.07")
+checks.run("L03.05,L03.07")
 
 # %% [markdown]
 # ### A first real invocation
@@ -592,7 +592,7 @@ for event in events:
     print(event["message"].rstrip())
 
 # %%
-checks.run("03")
+checks.run("L03.13")
 
 # %% [markdown]
 # ## What you built
@@ -604,4 +604,10 @@ checks.run("03")
 # line per request. Change the handler and the grader notices until you
 # deploy it again.
 #
+# The whole lab, graded in one go (run it again after any change):
+
+# %%
+checks.run("03")
+
+# %% [markdown]
 # Save your state before moving on: `python -m labkit save end-of-03`.

@@ -642,7 +642,7 @@ else:
         display(chart)  # noqa: F821 (a notebook built-in)
 
 # %%
-checks.run("04")
+checks.run("L04.18")
 
 # %% [markdown]
 # ## What you built
@@ -653,6 +653,12 @@ checks.run("04")
 # stream, backups and protection against deletion; and a cache in front of
 # it all, in private subnets, reading as a role that reaches one table.
 #
+# The whole lab, graded in one go (run it again after any change):
+
+# %%
+checks.run("04")
+
+# %% [markdown]
 # **On a live account, delete the DAX cluster now** (it bills per hour):
 # `python -m labkit cleanup --live` removes everything the course made.
 # Locally, save your state: `python -m labkit save end-of-04`.
