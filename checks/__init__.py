@@ -1,7 +1,7 @@
 """The course grader.
 
 In a notebook: ``checks.run("L01.02")`` (one check), ``checks.run("01")`` (a
-lab) or ``checks.run("L01.01-L01.05")`` (a range). In a terminal:
+lab) or ``checks.run("L01.01-L01.05")`` (a range); ``"01.3"`` is lab 01's step 3. In a terminal:
 ``python -m checks 01``. Checks only read; see ``checks.core``.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m checks 01`` / ``all`` / ``L01.02`` / ``L01.02-L01.05``.
+"""``python -m checks 01`` / ``01.3`` (a step) / ``all`` / ``L01.02`` / ``L01.02-L01.05``.
 
 Exit codes: 0 when nothing failed or errored (SKIP is fine), 1 when a check
 failed, 2 on a usage error or when grading could not run.
@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m checks", description="Grade the course labs (read-only).")
     parser.add_argument("specs", nargs="*", default=["all"], metavar="LAB",
-                        help="a lab (01), a check (L01.02), a range (L01.02-L01.05) or all (default)")
+                        help="a lab (01), a lab's step (01.3), a check (L01.02), a range (L01.02-L01.05) or all (default)")
     parser.add_argument("--live", action="store_true", help="grade a live AWS account (normal credential chain)")
     parser.add_argument("--format", choices=("text", "json", "junit"), default="text")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE as well as the exit code")
@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                     seen.add(chk.id)
                     chosen.append(chk)
         if args.list:
-            for chk in chosen:
-                print(f"{chk.id}  {chk.points:>2} pt  {chk.title}")
+            from .catalogue import in_course_order
+
+            for chk in in_course_order(chosen):
+                print(f"{chk.id}  step {chk.step}  {chk.points:>2} pt  {chk.title}")
             return 0
         target = Target.from_settings(live=True if args.live else None)
         preflight(target)

@@ -15,11 +15,18 @@ def _link(ref: str) -> str:
     return f"../{ref}"
 
 
+def in_course_order(chosen) -> list:
+    """Checks as a learner meets them: by lab, then by the step that grades them."""
+    return sorted(chosen, key=lambda c: (c.lab, c.step, c.id))
+
+
 def catalogue_markdown() -> str:
     load_all()
     out = ["# Check catalogue", "",
            "Every check the grader runs, generated from the checks' own declarations. "
+           "Each is listed under its lab in the order of the steps that grade it. "
            "Run one with `python -m checks L01.02`, a lab with `python -m checks 01`, "
+           "a lab's step with `python -m checks 01.3`, "
            "or from a notebook with `checks.run(\"L01.02\")`.", ""]
     from labkit.authoring.notebooks import labs as lab_sources
 
@@ -30,11 +37,12 @@ def catalogue_markdown() -> str:
         total = sum(c.points for c in rows)
         out += [f"## Lab {lab}: {titles.get(lab, '')}".rstrip(": "), "",
                 f"{len(rows)} checks, {total} points.", "",
-                "| id | expected state | points | local AWS | learn |", "|---|---|---|---|---|"]
-        for c in sorted(rows, key=lambda c: c.id):
-            out.append(f"| `{c.id}` | {_cell(c.title)} | {c.points} | {FIDELITY[c.local]} | [concept]({_link(c.docs)}) |")
+                "| step | id | expected state | points | local AWS | learn |", "|---|---|---|---|---|---|"]
+        for c in in_course_order(rows):
+            out.append(f"| {c.step} | `{c.id}` | {_cell(c.title)} | {c.points} | {FIDELITY[c.local]} | "
+                       f"[concept]({_link(c.docs)}) |")
         out += ["", "??? tip \"Hints\"", ""]
-        for c in sorted(rows, key=lambda c: c.id):
+        for c in in_course_order(rows):
             out.append(f"    - **{c.id}**: {_cell(c.hint)}")
         out.append("")
     return "\n".join(out) + "\n"

@@ -62,6 +62,7 @@ class Check:
     func: Callable[[Target], Outcome]
     local: str = LOCAL_FULL
     local_note: str = ""  # why the local AWS cannot show it
+    step: int = 0  # the lab's step (its "## N." heading) whose check cell runs it; @check demands one
 
     @property
     def lab(self) -> str:
@@ -95,17 +96,20 @@ REGISTRY: dict[str, Check] = {}
 ID_RULE = re.compile(r"^L\d{2}\.\d{2}$")
 
 
-def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str = LOCAL_FULL, local_note: str = ""):
-    """Register a check. ``docs`` is ``page.md#anchor`` relative to ``site/``."""
+def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str = LOCAL_FULL, local_note: str = "",
+          step: int | None = None):
+    """Register a check. ``docs`` is ``page.md#anchor`` relative to ``site/``; ``step`` is the lab step that grades it."""
     if not ID_RULE.match(id):
         raise ValueError(f"check id {id!r} must look like L01.02")
+    if type(step) is not int or step < 1:  # bool is an int subclass, and no step is 0
+        raise ValueError(f"{id}: declare the notebook step that grades it as a positive number (step=3), not {step!r}")
     if local != LOCAL_FULL and not local_note:
         raise ValueError(f"{id}: say why the local AWS cannot show this (local_note)")
 
     def register(func: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
         if id in REGISTRY:
             raise ValueError(f"check id {id} registered twice")
-        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note)
+        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note, step=step)
         return func
 
     return register
@@ -177,14 +181,23 @@ def classify_exception(exc: Exception, target: Target) -> tuple[Status, str]:
 
 
 def select(spec: str) -> list[Check]:
-    """Checks for a lab (``01``), a check (``L01.02``), a range (``L01.02-L01.05``) or ``all``."""
+    """Checks for a lab (``01``), a step (``01.3``), a check (``L01.02``), a range (``L01.02-L01.05``), a
+    comma-separated list of those, or ``all``."""
     from . import load_all
 
     load_all()
     spec = spec.strip()
     ids = sorted(REGISTRY)
+    if "," in spec:
+        if not all(part.strip() for part in spec.split(",")):
+            raise UnknownSelection(f"The list {spec!r} has an empty entry; separate checks with single commas, like L03.05,L03.07.")
+        chosen = {c.id: c for part in spec.split(",") for c in select(part)}
+        return [chosen[i] for i in ids if i in chosen]
     if spec.lower() == "all":
         return [REGISTRY[i] for i in ids]
+    m = re.fullmatch(r"(?ia)(?:lab)?\s*(\d{1,2})\.(\d{1,2})", spec)  # a step: lab 04, step 3
+    if m:
+        return _step(spec, f"{int(m.group(1)):02d}", int(m.group(2)))
     m = re.fullmatch(r"(?ia)(?:l|lab)?\s*(\d{1,2})", spec)  # ASCII digits: int() refuses some \d
     if m:
         lab = f"{int(m.group(1)):02d}"
@@ -202,7 +215,19 @@ def select(spec: str) -> list[Check]:
             return chosen
     elif spec.upper() in REGISTRY:
         return [REGISTRY[spec.upper()]]
-    raise UnknownSelection(f"There is no check or lab {spec!r}; use a lab number ({', '.join(labs())}), a check id like L01.02, a range like L01.02-L01.05, or all.")
+    raise UnknownSelection(f"There is no check or lab {spec!r}; use a lab number ({', '.join(labs())}), a step like 01.3, "
+                           "a check id like L01.02, a range like L01.02-L01.05, or all.")
+
+
+def _step(spec: str, lab: str, step: int) -> list[Check]:
+    in_lab = [REGISTRY[i] for i in sorted(REGISTRY) if REGISTRY[i].lab == lab]
+    if not in_lab:
+        raise UnknownSelection(f"There is no lab {lab!r} in {spec!r}; choose one of {', '.join(labs())}.")
+    chosen = [c for c in in_lab if c.step == step]
+    if not chosen:
+        graded = ", ".join(str(s) for s in sorted({c.step for c in in_lab}))
+        raise UnknownSelection(f"Lab {lab} has no checks in step {step}; its graded steps are {graded}.")
+    return chosen
 
 
 def labs() -> list[str]:

@@ -24,7 +24,7 @@ def budget_name(t: Target) -> str:
     return t.name("course-budget")
 
 
-@check("L00.01", "You work as an IAM identity, not the account root user", points=1,
+@check("L00.01", "You work as an IAM identity, not the account root user", step=2, points=1,
        hint="Sign in with an IAM Identity Center or IAM user profile (aws configure sso), never root access keys.",
        docs=f"{DOCS}#who-you-are-identity")
 def identity(t: Target):
@@ -35,7 +35,7 @@ def identity(t: Target):
     return passed(f"Working as {arn} in account {me['Account']}.")
 
 
-@check("L00.02", "Your region is a real AWS region that offers every service the course uses", points=1,
+@check("L00.02", "Your region is a real AWS region that offers every service the course uses", step=2, points=1,
        hint="Pick a commercial region such as us-east-1, eu-west-1 or ap-southeast-2 in labkit.configure(region=...).",
        docs=f"{DOCS}#region")
 def region(t: Target):
@@ -57,7 +57,7 @@ def _read_settings(t: Target):
     return name, found and found["Parameter"]
 
 
-@check("L00.03", "Your settings parameter holds your prefix and region", points=2,
+@check("L00.03", "Your settings parameter holds your prefix and region", step=3, points=2,
        hint="Store json.dumps({'prefix': t.prefix, 'region': t.region}) as a String parameter named "
             "/microservices-labs/<prefix>/config.",
        docs=f"{DOCS}#your-settings")
@@ -80,7 +80,7 @@ def settings_parameter_in_place(t: Target):
     return passed(f"Parameter {name} holds prefix {t.prefix!r} and region {t.region!r}.")
 
 
-@check("L00.04", "Your settings parameter carries the course tags", points=1,
+@check("L00.04", "Your settings parameter carries the course tags", step=3, points=1,
        hint="Pass Tags=t.tags('00') to put_parameter (or add_tags_to_resource).",
        docs=f"{DOCS}#naming-and-tagging")
 def settings_tagged(t: Target):
@@ -100,7 +100,7 @@ def _budget(t: Target):
     return found and found["Budget"]
 
 
-@check("L00.05", "A monthly cost budget of at most 10 USD warns you at 80% or earlier", points=2,
+@check("L00.05", "A monthly cost budget of at most 10 USD warns you at 80% or earlier", step=4, points=2,
        hint="budgets.create_budget with BudgetType COST, TimeUnit MONTHLY, a limit of 10 USD or less and an ACTUAL "
             "notification at a PERCENTAGE threshold of 80 or less.",
        docs=f"{DOCS}#cost-guard")
@@ -127,7 +127,7 @@ def cost_budget(t: Target):
     return failed(f"Budget {name} has no ACTUAL-spend notification at 80% or less of its limit.")
 
 
-@check("L00.06", "The budget alert reaches a subscriber", points=1,
+@check("L00.06", "The budget alert reaches a subscriber", step=4, points=1,
        hint="Give the notification a Subscribers list with an EMAIL address (or an SNS topic).",
        docs=f"{DOCS}#cost-guard", local=LOCAL_PARTIAL,
        local_note="The local AWS does not implement DescribeSubscribersForNotification")

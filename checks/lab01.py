@@ -85,7 +85,7 @@ def _no_distribution(t: Target):
 
 # -- the bucket -----------------------------------------------------------------
 
-@check("L01.01", "The site bucket exists and carries the course tags", points=1,
+@check("L01.01", "The site bucket exists and carries the course tags", step=1, points=1,
        hint="Create <prefix>-site-<account id> and put_bucket_tagging with t.tags('01').",
        docs=f"{DOCS}#the-site-bucket")
 def bucket_tagged(t: Target):
@@ -99,7 +99,7 @@ def bucket_tagged(t: Target):
     return passed(f"Bucket {bucket} exists with the course tags.")
 
 
-@check("L01.02", "The site bucket blocks all public access", points=2,
+@check("L01.02", "The site bucket blocks all public access", step=1, points=2,
        hint="put_public_access_block with BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy and "
             "RestrictPublicBuckets all True.",
        docs=f"{DOCS}#block-public-access")
@@ -117,7 +117,7 @@ def public_access_blocked(t: Target):
     return passed(f"Bucket {bucket} blocks all four kinds of public access.")
 
 
-@check("L01.03", "The site bucket encrypts objects at rest by default", points=1,
+@check("L01.03", "The site bucket encrypts objects at rest by default", step=1, points=1,
        hint="put_bucket_encryption with SSEAlgorithm AES256 (SSE-S3).",
        docs=f"{DOCS}#encryption-at-rest")
 def default_encryption(t: Target):
@@ -135,7 +135,7 @@ def default_encryption(t: Target):
     return passed(f"Bucket {bucket} encrypts new objects with {algos[0]} by default.")
 
 
-@check("L01.04", "Every site file is uploaded with the content type browsers expect", points=2,
+@check("L01.04", "Every site file is uploaded with the content type browsers expect", step=2, points=2,
        hint="Pass ContentType to put_object: text/html for .html, application/javascript for .js, text/css for .css "
             "(mimetypes.guess_type helps).",
        docs=f"{DOCS}#content-types")
@@ -161,7 +161,7 @@ def content_types(t: Target):
 
 # -- the distribution -----------------------------------------------------------
 
-@check("L01.05", "A CloudFront distribution serves the bucket through its REST endpoint, enabled and tagged", points=2,
+@check("L01.05", "A CloudFront distribution serves the bucket through its REST endpoint, enabled and tagged", step=3, points=2,
        hint="create_distribution_with_tags with an origin DomainName of <bucket>.s3.<region>.amazonaws.com "
             "and Tags from t.tags('01').",
        docs=f"{DOCS}#the-distribution")
@@ -193,7 +193,7 @@ def _oai_principals(policy: dict | None) -> list[str]:
     return found
 
 
-@check("L01.06", "An origin access control signs CloudFront's requests; no legacy origin access identity is granted",
+@check("L01.06", "An origin access control signs CloudFront's requests; no legacy origin access identity is granted", step=3,
        points=2,
        hint="create_origin_access_control named <prefix>-site-oac with SigningProtocol sigv4, SigningBehavior always, "
             "OriginAccessControlOriginType s3; grant the bucket to the CloudFront service, not to an identity.",
@@ -216,7 +216,7 @@ def origin_access_control(t: Target):
     return passed(f"Origin access control {name} ({oac['Id']}) signs every request to S3 with SigV4.")
 
 
-@check("L01.07", "The distribution's S3 origin uses that origin access control, not a legacy identity", points=1,
+@check("L01.07", "The distribution's S3 origin uses that origin access control, not a legacy identity", step=3, points=1,
        hint="Set OriginAccessControlId on the S3 origin to the OAC's Id and leave S3OriginConfig.OriginAccessIdentity empty.",
        docs=f"{DOCS}#origin-access-control", local=LOCAL_PARTIAL,
        local_note="The local AWS returns neither OriginAccessControlId nor S3OriginConfig in the distribution config")
@@ -240,7 +240,7 @@ def oac_attached(t: Target):
     return passed(f"The S3 origin of distribution {dist['Id']} signs its requests with {oac['Id']}.")
 
 
-@check("L01.08", "Viewers are redirected to HTTPS on every path", points=2,
+@check("L01.08", "Viewers are redirected to HTTPS on every path", step=3, points=2,
        hint="Set ViewerProtocolPolicy to redirect-to-https on the default cache behavior and every other behavior.",
        docs=f"{DOCS}#https-only")
 def https_only(t: Target):
@@ -256,7 +256,7 @@ def https_only(t: Target):
     return passed(f"Distribution {dist['Id']} serves only HTTPS on all {len(behaviors)} behavior(s).")
 
 
-@check("L01.09", "The distribution answers / with index.html", points=1,
+@check("L01.09", "The distribution answers / with index.html", step=3, points=1,
        hint="Set DefaultRootObject to index.html (no leading slash).",
        docs=f"{DOCS}#default-root-object")
 def default_root_object(t: Target):
@@ -270,7 +270,7 @@ def default_root_object(t: Target):
     return passed(f"Distribution {dist['Id']} answers / with index.html.")
 
 
-@check("L01.10", "Unknown paths fall back to index.html so the single-page app can route", points=2,
+@check("L01.10", "Unknown paths fall back to index.html so the single-page app can route", step=3, points=2,
        hint="Add CustomErrorResponses mapping ErrorCode 403 and 404 to ResponsePagePath /index.html with ResponseCode 200.",
        docs=f"{DOCS}#single-page-app-routing")
 def spa_routing(t: Target):
@@ -317,7 +317,7 @@ def _statement_grants_distribution(st: dict, bucket: str, dist_arn: str) -> str 
     return None
 
 
-@check("L01.11", "The bucket policy lets only this distribution read the site", points=3,
+@check("L01.11", "The bucket policy lets only this distribution read the site", step=4, points=3,
        hint="One Allow statement: Principal {'Service': 'cloudfront.amazonaws.com'}, Action s3:GetObject, "
             "Resource arn:aws:s3:::<bucket>/*, Condition StringEquals AWS:SourceArn = the distribution ARN.",
        docs=f"{DOCS}#bucket-policy")
@@ -352,7 +352,7 @@ def bucket_policy(t: Target):
 
 # -- behaviour ----------------------------------------------------------------------
 
-@check("L01.12", "The entry page is served from the distribution's origin", points=2,
+@check("L01.12", "The entry page is served from the distribution's origin", step=4, points=2,
        hint="Upload index.html to the bucket the distribution points at, and set the default root object.",
        docs=f"{DOCS}#how-a-request-flows")
 def entry_page_from_origin(t: Target):
@@ -377,7 +377,7 @@ def entry_page_from_origin(t: Target):
     return passed(f"A request for / reaches s3://{bucket}/{key}: {len(body)} bytes of HTML.")
 
 
-@check("L01.13", "The site answers over HTTPS at the distribution's domain and redirects HTTP", points=2,
+@check("L01.13", "The site answers over HTTPS at the distribution's domain and redirects HTTP", step=4, points=2,
        hint="Wait until the distribution is Deployed, then open https://<domain>/ in a browser.",
        docs=f"{DOCS}#how-a-request-flows", local=LOCAL_PARTIAL,
        local_note="The local AWS does not serve requests through a CloudFront distribution")

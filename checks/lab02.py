@@ -91,7 +91,7 @@ def _new_order_problems(spec: dict) -> list[str]:
     return problems
 
 
-@check("L02.01", "The contract is valid OpenAPI 3", points=2,
+@check("L02.01", "The contract is valid OpenAPI 3", step=2, points=2,
        hint="Write the contract as a dict, yaml.safe_dump it to work/orders-api.yaml, and run "
             "labkit.openapi.validate_contract on it until it passes.",
        docs=f"{DOCS}#the-contract")
@@ -106,7 +106,7 @@ def contract_valid(t: Target):
     return passed(f"{CONTRACT_FILE} is valid OpenAPI {spec.get('openapi')} ({len(operations(spec))} operations).")
 
 
-@check("L02.02", "The contract covers the four order operations and the NewOrder schema", points=2,
+@check("L02.02", "The contract covers the four order operations and the NewOrder schema", step=2, points=2,
        hint="Paths /orders (get listOrders, post createOrder) and /orders/{orderId} (get getOrder, delete "
             "deleteOrder); components.schemas.NewOrder as in the docs; POST's requestBody refers to NewOrder.",
        docs=f"{DOCS}#the-contract")
@@ -152,7 +152,7 @@ def _same_name_count(t: Target) -> int:
                for api in page.get("items", []) if api.get("name") == api_name(t))
 
 
-@check("L02.03", "The REST API exists, is regional and carries the course tags", points=1,
+@check("L02.03", "The REST API exists, is regional and carries the course tags", step=3, points=1,
        hint="import_api(t, contract, tags=t.tag_map('02')) with info.title <prefix>-orders-api; delete any older "
             "API of the same name first.",
        docs=f"{DOCS}#the-rest-api")
@@ -174,7 +174,7 @@ def api_exists(t: Target):
     return passed(f"REST API {name} ({api['id']}) is regional and tagged.")
 
 
-@check("L02.04", "The API's routes are exactly the contract's operations", points=2,
+@check("L02.04", "The API's routes are exactly the contract's operations", step=3, points=2,
        hint="Import the API from the saved contract (import_api) rather than adding methods by hand; "
             "re-import after changing the file.",
        docs=f"{DOCS}#the-rest-api")
@@ -214,7 +214,7 @@ def _setting(settings: dict, path: str, method: str, name: str, default=None):
     return default
 
 
-@check("L02.05", "Stage v1 is deployed and throttles every method", points=2,
+@check("L02.05", "Stage v1 is deployed and throttles every method", step=4, points=2,
        hint="create_deployment(stageName='v1'), then update_stage with replace /*/*/throttling/rateLimit 100 "
             "and /*/*/throttling/burstLimit 50.",
        docs=f"{DOCS}#stages-and-throttling")
@@ -235,7 +235,7 @@ def stage_throttled(t: Target):
     return passed(f"Stage {STAGE} of {name} is deployed and throttles */* at rate 100, burst 50.")
 
 
-@check("L02.06", "Only the two reads are cached, for 30 s, with orderId in the cache key", points=2,
+@check("L02.06", "Only the two reads are cached, for 30 s, with orderId in the cache key", step=4, points=2,
        hint="update_stage: /cacheClusterEnabled true, /cacheClusterSize 0.5, and caching/enabled true with "
             "caching/ttlInSeconds 30 on /~1orders/GET and /~1orders~1{orderId}/GET only; in the contract, "
             "getOrder's integration lists cacheKeyParameters [method.request.path.orderId].",
@@ -296,7 +296,7 @@ def _key(t: Target) -> dict | None:
     return next((k for k in items if k.get("name") == t.name("orders-key")), None)
 
 
-@check("L02.07", "A usage plan throttles and meters the API key on stage v1", points=2,
+@check("L02.07", "A usage plan throttles and meters the API key on stage v1", step=5, points=2,
        hint="create_usage_plan(name=<prefix>-orders-plan, apiStages=[{apiId, stage: 'v1'}], throttle rate 10 burst 5, "
             "quota 1000 per DAY); create_api_key(<prefix>-orders-key, enabled=True); create_usage_plan_key.",
        docs=f"{DOCS}#usage-plans-and-api-keys")
@@ -337,7 +337,7 @@ def usage_plan(t: Target):
     return passed(f"Usage plan {plan_name} meters key {key_name} on stage {STAGE}: rate 10, burst 5, 1000 a DAY.")
 
 
-@check("L02.08", "Every method requires an API key", points=1,
+@check("L02.08", "Every method requires an API key", step=3, points=1,
        hint="List the api_key security scheme on every operation of the contract and import it again.",
        docs=f"{DOCS}#usage-plans-and-api-keys")
 def keys_required(t: Target):
@@ -357,7 +357,7 @@ def keys_required(t: Target):
 
 # -- request validation and authorizers ---------------------------------------------
 
-@check("L02.09", "POST /orders validates its body against the NewOrder model", points=2,
+@check("L02.09", "POST /orders validates its body against the NewOrder model", step=3, points=2,
        hint="Declare x-amazon-apigateway-request-validators {body: {validateRequestBody: true}}, give POST /orders "
             "x-amazon-apigateway-request-validator: body and a requestBody with $ref NewOrder, and import again.",
        docs=f"{DOCS}#request-validation")
@@ -394,7 +394,7 @@ def body_validated(t: Target):
     return passed(f"POST /orders of {api_name(t)} validates bodies with {validator.get('name')} against {model_name}.")
 
 
-@check("L02.10", "POST and DELETE require a Cognito ID token from the course user pool", points=2,
+@check("L02.10", "POST and DELETE require a Cognito ID token from the course user pool", step=3, points=2,
        hint="Add a cognito security scheme (x-amazon-apigateway-authtype cognito_user_pools, authorizer providerARNs "
             "[your <prefix>-users pool ARN]) and list it with api_key on post and delete.",
        docs=f"{DOCS}#authorizers")
@@ -443,7 +443,7 @@ def _precheck(t: Target, *, key: bool = False):
     return None
 
 
-@check("L02.11", "A request without an API key is refused with 403", points=1,
+@check("L02.11", "A request without an API key is refused with 403", step=6, points=1,
        hint="Require an API key on GET /orders (api_key in its security), import the contract again and redeploy v1.",
        docs=f"{DOCS}#calling-the-api")
 def no_key_403(t: Target):
@@ -460,7 +460,7 @@ def no_key_403(t: Target):
                   "it does not require a key.")
 
 
-@check("L02.12", "A burst over the usage plan's limit is throttled with 429", points=2,
+@check("L02.12", "A burst over the usage plan's limit is throttled with 429", step=6, points=2,
        hint="Give the usage plan a throttle (rate 10, burst 5) and attach the key; the check sends up to "
             f"{BURST} quick requests to /orders with the key.",
        docs=f"{DOCS}#calling-the-api")
@@ -495,7 +495,7 @@ def burst_429(t: Target):
                   "throttled: give the usage plan a throttle of rate 10 and burst 5.")
 
 
-@check("L02.13", "A write without an ID token is refused with 401", points=1,
+@check("L02.13", "A write without an ID token is refused with 401", step=6, points=1,
        hint="Use the Cognito authorizer on POST /orders (security: api_key and cognito), import again and redeploy v1.",
        docs=f"{DOCS}#calling-the-api")
 def write_without_token_401(t: Target):
@@ -512,7 +512,7 @@ def write_without_token_401(t: Target):
                   "expected 401: the method does not check for a token.")
 
 
-@check("L02.14", "A signed-in write with an invalid body is refused with 400", points=1,
+@check("L02.14", "A signed-in write with an invalid body is refused with 400", step=6, points=1,
        hint="Keep the body validator and NewOrder model on POST /orders, and keep the test user's credentials in "
             "SSM /<prefix>/orders/tester so the check can sign in.",
        docs=f"{DOCS}#calling-the-api")
@@ -543,7 +543,7 @@ def invalid_body_400(t: Target):
                   "expected 400 Invalid request body.")
 
 
-@check("L02.15", "A good request reaches the integration and gets 200", points=1,
+@check("L02.15", "A good request reaches the integration and gets 200", step=6, points=1,
        hint="GET /orders with the key must pass every rule and reach the integration (MOCK: 200 {\"orders\": []}).",
        docs=f"{DOCS}#calling-the-api")
 def good_request_200(t: Target):

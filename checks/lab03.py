@@ -203,7 +203,7 @@ def _grants(t: Target) -> dict:
 
 # -- the table ------------------------------------------------------------------------
 
-@check("L03.01", "The orders table is keyed by orderId (string), billed per request, and tagged", points=1,
+@check("L03.01", "The orders table is keyed by orderId (string), billed per request, and tagged", step=1, points=1,
        hint="create_table <prefix>-orders with KeySchema orderId HASH, AttributeDefinitions orderId S, "
             "BillingMode PAY_PER_REQUEST and Tags=t.tags('03').",
        docs=f"{DOCS}#the-table")
@@ -231,7 +231,7 @@ def table_ready(t: Target):
 
 # -- the execution role ----------------------------------------------------------------
 
-@check("L03.02", "The execution role trusts the Lambda service and nobody else", points=2,
+@check("L03.02", "The execution role trusts the Lambda service and nobody else", step=3, points=2,
        hint="create_role <prefix>-orders-fn with a trust policy whose only principal is "
             "{\"Service\": \"lambda.amazonaws.com\"} (action sts:AssumeRole).",
        docs=f"{DOCS}#the-execution-role")
@@ -249,7 +249,7 @@ def role_trusts_lambda(t: Target):
     return passed(f"Role {name} can be assumed by the Lambda service only.")
 
 
-@check("L03.03", "The role may do exactly the four table operations the handler needs, on the table only", points=3,
+@check("L03.03", "The role may do exactly the four table operations the handler needs, on the table only", step=3, points=3,
        hint="put_role_policy <prefix>-orders-data allowing dynamodb:PutItem, GetItem, DeleteItem and Scan on the "
             "table's ARN; no wildcards, no Resource \"*\", no managed policies such as AmazonDynamoDBFullAccess.",
        docs=f"{DOCS}#least-privilege")
@@ -268,7 +268,7 @@ def data_least_privilege(t: Target):
     return passed(f"Role {name} allows only PutItem, GetItem, DeleteItem and Scan, on table {table_name(t)} only.")
 
 
-@check("L03.04", "The role may write logs only into the function's own log group", points=2,
+@check("L03.04", "The role may write logs only into the function's own log group", step=3, points=2,
        hint="Allow logs:CreateLogStream and logs:PutLogEvents on "
             "arn:aws:logs:<region>:<account>:log-group:/aws/lambda/<prefix>-orders:* only; "
             "do not attach AWSLambdaBasicExecutionRole (it grants every log group).",
@@ -290,7 +290,7 @@ def logs_least_privilege(t: Target):
 # -- the function --------------------------------------------------------------------
 
 @check("L03.05", "The function runs a supported Python runtime with handler.handler, the role, TABLE_NAME "
-                 "and a timeout API Gateway can wait for", points=2,
+                 "and a timeout API Gateway can wait for", step=5, points=2,
        hint="create_function <prefix>-orders with Runtime python3.13, Handler handler.handler, the role's ARN, "
             "Environment TABLE_NAME=<prefix>-orders, Timeout 10 and Tags=t.tag_map('03').",
        docs=f"{DOCS}#the-function")
@@ -325,7 +325,7 @@ def function_configured(t: Target):
                   f"TABLE_NAME={table_name(t)} and a {timeout} s timeout.")
 
 
-@check("L03.06", "The function's log group exists with a retention period and the course tags", points=1,
+@check("L03.06", "The function's log group exists with a retention period and the course tags", step=4, points=1,
        hint="create_log_group /aws/lambda/<prefix>-orders with tags=t.tag_map('03'), then "
             "put_retention_policy with retentionInDays=14.",
        docs=f"{DOCS}#logs")
@@ -345,7 +345,7 @@ def log_group_retention(t: Target):
     return passed(f"Log group {name} keeps logs for {days} days and carries the course tags.")
 
 
-@check("L03.07", "The deployed code is the code in work/orders", points=2,
+@check("L03.07", "The deployed code is the code in work/orders", step=5, points=2,
        hint="Package work/orders with labkit.lambdas.package and update_function_code after every edit.",
        docs=f"{DOCS}#deploying-code")
 def deployed_code_matches(t: Target):
@@ -375,7 +375,7 @@ def _function_arn(t: Target) -> str | None:
     return fn and fn["FunctionArn"].removesuffix(":$LATEST")
 
 
-@check("L03.08", "All four API methods use Lambda proxy integrations to the function", points=2,
+@check("L03.08", "All four API methods use Lambda proxy integrations to the function", step=7, points=2,
        hint="put_integration on each method with type AWS_PROXY, integrationHttpMethod POST and uri "
             "arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations; then redeploy v1.",
        docs=f"{DOCS}#proxy-integration")
@@ -414,7 +414,7 @@ def proxy_integrations(t: Target):
                   f"function {function_name(t)}.")
 
 
-@check("L03.09", "Only this API may invoke the function (scoped invoke permission)", points=2,
+@check("L03.09", "Only this API may invoke the function (scoped invoke permission)", step=7, points=2,
        hint="lambda add_permission with Principal apigateway.amazonaws.com, Action lambda:InvokeFunction and "
             "SourceArn arn:aws:execute-api:<region>:<account>:<api id>/*.",
        docs=f"{DOCS}#invoke-permission")
@@ -515,7 +515,7 @@ def _order_problems(order) -> list[str]:
     return problems
 
 
-@check("L03.10", "POST /orders creates an order that GET /orders/{orderId} returns (through the API)", points=3,
+@check("L03.10", "POST /orders creates an order that GET /orders/{orderId} returns (through the API)", step=8, points=3,
        hint="The handler answers POST with 201 and the stored order (orderId, status NEW, createdAt), GET with 200 "
             "and the item; read the function's log group when it answers 5xx.",
        docs=f"{DOCS}#end-to-end")
@@ -553,7 +553,7 @@ def _delete(t: Target, order_id: str, writes: dict) -> str:
     return " The check deleted its order again." if status == 204 else ""
 
 
-@check("L03.11", "GET /orders/{orderId} answers 404 for an order that does not exist", points=1,
+@check("L03.11", "GET /orders/{orderId} answers 404 for an order that does not exist", step=8, points=1,
        hint="When get_item returns no Item, answer 404 with the body {\"message\": \"order not found\"}.",
        docs=f"{DOCS}#end-to-end")
 def missing_order_404(t: Target):
@@ -570,7 +570,7 @@ def missing_order_404(t: Target):
     return passed(f"GET {path} answered 404 {{\"message\": \"order not found\"}}.")
 
 
-@check("L03.12", "A POST body that is not JSON gets 400, not a server error", points=1,
+@check("L03.12", "A POST body that is not JSON gets 400, not a server error", step=8, points=1,
        hint="Catch the json.loads error in the handler and answer 400; the stage's request validator from lab 02 "
             "also rejects such bodies before the function runs.",
        docs=f"{DOCS}#end-to-end")
@@ -609,7 +609,7 @@ def _handler_lines(lines: list[str]) -> list[str]:
             and not line.startswith(PLATFORM_LINES) and not line.startswith(ERROR_LINES)]
 
 
-@check("L03.13", "The handler's log lines reach the function's log group", points=1,
+@check("L03.13", "The handler's log lines reach the function's log group", step=8, points=1,
        hint="print one line per request in the handler; the role needs logs:CreateLogStream and logs:PutLogEvents "
             "on the group's streams, and the group must exist.",
        docs=f"{DOCS}#logs")

@@ -272,7 +272,7 @@ def _scans(reads: Reads, name: str, returned: int) -> str | None:
 
 # -- the table and its index ------------------------------------------------------------
 
-@check("L04.01", "orders-v2 is keyed by customer and time-ordered order id", points=2,
+@check("L04.01", "orders-v2 is keyed by customer and time-ordered order id", step=1, points=2,
        hint="create_table <prefix>-orders-v2 with customerId (S) as the partition key (HASH) and orderId (S) as the "
             "sort key (RANGE), Tags=t.tags('04').",
        docs=f"{DOCS}#key-design")
@@ -297,7 +297,7 @@ def keys_serve_patterns(t: Target):
     return passed(f"Table {name} is keyed by customerId (HASH) and orderId (RANGE), and tagged.")
 
 
-@check("L04.02", "The status-day index serves the pick list without extra reads", points=2,
+@check("L04.02", "The status-day index serves the pick list without extra reads", step=1, points=2,
        hint="Add the global secondary index status-day: statusDay (S) HASH, createdAt (S) RANGE, projection INCLUDE "
             "['items', 'total'] (or ALL). KEYS_ONLY would cost a GetItem per order on the list.",
        docs=f"{DOCS}#global-secondary-indexes")
@@ -330,7 +330,7 @@ def status_day_index(t: Target):
     return passed(f"Index {INDEX} on {name} is keyed by statusDay and createdAt and projects {kind}.")
 
 
-@check("L04.03", "The provided data set is loaded, with statusDay derived", points=2,
+@check("L04.03", "The provided data set is loaded, with statusDay derived", step=2, points=2,
        hint="Load labkit.assets.lab04_orders() into orders-v2 with a batch writer, adding statusDay = "
             "f\"{status}#{createdAt[:10]}\" to each order, and labkit.assets.lab04_stock() into <prefix>-stock.",
        docs=f"{DOCS}#the-data-set")
@@ -380,7 +380,7 @@ def _batch_get(t: Target, name: str, keys: list[dict], key: str = "orderId") -> 
 
 # -- the query functions ------------------------------------------------------------------
 
-@check("L04.04", "get_order returns one of a customer's orders with a single GetItem", points=2,
+@check("L04.04", "get_order returns one of a customer's orders with a single GetItem", step=3, points=2,
        hint="get_order(client, table, customer_id, order_id): client.get_item with both keys; return the Item, or "
             "None when there is none.",
        docs=f"{DOCS}#query-functions")
@@ -412,7 +412,7 @@ def get_order_reads_one(t: Target):
     return passed("get_order finds an order with one GetItem and answers None for another customer's order.")
 
 
-@check("L04.05", "customer_orders returns a customer's newest orders with one Query, reading only what it returns",
+@check("L04.05", "customer_orders returns a customer's newest orders with one Query, reading only what it returns", step=3,
        points=3,
        hint="customer_orders(client, table, customer_id, limit=10): client.query with KeyConditionExpression on "
             "customerId, ScanIndexForward=False and Limit=limit; return the Items.",
@@ -440,7 +440,7 @@ def customer_orders_query(t: Target):
                   "items it returns.")
 
 
-@check("L04.06", "orders_by_status returns a day's pick list from the status-day index", points=3,
+@check("L04.06", "orders_by_status returns a day's pick list from the status-day index", step=3, points=3,
        hint="orders_by_status(client, table, status, day): client.query on IndexName='status-day' with "
             "statusDay = f'{status}#{day}', following LastEvaluatedKey; return the Items oldest first.",
        docs=f"{DOCS}#query-functions")
@@ -500,7 +500,7 @@ def _wanted(t: Target) -> list[tuple[str, str]]:
             for dimension in DIMENSIONS if dimension.split(":")[1] == kind]
 
 
-@check("L04.07", "Provisioned capacity scales automatically within sound limits", points=3,
+@check("L04.07", "Provisioned capacity scales automatically within sound limits", step=7, points=3,
        hint="update_table to BillingMode PROVISIONED (table and index), then register_scalable_target for read and "
             "write capacity of table/<table> and table/<table>/index/status-day with 1 <= MinCapacity <= MaxCapacity.",
        docs=f"{DOCS}#capacity-modes")
@@ -536,7 +536,7 @@ def capacity_scales(t: Target):
                   "sound limits.")
 
 
-@check("L04.08", "Target tracking keeps utilisation between 20 and 90 percent", points=2,
+@check("L04.08", "Target tracking keeps utilisation between 20 and 90 percent", step=7, points=2,
        hint="put_scaling_policy TargetTrackingScaling for each of the four scalable targets, with "
             "PredefinedMetricType DynamoDBReadCapacityUtilization or DynamoDBWriteCapacityUtilization and a "
             "TargetValue between 20 and 90 (70 is the console's default).",
@@ -581,7 +581,7 @@ def target_tracking(t: Target):
 
 # -- life cycle and safety --------------------------------------------------------------------
 
-@check("L04.09", "Unpaid orders expire through TTL on expiresAt", points=1,
+@check("L04.09", "Unpaid orders expire through TTL on expiresAt", step=6, points=1,
        hint="update_time_to_live with TimeToLiveSpecification {'Enabled': True, 'AttributeName': 'expiresAt'}.",
        docs=f"{DOCS}#ttl")
 def ttl_on(t: Target):
@@ -597,7 +597,7 @@ def ttl_on(t: Target):
     return passed(f"Table {name} deletes orders whose expiresAt has passed.")
 
 
-@check("L04.10", "A stream carries every change with its old and new image", points=1,
+@check("L04.10", "A stream carries every change with its old and new image", step=6, points=1,
        hint="update_table StreamSpecification {'StreamEnabled': True, 'StreamViewType': 'NEW_AND_OLD_IMAGES'}.",
        docs=f"{DOCS}#streams")
 def stream_on(t: Target):
@@ -613,7 +613,7 @@ def stream_on(t: Target):
     return passed(f"Table {table_name(t)} streams NEW_AND_OLD_IMAGES.")
 
 
-@check("L04.11", "Point-in-time recovery is on", points=1,
+@check("L04.11", "Point-in-time recovery is on", step=6, points=1,
        hint="update_continuous_backups with PointInTimeRecoverySpecification {'PointInTimeRecoveryEnabled': True}.",
        docs=f"{DOCS}#backups-and-protection")
 def pitr_on(t: Target):
@@ -627,7 +627,7 @@ def pitr_on(t: Target):
     return passed(f"Table {table_name(t)} can be restored to any second of the recovery period.")
 
 
-@check("L04.12", "Deletion protection is on", points=1,
+@check("L04.12", "Deletion protection is on", step=6, points=1,
        hint="update_table DeletionProtectionEnabled=True.",
        docs=f"{DOCS}#backups-and-protection")
 def deletion_protected(t: Target):
@@ -694,7 +694,7 @@ def _stored(client, table: str, order: dict) -> dict | None:
                                                  "orderId": {"S": order["orderId"]}}).get("Item")
 
 
-@check("L04.13", "create_order refuses a duplicate instead of overwriting", points=2,
+@check("L04.13", "create_order refuses a duplicate instead of overwriting", step=5, points=2,
        hint="create_order(client, table, order): put_item with ConditionExpression "
             "'attribute_not_exists(orderId)'; catch ConditionalCheckFailedException and return False.",
        docs=f"{DOCS}#conditional-writes")
@@ -737,7 +737,7 @@ def _judge_create(func, name: str, table: dict):
     return passed("create_order stores a new order and refuses a duplicate, keeping the first.")
 
 
-@check("L04.14", "place_order moves stock and creates the order together, or not at all", points=3,
+@check("L04.14", "place_order moves stock and creates the order together, or not at all", step=5, points=3,
        hint="place_order(client, orders_table, stock_table, order): transact_write_items with one Update per line "
             "('SET available = available - :q', condition 'available >= :q') and the Put of the order "
             "(condition attribute_not_exists(orderId)); return False on TransactionCanceledException.",
@@ -807,7 +807,7 @@ def _role_arn(t: Target) -> str:
     return f"arn:aws:iam::{t.account_id}:role/{role_name(t)}"
 
 
-@check("L04.15", "The DAX cluster encrypts at rest and in transit and reads as its own role", points=2,
+@check("L04.15", "The DAX cluster encrypts at rest and in transit and reads as its own role", step=8, points=2,
        hint="dax.create_cluster <prefix>-dax (dax.t3.small, ReplicationFactor 1 for the lab), IamRoleArn of "
             "<prefix>-orders-dax, SSESpecification {'Enabled': True}, ClusterEndpointEncryptionType 'TLS', "
             "Tags=t.tags('04').",
@@ -878,7 +878,7 @@ def _open_rules(t: Target, group_ids: list[str]) -> list[str]:
     return problems
 
 
-@check("L04.16", "DAX runs in private subnets of two zones behind a tight security group", points=2,
+@check("L04.16", "DAX runs in private subnets of two zones behind a tight security group", step=8, points=2,
        hint="create_subnet_group <prefix>-dax over two private subnets (no route to an internet gateway) in two "
             "Availability Zones, and a security group admitting TCP 9111 from the VPC's CIDR only.",
        docs=f"{DOCS}#dax-networking", local=LOCAL_PARTIAL,
@@ -913,7 +913,7 @@ def dax_private(t: Target):
     return passed(f"DAX cluster {name} runs in private subnets of {len(zones)} zones, reachable on {DAX_TLS_PORT} only.")
 
 
-@check("L04.17", "The DAX role is DAX's alone and reaches only the orders table", points=2,
+@check("L04.17", "The DAX role is DAX's alone and reaches only the orders table", step=8, points=2,
        hint="create_role <prefix>-orders-dax trusted by dax.amazonaws.com only, with an inline policy allowing the "
             "DynamoDB item actions (GetItem, Query, BatchGetItem, PutItem, ...) on the table's ARN and its "
             "indexes' (<arn>/index/*); no dynamodb:*, no Resource \"*\".",
@@ -965,7 +965,7 @@ def dax_role(t: Target):
     return passed(f"Role {name} is trusted by DAX only and reaches table {table_name(t)} alone.")
 
 
-@check("L04.18", "The read path switches between DynamoDB and DAX by configuration alone", points=2,
+@check("L04.18", "The read path switches between DynamoDB and DAX by configuration alone", step=9, points=2,
        hint="read_client(config=os.environ): ORDERS_READ_PATH 'dynamodb' (the default) gives the DynamoDB client, "
             "'dax' gives amazondax.AmazonDaxClient(endpoint_url=config['DAX_ENDPOINT']). The code never changes.",
        docs=f"{DOCS}#read-path", local=LOCAL_PARTIAL,

@@ -153,6 +153,11 @@ ROWS = [
       for arg in ["99", "abc", "-1", "L99.01", "²", "L01.01-L99", "", "L1.1"]],
     Row("checks-range-reversed", ("checks", "L01.04-L01.01"), says="reversed"),
     Row("checks-range-empty", ("checks", "L07.01-L07.09"), says="L07.01-L07.09"),
+    Row("checks-step-ungraded", ("checks", "04.4"), says="graded steps are"),  # lab 04's step 4 only measures
+    Row("checks-step-unknown", ("checks", "04.99"), says="no checks in step 99"),
+    Row("checks-step-no-lab", ("checks", "07.1"), says="no lab '07'"),
+    Row("checks-step-malformed", ("checks", "04.3.1"), says="04.3.1"),
+    Row("checks-list-empty-entry", ("checks", "L01.01,"), says="empty entry"),
     Row("checks-format-xml", ("checks", "00", "--format", "xml"), says="xml"),
     Row("checks-unknown-option", ("checks", "00", "--colour"), says="--colour"),
     # -- stdout on a full device --------------------------------------------------------
