@@ -107,7 +107,8 @@ def trusted_principals(found: dict, service: str) -> tuple[bool, list[str]]:
     anyone, refs = assumes(Principal.anonymous())
     if anyone:
         principal = refs[0].statement.get("Principal")
-        how = "Principal *" if principal in ("*", ["*"]) or principal == {"AWS": "*"} else f"{refs[0].where} uses NotPrincipal"
+        public = principal in ("*", ["*"]) or principal == {"AWS": "*"}
+        how = "Principal *" if public else f"{refs[0].where} uses NotPrincipal"
         return trusted, [f"everyone ({how})"]
     callers = [*named_principals(doc), Principal.aws(f"arn:aws:iam::{account}:root"),
                Principal.aws(f"arn:aws:iam::{account}:user/someone"), Principal.aws(f"arn:aws:iam::{other}:root"),
