@@ -223,38 +223,37 @@ class UnsupportedCondition(ValueError):
     """A condition operator this evaluator does not know; AWS would reject the policy."""
 
 
-def condition_holds(operator: str, key: str, policy_values, context: dict) -> bool:
-    """One operator/key pair of a Condition block against the request context (keys already lowercased)."""
+@lru_cache(maxsize=256)
+def _operator(operator: str) -> tuple:
+    """(set operator, negated, kind, IfExists, value test) for one condition operator, parsed once."""
     parts = OPERATOR.match(operator)
     if parts is None:
         raise UnsupportedCondition(f"unknown condition operator {operator}")
     kind, negated = parts.group("kind"), bool(parts.group("not") or parts.group("neg"))
+    test = None if kind == "Null" else _compare(kind, parts.group("op"))
+    if kind != "Null" and (test is None or (negated and kind in ("Bool", "Binary"))):
+        raise UnsupportedCondition(f"unknown condition operator {operator}")
+    return parts.group("set"), negated, kind, bool(parts.group("ifexists")), test
+
+
+def condition_holds(operator: str, key: str, policy_values, context: dict) -> bool:
+    """One operator/key pair of a Condition block against the request context (keys already lowercased)."""
+    set_op, negated, kind, if_exists, test = _operator(operator)
     present = key.lower() in context
-    actual = _list(context.get(key.lower()))
     wanted = _list(policy_values)
     if kind == "Null":
         return any(_text(v).lower() == ("false" if present else "true") for v in wanted)
-    test = _compare(kind, parts.group("op"))
-    if test is None or (negated and kind in ("Bool", "Binary")):
-        raise UnsupportedCondition(f"unknown condition operator {operator}")
     if not present:
-        if parts.group("ifexists"):
+        if if_exists or set_op == "ForAllValues":
             return True
-        if parts.group("set") == "ForAllValues":
-            return True
-        if parts.group("set") == "ForAnyValue":
+        if set_op == "ForAnyValue":
             return False
         return negated  # absent key: positive operators fail, negated ones hold
-
-    def one(value) -> bool:
-        hit = any(test(value, p) for p in wanted)
-        return not hit if negated else hit
-
-    if parts.group("set") == "ForAllValues":
-        return all(one(v) for v in actual)
-    if negated and parts.group("set") is None:
-        return all(one(v) for v in actual)  # no value may match
-    return any(one(v) for v in actual)
+    actual = _list(context[key.lower()])
+    hits = [any(test(value, p) for p in wanted) != negated for value in actual]
+    if set_op == "ForAllValues" or (negated and set_op is None):
+        return all(hits)  # every value must pass; for a negated operator, no value may match
+    return any(hits)
 
 
 def conditions_hold(block, context: dict) -> bool:
