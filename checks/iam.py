@@ -1,13 +1,13 @@
-"""Reading IAM roles as AWS does: trust policies, permissions policies and wildcard matches."""
+"""Reading IAM roles as AWS does: trust policies and permissions policies, judged by the one evaluator."""
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import unquote
 
+from labkit.policyeval import Principal, evaluate, named_principals
 from labkit.target import Target
 
-from .aws import absent, as_list
+from .aws import absent
 
 
 def document(raw) -> dict:
@@ -20,10 +20,19 @@ def document(raw) -> dict:
         return {}
 
 
-def glob(pattern: str, value: str) -> bool:
-    """IAM's wildcard match: * is any run of characters, ? is one character; nothing else is special."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL) is not None
+def example(pattern: str) -> str:
+    """One concrete name a wildcard pattern matches, to ask the evaluator about (``*`` and ``?`` become x)."""
+    return str(pattern).replace("*", "x").replace("?", "x")
+
+
+def allows(policies, action: str, resource: str) -> bool:
+    """Whether identity policies ``policies`` ((label, document) pairs) allow the request, Denies included."""
+    return evaluate(policies, action=action, resource=resource).allowed
+
+
+def beyond(policies, requests) -> list[str]:
+    """The (action, resource) requests that ``policies`` allow, as "action on resource"."""
+    return [f"{a} on {r}" for a, r in requests if allows(policies, a, r)]
 
 
 def short(items: list[str], limit: int = 3) -> str:
@@ -69,25 +78,41 @@ def role_policies(t: Target, name: str) -> list[tuple[str, dict]]:
     return t.memo(f"iam.policies.{name}", look)
 
 
+# Callers a trust policy meant for one service must not let in, besides those it names itself.
+OTHER_SERVICES = ("lambda.amazonaws.com", "ec2.amazonaws.com", "ecs-tasks.amazonaws.com", "apigateway.amazonaws.com",
+                  "events.amazonaws.com", "dax.amazonaws.com", "states.amazonaws.com")
+ASSUME_ACTIONS = {"Federated": ("sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML")}
+
+
 def trusted_principals(found: dict, service: str) -> tuple[bool, list[str]]:
-    """Whether the role's trust policy lets ``service`` assume it, and who else it lets in."""
-    trusted, others = False, []
-    for st in as_list(document(found.get("AssumeRolePolicyDocument")).get("Statement")):
-        if not isinstance(st, dict) or st.get("Effect") != "Allow":
-            continue
-        if "NotPrincipal" in st:
-            others.append("everyone but the NotPrincipal list")
-            continue
-        principal = st.get("Principal")
-        if principal == "*":
-            others.append("everyone (Principal *)")
-            continue
-        for kind, values in (principal or {}).items() if isinstance(principal, dict) else ():
-            for value in as_list(values):
-                if kind == "Service" and value == service:
-                    trusted = True
-                elif value == "*":
-                    others.append(f"everyone ({kind} *)")
-                else:
-                    others.append(f"{kind} {value}")
-    return trusted, list(dict.fromkeys(others))
+    """Whether the role's trust policy lets ``service`` assume it, and who else it lets in.
+
+    Every caller is put to the evaluator (Deny statements, NotPrincipal and conditions included): anyone,
+    IAM principals of this and another account, other services, a web identity, and every principal the
+    policy names. A service assumes a role for the role's own account (aws:SourceAccount).
+    """
+    doc = document(found.get("AssumeRolePolicyDocument"))
+    account = str(found.get("Arn", "")).split(":")[4] if str(found.get("Arn", "")).count(":") >= 5 else None
+    other = "210987654321" if account != "210987654321" else "123456789012"
+
+    def assumes(who: Principal) -> tuple[bool, list]:
+        context = {"aws:SourceAccount": account} if who.kind == "Service" else {}
+        for action in ASSUME_ACTIONS.get(who.kind, ("sts:AssumeRole",)):
+            decision = evaluate(doc, action=action, principal=who, context=context)
+            if decision.allowed:
+                return True, list(decision.allowed_by)
+        return False, []
+
+    trusted = assumes(Principal.service(service))[0]
+    anyone, refs = assumes(Principal.anonymous())
+    if anyone:
+        principal = refs[0].statement.get("Principal")
+        public = principal in ("*", ["*"]) or principal == {"AWS": "*"}
+        how = "Principal *" if public else f"{refs[0].where} uses NotPrincipal"
+        return trusted, [f"everyone ({how})"]
+    callers = [*named_principals(doc), Principal.aws(f"arn:aws:iam::{account}:root"),
+               Principal.aws(f"arn:aws:iam::{account}:user/someone"), Principal.aws(f"arn:aws:iam::{other}:root"),
+               *(Principal.service(s) for s in OTHER_SERVICES), Principal.federated("cognito-identity.amazonaws.com")]
+    others = [str(who) for who in dict.fromkeys(callers)
+              if not (who.kind == "Service" and who.id == service) and assumes(who)[0]]
+    return trusted, others

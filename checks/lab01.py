@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from labkit.assets import SITE_DIR, site_files
+from labkit.policyeval import Principal, evaluate, named_principals
 from labkit.target import Target
 
 from .aws import absent, as_list, missing_tags
@@ -16,6 +17,10 @@ CONTENT_TYPES = {
     ".css": ("text/css",),
 }
 OAI_MARKERS = ("CloudFront Origin Access Identity", "CanonicalUser")
+CLOUDFRONT = "cloudfront.amazonaws.com"
+# What a read-only distribution must not be granted besides s3:GetObject.
+NOT_READS = ("s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:GetObjectAcl", "s3:PutObjectAcl",
+             "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucket")
 
 
 # -- shared lookups (memoised per grading run) -------------------------------
@@ -184,13 +189,23 @@ def _oac(t: Target) -> dict | None:
     return next((i for i in items if i["Name"] == name), None)
 
 
-def _oai_principals(policy: dict | None) -> list[str]:
+def _oai_principals(policy: dict | None, bucket: str) -> list[str]:
+    """Statements that let a legacy origin access identity read the site (a Deny naming one grants nothing)."""
     found = []
-    for st in as_list((policy or {}).get("Statement")):
-        principal = json.dumps(st.get("Principal", ""))
-        if any(marker in principal for marker in OAI_MARKERS):
-            found.append(st.get("Sid") or "a statement")
-    return found
+    for who in named_principals(policy or {}):
+        if who.kind == "CanonicalUser" or any(marker in who.id for marker in OAI_MARKERS):
+            decision = _ask(policy, who, "s3:GetObject", f"arn:aws:s3:::{bucket}/index.html")
+            found += [ref.sid or "a statement" for ref in decision.allowed_by] if decision.allowed else []
+    return list(dict.fromkeys(found))
+
+
+def _ask(policy: dict | None, who: Principal, action: str, resource: str, source_arn: str | None = None):
+    """The bucket policy's answer to one request over HTTPS; ``source_arn`` is the distribution CloudFront
+    reads for (CloudFront sends it, and its account as aws:SourceAccount)."""
+    context = {"aws:SecureTransport": True}
+    if source_arn:
+        context.update({"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]})
+    return evaluate(policy or {}, action=action, resource=resource, principal=who, context=context)
 
 
 @check("L01.06", "An origin access control signs CloudFront's requests; no legacy origin access identity is granted", step=3,
@@ -201,7 +216,7 @@ def _oai_principals(policy: dict | None) -> list[str]:
 def origin_access_control(t: Target):
     name = t.name("site-oac")
     if _bucket_exists(t):
-        legacy = _oai_principals(_policy(t))
+        legacy = _oai_principals(_policy(t), site_bucket(t))
         if legacy:
             return failed(f"The policy of bucket {site_bucket(t)} grants a legacy origin access identity ({', '.join(legacy)}); "
                           "grant the cloudfront.amazonaws.com service principal instead.")
@@ -317,6 +332,26 @@ def _statement_grants_distribution(st: dict, bucket: str, dist_arn: str) -> str 
     return None
 
 
+def _other_readers(t: Target, dist_arn: str, policy: dict) -> list[tuple[Principal, str | None, str]]:
+    """(principal, SourceArn, who in words) for every caller but this distribution: other distributions here and
+    in another account, CloudFront with no distribution, another service, IAM principals here and elsewhere,
+    and every principal the policy itself names."""
+    account = t.account_id
+    other = "210987654321" if account != "210987654321" else "123456789012"
+    cloudfront = Principal.service(CLOUDFRONT)
+    callers = [
+        (cloudfront, f"arn:aws:cloudfront::{account}:distribution/EOTHERDISTRIBUTION", "another distribution"),
+        (cloudfront, f"arn:aws:cloudfront::{other}:distribution/{dist_arn.rsplit('/', 1)[-1]}",
+         f"a distribution in account {other}"),
+        (cloudfront, None, "CloudFront on behalf of no distribution"),
+        (Principal.service("lambda.amazonaws.com"), None, "the Lambda service"),
+        (Principal.aws(f"arn:aws:iam::{account}:user/someone"), None, f"an IAM user of account {account}"),
+        (Principal.aws(f"arn:aws:iam::{other}:root"), None, f"account {other}"),
+    ]
+    callers += [(who, None, str(who)) for who in named_principals(policy) if who != cloudfront]
+    return callers
+
+
 @check("L01.11", "The bucket policy lets only this distribution read the site", step=4, points=3,
        hint="One Allow statement: Principal {'Service': 'cloudfront.amazonaws.com'}, Action s3:GetObject, "
             "Resource arn:aws:s3:::<bucket>/*, Condition StringEquals AWS:SourceArn = the distribution ARN.",
@@ -328,25 +363,47 @@ def bucket_policy(t: Target):
     policy = _policy(t)
     if policy is None:
         return failed(f"Bucket {bucket} has no bucket policy, so CloudFront cannot read it.")
-    statements = as_list(policy.get("Statement"))
-    allows = [st for st in statements if st.get("Effect") == "Allow"]
-    for st in allows:
-        principal = st.get("Principal")
-        if principal == "*" or (isinstance(principal, dict) and "*" in as_list(principal.get("AWS"))):
-            return failed(f"Bucket {bucket}'s policy grants {st.get('Sid') or 'a statement'} to everyone (Principal *): the site is public.")
-    legacy = _oai_principals(policy)
-    if legacy:
+    page, whole = f"arn:aws:s3:::{bucket}/index.html", f"arn:aws:s3:::{bucket}"
+    public = _ask(policy, Principal.anonymous(), "s3:GetObject", page)
+    if public.allowed:
+        sid = public.allowed_by[0].sid or "a statement"
+        return failed(f"Bucket {bucket}'s policy grants {sid} to everyone (Principal *): the site is public.")
+    if _oai_principals(policy, bucket):
         return failed(f"Bucket {bucket}'s policy grants a legacy origin access identity; grant the CloudFront service principal instead.")
     dist = _distribution(t)
     if dist is None:
         return _no_distribution(t)
-    reasons = [_statement_grants_distribution(st, bucket, dist["ARN"]) for st in allows]
-    if None not in reasons:
-        why = reasons[0] if reasons else "it has no Allow statement"
-        return failed(f"Bucket {bucket}'s policy does not scope reads to distribution {dist['Id']}: {why}.")
-    others = [st.get("Sid") or "a statement" for st, r in zip(allows, reasons) if r is not None]
-    if others:
-        return failed(f"Bucket {bucket}'s policy also allows {', '.join(others)}; only the distribution may read.")
+    arn, cloudfront = dist["ARN"], Principal.service(CLOUDFRONT)
+
+    def why(decision) -> str:
+        ref = decision.allowed_by[0]
+        return _statement_grants_distribution(ref.statement, bucket, arn) or f"{ref.where} grants it too"
+
+    own = _ask(policy, cloudfront, "s3:GetObject", page, arn)
+    if own.denied:
+        names = ", ".join(ref.sid or "a Deny statement" for ref in own.denied_by)
+        return failed(f"Bucket {bucket}'s policy denies distribution {dist['Id']}'s reads ({names}), "
+                      "so CloudFront cannot serve the site.")
+    if not own.allowed:
+        allows = [st for st in as_list(policy.get("Statement")) if isinstance(st, dict) and st.get("Effect") == "Allow"]
+        reasons = [r for r in (_statement_grants_distribution(st, bucket, arn) for st in allows) if r]
+        reason = reasons[0] if reasons else "it has no Allow statement"
+        return failed(f"Bucket {bucket}'s policy does not scope reads to distribution {dist['Id']}: {reason}.")
+    for action in NOT_READS:
+        for resource in (whole, page):
+            more = _ask(policy, cloudfront, action, resource, arn)
+            if more.allowed:
+                return failed(f"Bucket {bucket}'s policy does not scope reads to distribution {dist['Id']}: "
+                              f"{why(more)}.")
+    for who, source_arn, words in _other_readers(t, arn, policy):
+        other = _ask(policy, who, "s3:GetObject", page, source_arn)
+        if not other.allowed:
+            continue
+        if who.kind == "Service" and who.id == CLOUDFRONT:
+            return failed(f"Bucket {bucket}'s policy does not scope reads to distribution {dist['Id']}: {why(other)} "
+                          f"({words} may read it).")
+        names = ", ".join(ref.sid or "a statement" for ref in other.allowed_by)
+        return failed(f"Bucket {bucket}'s policy also allows {names}; only the distribution may read ({words} can).")
     return passed(f"Only distribution {dist['Id']} may read objects in bucket {bucket}.")
 
 

@@ -9,6 +9,8 @@ from datetime import datetime
 from urllib.parse import quote
 
 from labkit.config import work_dir
+from labkit.policyeval import (Principal, action_match, applies, arn_match, evaluate, named_principals,
+                              principal_match, statements)
 from labkit.target import Target
 
 from . import api, iam
@@ -23,6 +25,8 @@ DATA_ACTIONS = {"putitem": "PutItem", "getitem": "GetItem", "deleteitem": "Delet
 USED_BY = {"PutItem": "POST /orders", "GetItem": "GET /orders/{orderId}", "DeleteItem": "DELETE /orders/{orderId}",
            "Scan": "GET /orders"}
 LOG_ACTIONS = {"createlogstream": "CreateLogStream", "putlogevents": "PutLogEvents"}
+# Actions the handler never calls, asked about on whatever resource a too-broad statement names.
+NEVER_CALLED = ("dynamodb:DeleteTable", "logs:DeleteLogStream", "logs:DeleteLogGroup", "s3:GetObject", "iam:PassRole")
 METHODS = (("GET", "/orders"), ("POST", "/orders"), ("GET", "/orders/{orderId}"), ("DELETE", "/orders/{orderId}"))
 LAMBDA_URI = re.compile(r"^arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/2015-03-31/functions/(?P<arn>.+)/invocations$")
 EXECUTE_API = re.compile(r"^arn:aws[\w-]*:execute-api:(?P<region>[^:]*):(?P<account>[^:]*):(?P<api>[^/]*)(?P<rest>/.*)?$")
@@ -134,68 +138,97 @@ def _own(t: Target, kind: str, resource: str) -> bool:
     return resource == log_group_arn(t)
 
 
-def _grants(t: Target) -> dict:
-    """What the role's Allow statements grant, judged per service.
+def _beyond(t: Target, kind: str) -> list[tuple[str, str]]:
+    """Requests the handler never makes, of one kind: what a role that is exactly right must not allow."""
+    table, group = table_arn(t), log_group_arn(t)
+    if kind == "data":
+        return [*((f"dynamodb:{op}", table) for op in ("DeleteTable", "UpdateItem", "BatchWriteItem", "UpdateTable")),
+                *((f"dynamodb:{op}", other) for other in iam.outside_tables(t, table_name(t))
+                  for op in DATA_ACTIONS.values()),
+                ("s3:GetObject", "arn:aws:s3:::x/x"), ("iam:PassRole", f"arn:aws:iam::{t.account_id}:role/x"),
+                ("lambda:InvokeFunction", f"arn:aws:lambda:{t.region}:{t.account_id}:function:x")]
+    return [("logs:DeleteLogGroup", group), ("logs:PutRetentionPolicy", group), ("logs:DeleteLogStream", _stream_arn(t)),
+            *((f"logs:{op}", other) for other in _outside_groups(t) for op in LOG_ACTIONS.values())]
 
-    ``data`` and ``logs`` list the over-broad grants (sentences); ``data_ok``
-    and ``logs_ok`` are the needed actions granted on the needed resource.
+
+def _grants(t: Target) -> dict:
+    """What the role's policies grant, judged per service by the evaluator (Deny statements included).
+
+    ``data`` and ``logs`` list the over-broad grants (sentences); each names the statement that
+    grants it and stands only when the evaluator confirms the role may really make such a request.
+    ``data_ok`` and ``logs_ok`` are the needed actions the role may do on the needed resource.
     """
 
     def judge():
         out = {"data": [], "logs": [], "data_ok": set(), "logs_ok": set()}
         table, stream = table_arn(t), _stream_arn(t)
         outside_tables, outside_groups = iam.outside_tables(t, table_name(t)), _outside_groups(t)
-        for label, doc in iam.role_policies(t, role_name(t)):
-            for st in as_list(doc.get("Statement")):
-                if not isinstance(st, dict) or st.get("Effect") != "Allow":
-                    continue  # a Deny only takes away
-                sid = f" (statement {st['Sid']})" if st.get("Sid") else ""
-                where = f"{label}{sid}"
-                if "NotAction" in st or "NotResource" in st:
-                    key = "NotAction" if "NotAction" in st else "NotResource"
-                    sentence = f"{where} uses {key} in an Allow, which grants everything it does not list"
-                    out["data"].append(sentence)
-                    out["logs"].append(sentence)
+        policies = iam.role_policies(t, role_name(t))
+        probes = {kind: _beyond(t, kind) for kind in ("data", "logs")}
+
+        def flag(kinds, sentence, requests):
+            if any(iam.allows(policies, a, r) for a, r in requests):  # a Deny may take it away again
+                for kind in kinds:
+                    out[kind].append(sentence)
+
+        for ref in statements(policies):
+            st = ref.statement
+            if st.get("Effect") != "Allow":
+                continue  # a Deny only takes away; the evaluator weighs it below
+            where = ref.where
+            if "NotAction" in st or "NotResource" in st:
+                key = "NotAction" if "NotAction" in st else "NotResource"
+                reach = [(a, r) for a, r in probes["data"] + probes["logs"] if applies(st, a, r, None, {})]
+                reach += [(a, iam.example(r)) for a in NEVER_CALLED for r in as_list(st.get("Resource"))]
+                flag(("data", "logs"), f"{where} uses {key} in an Allow, which grants everything it does not list", reach)
+                continue
+            resources = [str(r) for r in as_list(st.get("Resource"))]
+            for action in (str(a) for a in as_list(st.get("Action"))):
+                service, _, name = action.lower().partition(":")
+                if action == "*" or service == "*" or ("*" in service or "?" in service):
+                    reach = [(a, r) for a, r in probes["data"] + probes["logs"] if applies(st, a, r, None, {})]
+                    reach += [(a, iam.example(r)) for a in NEVER_CALLED for r in resources if action_match(action, a)]
+                    flag(("data", "logs"), f"{where} allows {action}: every action of every service", reach)
                     continue
-                resources = [str(r) for r in as_list(st.get("Resource"))]
-                for action in (str(a) for a in as_list(st.get("Action"))):
-                    service, _, name = action.lower().partition(":")
-                    if action == "*" or service == "*" or ("*" in service or "?" in service):
-                        sentence = f"{where} allows {action}: every action of every service"
-                        out["data"].append(sentence)
-                        out["logs"].append(sentence)
-                        continue
-                    if service not in ("dynamodb", "logs"):
-                        out["data"].append(f"{where} also allows {action}, which the handler never calls")
-                        continue
-                    kind = "data" if service == "dynamodb" else "logs"
-                    if "*" in name or "?" in name:
-                        example = "DeleteTable" if kind == "data" else "DeleteLogGroup"
-                        out[kind].append(f"{where} allows {action}, a wildcard that includes {example} and more; "
-                                         "name the actions instead")
-                        continue
-                    if kind == "data" and name not in DATA_ACTIONS:
-                        out["data"].append(f"{where} allows {action}, which the handler does not call")
-                        continue
-                    inside, outside = (table, outside_tables) if kind == "data" else (stream, outside_groups)
-                    for resource in resources:
-                        if resource == "*":
-                            reach = "every table in the account" if kind == "data" else "every log group in the account"
-                            fix = "the table's ARN" if kind == "data" else f"{log_group_arn(t)}:*"
-                            out[kind].append(f"{where} allows {action} on Resource \"*\" ({reach}); use {fix}")
-                        elif any(iam.glob(resource, arn) for arn in outside):
-                            mine = f"table {table_name(t)}" if kind == "data" else f"log group {log_group(t)}"
-                            out[kind].append(f"{where} allows {action} on {resource}, which reaches beyond {mine}")
-                        elif iam.glob(resource, inside):
-                            if kind == "data":
-                                out["data_ok"].add(DATA_ACTIONS[name])
-                            elif name in LOG_ACTIONS:
-                                out["logs_ok"].add(LOG_ACTIONS[name])
-                        elif resource.startswith(f"arn:aws:{service}:") and not _own(t, kind, resource):
-                            mine = f"table {table_name(t)}" if kind == "data" else f"log group {log_group(t)}"
-                            out[kind].append(f"{where} allows {action} on {resource}, which is not {mine}")
+                if service not in ("dynamodb", "logs"):
+                    flag(("data",), f"{where} also allows {action}, which the handler never calls",
+                         [(iam.example(action), iam.example(r)) for r in resources])
+                    continue
+                kind = "data" if service == "dynamodb" else "logs"
+                if "*" in name or "?" in name:
+                    example = "DeleteTable" if kind == "data" else "DeleteLogGroup"
+                    known = DATA_ACTIONS if kind == "data" else LOG_ACTIONS
+                    reach = [(a, iam.example(r)) for a, _ in probes[kind] for r in resources
+                             if action_match(action, a) and a.partition(":")[2].lower() not in known]
+                    flag((kind,), f"{where} allows {action}, a wildcard that includes {example} and more; "
+                                  "name the actions instead", reach)
+                    continue
+                if kind == "data" and name not in DATA_ACTIONS:
+                    flag(("data",), f"{where} allows {action}, which the handler does not call",
+                         [(action, iam.example(r)) for r in resources])
+                    continue
+                inside, outside = (table, outside_tables) if kind == "data" else (stream, outside_groups)
+                mine = f"table {table_name(t)}" if kind == "data" else f"log group {log_group(t)}"
+                for resource in resources:
+                    if resource == "*":
+                        reach = "every table in the account" if kind == "data" else "every log group in the account"
+                        fix = "the table's ARN" if kind == "data" else f"{log_group_arn(t)}:*"
+                        flag((kind,), f"{where} allows {action} on Resource \"*\" ({reach}); use {fix}",
+                             [(action, arn) for arn in outside])
+                    elif any(arn_match(resource, arn) for arn in outside):
+                        flag((kind,), f"{where} allows {action} on {resource}, which reaches beyond {mine}",
+                             [(action, arn) for arn in outside if arn_match(resource, arn)])
+                    elif not arn_match(resource, inside) and resource.startswith(f"arn:aws:{service}:") \
+                            and not _own(t, kind, resource):
+                        flag((kind,), f"{where} allows {action} on {resource}, which is not {mine}",
+                             [(action, iam.example(resource))])
         for kind in ("data", "logs"):
+            if not out[kind]:  # whatever the sentences above do not name, the evaluator still finds
+                out[kind] = [f"it allows {request}, which the handler never needs" for request in
+                             iam.beyond(policies, probes[kind])]
             out[kind] = list(dict.fromkeys(out[kind]))
+        out["data_ok"] = {op for op in DATA_ACTIONS.values() if iam.allows(policies, f"dynamodb:{op}", table)}
+        out["logs_ok"] = {op for op in LOG_ACTIONS.values() if iam.allows(policies, f"logs:{op}", stream)}
         return out
 
     return t.memo("lab03.grants", judge)
@@ -414,6 +447,53 @@ def proxy_integrations(t: Target):
                   f"function {function_name(t)}.")
 
 
+def _source_arns(st: dict) -> list[str]:
+    return [str(v) for op, values in (st.get("Condition") or {}).items()
+            if isinstance(values, dict) and re.match(r"^(ForAnyValue:|ForAllValues:)?(Arn|String)(Equals|Like)", op)
+            for key, value in values.items() if key.lower() == "aws:sourcearn" for v in as_list(value)]
+
+
+def _why_invoker(t: Target, st: dict, api_id: str, who: str) -> str:
+    """Why a statement that lets ``who`` invoke the function is too wide (or does not reach this API)."""
+    sid = st.get("Sid") or "a statement"
+    arns = _source_arns(st)
+    if who == "Service apigateway.amazonaws.com":
+        if not arns:
+            return f"statement {sid} has no SourceArn, so any API in any account could invoke it"
+        for arn in arns:
+            parts = EXECUTE_API.match(arn)
+            if parts is None or parts.group("api") != api_id:
+                return f"statement {sid}'s SourceArn {arn} does not name API {api_id}"
+            if parts.group("region") != t.region or parts.group("account") != t.account_id:
+                return f"statement {sid}'s SourceArn {arn} is not scoped to region {t.region} and account {t.account_id}"
+    return f"statement {sid} lets {who} invoke it"
+
+
+def _other_invokers(t: Target, api_id: str, policy: dict) -> list[tuple[Principal, str | None]]:
+    """(caller, SourceArn) for everyone but this API: other APIs here, this API id elsewhere, API Gateway with
+    no SourceArn, other services, other accounts, and every principal the policy names."""
+    region = _other_region(t)
+    account = "210987654321" if t.account_id != "210987654321" else "123456789012"
+    gateway = Principal.service("apigateway.amazonaws.com")
+    callers = [(gateway, f"arn:aws:execute-api:{t.region}:{t.account_id}:zz{api_id}/{api.STAGE}/GET/orders"),
+               (gateway, f"arn:aws:execute-api:{region}:{t.account_id}:{api_id}/{api.STAGE}/GET/orders"),
+               (gateway, f"arn:aws:execute-api:{t.region}:{account}:{api_id}/{api.STAGE}/GET/orders"),
+               (gateway, None)]
+    callers += [(Principal.service(s), None) for s in ("events.amazonaws.com", "s3.amazonaws.com", "sns.amazonaws.com",
+                                                       "lambda.amazonaws.com", "cloudfront.amazonaws.com")]
+    callers += [(Principal.aws(f"arn:aws:iam::{account}:root"), None),
+                (Principal.aws(f"arn:aws:iam::{t.account_id}:user/someone"), None)]
+    callers += [(who, None) for who in named_principals(policy) if who != gateway]
+    return callers
+
+
+def _invoke(policy: dict, who: Principal, source_arn: str | None):
+    context = {"aws:SecureTransport": True}
+    if source_arn:
+        context.update({"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]})
+    return evaluate(policy, action="lambda:InvokeFunction", principal=who, context=context)
+
+
 @check("L03.09", "Only this API may invoke the function (scoped invoke permission)", step=7, points=2,
        hint="lambda add_permission with Principal apigateway.amazonaws.com, Action lambda:InvokeFunction and "
             "SourceArn arn:aws:execute-api:<region>:<account>:<api id>/*.",
@@ -432,41 +512,35 @@ def invoke_permission(t: Target):
         return failed(f"Function {name} has no resource-based policy, so API Gateway may not invoke it "
                       "(the API answers 500).")
     policy = json.loads(raw["Policy"])
-    api_id, problems, scoped = found["id"], [], 0
-    for st in as_list(policy.get("Statement")):
-        if st.get("Effect") != "Allow":
-            continue
-        principal = st.get("Principal")
-        service = principal.get("Service") if isinstance(principal, dict) else None
-        sid = st.get("Sid") or "a statement"
-        if principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*"):
-            problems.append(f"statement {sid} lets anyone invoke it (Principal *)")
-            continue
-        if "apigateway.amazonaws.com" not in as_list(service):
-            continue
-        arns = [str(v) for op, values in (st.get("Condition") or {}).items()
-                if op in ("ArnLike", "ArnEquals", "StringLike", "StringEquals")
-                for key, value in values.items() if key.lower() == "aws:sourcearn" for v in as_list(value)]
-        if not arns:
-            problems.append(f"statement {sid} has no SourceArn, so any API in any account could invoke it")
-            continue
-        for arn in arns:
-            parts = EXECUTE_API.match(arn)
-            if parts is None or parts.group("api") != api_id:
-                problems.append(f"statement {sid}'s SourceArn {arn} does not name API {api_id}")
-            elif parts.group("region") != t.region or parts.group("account") != t.account_id:
-                problems.append(f"statement {sid}'s SourceArn {arn} is not scoped to region {t.region} "
-                                f"and account {t.account_id}")
-            else:
-                scoped += 1
+    api_id = found["id"]
+    anyone = _invoke(policy, Principal.anonymous(), None)
+    if anyone.allowed:
+        return failed(f"Function {name}'s policy: statement {anyone.allowed_by[0].sid or 'a statement'} lets anyone "
+                      "invoke it (Principal *).")
+    problems = []
+    for who, source_arn in _other_invokers(t, api_id, policy):
+        decision = _invoke(policy, who, source_arn)
+        problems += [_why_invoker(t, ref.statement, api_id, str(who)) for ref in decision.allowed_by] \
+            if decision.allowed else []
     if problems:
-        return failed(f"Function {name}'s policy: {iam.short(problems)}.")
-    if not scoped:
-        return failed(f"Function {name}'s policy does not let apigateway.amazonaws.com invoke it "
-                      f"from API {api_id}.")
-    blocked = [f"{verb} {path}" for verb, path in METHODS
-               if not may_invoke(policy, f"arn:aws:execute-api:{t.region}:{t.account_id}:{api_id}/{api.STAGE}/"
-                                         f"{verb}{path}")]
+        return failed(f"Function {name}'s policy: {iam.short(list(dict.fromkeys(problems)))}.")
+    method_arn = {f"{verb} {path}": f"arn:aws:execute-api:{t.region}:{t.account_id}:{api_id}/{api.STAGE}/{verb}{path}"
+                  for verb, path in METHODS}
+    blocked = [method for method, arn in method_arn.items() if not may_invoke(policy, arn)]
+    if len(blocked) == len(METHODS):
+        denied = _invoke(policy, Principal.service("apigateway.amazonaws.com"), next(iter(method_arn.values())))
+        if denied.denied:
+            return failed(f"Function {name}'s policy denies API {api_id} ({denied.denied_by[0].sid or 'a Deny statement'}), "
+                          "so the API answers 500.")
+        reasons = [_why_invoker(t, ref.statement, api_id, "Service apigateway.amazonaws.com")
+                   for ref in statements(policy) if ref.statement.get("Effect") == "Allow"
+                   and principal_match(ref.statement.get("Principal"), Principal.service("apigateway.amazonaws.com"))]
+        if not reasons:
+            return failed(f"Function {name}'s policy does not let apigateway.amazonaws.com invoke it "
+                          f"from API {api_id}.")
+        wrong = [r for r in reasons if "lets Service" not in r]
+        if len(wrong) == len(reasons):  # else a statement names this API, for other stages or methods only
+            return failed(f"Function {name}'s policy: {iam.short(wrong)}.")
     if blocked:
         return failed(f"Function {name}'s policy lets API {api_id} invoke it, but not for {', '.join(blocked)} "
                       f"on stage {api.STAGE}; use the SourceArn arn:aws:execute-api:{t.region}:{t.account_id}:{api_id}/*.")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from labkit import assets, remember
 from labkit.config import work_dir
+from labkit.policyeval import action_match, applies, arn_match, statements
 from labkit.target import Target, WriteRefused
 
 from . import iam, sandbox
@@ -928,37 +929,51 @@ def dax_role(t: Target):
         return failed(f"Role {name} may also be assumed by {', '.join(others)}; only {DAX_SERVICE} should be trusted.")
     if not trusted:
         return failed(f"Role {name} does not trust {DAX_SERVICE}, so the cluster cannot read the table as it.")
-    arn, outside, granted, problems = table_arn(t), iam.outside_tables(t, table_name(t), t.name("orders"), stock_name(t)), set(), []
-    for label, doc in iam.role_policies(t, name):
-        for st in as_list(doc.get("Statement")):
-            if not isinstance(st, dict) or st.get("Effect") != "Allow":
+    arn, outside = table_arn(t), iam.outside_tables(t, table_name(t), t.name("orders"), stock_name(t))
+    policies, problems = iam.role_policies(t, name), []
+    # What a role that reaches this table alone must not be allowed, asked of the evaluator (Denies included).
+    never = [("dynamodb:DeleteTable", arn), ("dynamodb:UpdateTable", arn), ("dynamodb:GetItem", "*"),
+             *(("dynamodb:GetItem", other) for other in outside), ("s3:GetObject", "arn:aws:s3:::x/x"),
+             ("iam:PassRole", f"arn:aws:iam::{t.account_id}:role/x")]
+
+    def flag(sentence, requests):
+        if any(iam.allows(policies, a, r) for a, r in requests):  # a Deny may take the grant away again
+            problems.append(sentence)
+
+    for ref in statements(policies):
+        st, label = ref.statement, ref.label
+        if st.get("Effect") != "Allow":
+            continue
+        if "NotAction" in st or "NotResource" in st:
+            flag(f"{label} uses NotAction or NotResource in an Allow, which grants what it does not list",
+                 [(a, r) for a, r in never if applies(st, a, r, None, {})])
+            continue
+        resources = [str(r) for r in as_list(st.get("Resource"))]
+        for action in (str(a) for a in as_list(st.get("Action"))):
+            service, _, op = action.partition(":")
+            if service.lower() != "dynamodb":
+                flag(f"{label} allows {action}, which DAX never needs",
+                     [(iam.example(action), iam.example(r)) for r in resources])
                 continue
-            if "NotAction" in st or "NotResource" in st:
-                problems.append(f"{label} uses NotAction or NotResource in an Allow, which grants what it does not list")
+            if "*" in op or "?" in op:
+                reach = " (it includes DeleteTable)" if action_match(op, "deletetable") else ""
+                flag(f"{label} allows {action}, a wildcard{reach}; name the actions",
+                     [(a, iam.example(r)) for a, _ in never[:2] for r in resources if action_match(action, a)])
                 continue
-            resources = [str(r) for r in as_list(st.get("Resource"))]
-            for action in (str(a) for a in as_list(st.get("Action"))):
-                service, _, op = action.partition(":")
-                if service.lower() != "dynamodb":
-                    problems.append(f"{label} allows {action}, which DAX never needs")
-                    continue
-                if "*" in op or "?" in op:
-                    reach = " (it includes DeleteTable)" if iam.glob(op.lower(), "deletetable") else ""
-                    problems.append(f"{label} allows {action}, a wildcard{reach}; name the actions")
-                    continue
-                for resource in resources:
-                    if resource == "*":
-                        problems.append(f"{label} allows {action} on Resource \"*\" (every table); use the table's ARN")
-                    elif any(iam.glob(resource, other) for other in outside):
-                        problems.append(f"{label} allows {action} on {resource}, which reaches beyond {table_name(t)}")
-                    elif iam.glob(resource, arn):
-                        granted.add(op.lower())
-                    elif not resource.startswith(f"{arn}/index/"):
-                        problems.append(f"{label} allows {action} on {resource}, which is not table {table_name(t)} "
-                                        "or its indexes")
+            for resource in resources:
+                if resource == "*":
+                    flag(f"{label} allows {action} on Resource \"*\" (every table); use the table's ARN",
+                         [(action, other) for other in outside])
+                elif any(arn_match(resource, other) for other in outside):
+                    flag(f"{label} allows {action} on {resource}, which reaches beyond {table_name(t)}",
+                         [(action, other) for other in outside if arn_match(resource, other)])
+                elif not arn_match(resource, arn) and not resource.startswith(f"{arn}/index/"):
+                    flag(f"{label} allows {action} on {resource}, which is not table {table_name(t)} or its indexes",
+                         [(action, iam.example(resource))])
+    problems = problems or [f"it allows {request}, beyond table {table_name(t)}" for request in iam.beyond(policies, never)]
     if problems:
         return failed(f"Role {name}: {iam.short(list(dict.fromkeys(problems)))}.")
-    lacking = [op for op in DAX_NEEDS if op.lower() not in granted]
+    lacking = [op for op in DAX_NEEDS if not iam.allows(policies, f"dynamodb:{op}", arn)]
     if lacking:
         return failed(f"Role {name} does not allow {', '.join('dynamodb:' + op for op in lacking)} on {arn}, so DAX "
                       "cannot fetch what the service reads.")

@@ -270,6 +270,12 @@ def test_invoke_permission_must_cover_the_methods_source_arn():
     other_api = json.loads(json.dumps(allow).replace("abc123/*", "zzz999/*"))
     assert not may_invoke(other_api, arn)
     assert not may_invoke(None, arn)
+    # IAM's wildcards are * and ? only: brackets are literal characters (fnmatch would read them as a set)
+    bracket = json.loads(json.dumps(allow).replace("abc123/*", "abc12[3]/*"))
+    assert not may_invoke(bracket, arn)
+    # an explicit Deny wins over the Allow
+    denied = {"Statement": allow["Statement"] + [{"Effect": "Deny", "Principal": "*", "Action": "lambda:*"}]}
+    assert not may_invoke(denied, arn)
 
 
 def test_proxy_responses_are_checked_like_api_gateway_does():

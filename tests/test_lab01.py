@@ -25,6 +25,14 @@ def tags(lab: str = "01", learner: str = "ada") -> list[dict]:
             {"Key": "learner", "Value": learner}]
 
 
+def plus_deny_http(bucket, arn):
+    """build: the solution's statement and the standard deny-insecure-transport statement."""
+    return [scoped_statement(bucket, arn), {
+        "Sid": "DenyHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]
+
+
 def policy(**changes):
     """build: a bucket policy of the solution's statement with ``changes`` (None drops a field)."""
     return lambda bucket, arn: [scoped_statement(bucket, arn, **changes)]
@@ -151,6 +159,8 @@ CASES = [
     Case("L01.04", "solution", PASS, ("Bucket {bucket} holds all 3 site files",)),
     Case("L01.04", "charset-and-application-javascript", PASS, ("Bucket {bucket} holds all 3",),
          build={"content_types": {"index.html": "text/html; charset=utf-8", "app.js": "application/javascript"}}),
+    Case("L01.04", "plus-deny-insecure-transport", PASS, ("Bucket {bucket} holds all 3 site files",),
+         build={"policy": plus_deny_http}),
     Case("L01.04", "no-bucket", FAIL, ("Bucket {bucket} does not exist",), build={"bucket": False}),
     Case("L01.04", "index-binary", FAIL, ("Bucket {bucket}: index.html is binary/octet-stream, expected text/html.",),
          build={"content_types": {"index.html": None}}),
@@ -180,6 +190,9 @@ CASES = [
          build={"oac_config": {"OriginAccessControlOriginType": "mediastore"}}),
     Case("L01.06", "policy-grants-oai", FAIL, ("The policy of bucket {bucket} grants a legacy origin access identity",),
          build={"policy": policy(Principal=OAI_PRINCIPAL, Condition=None)}),
+    Case("L01.06", "deny-names-oai", PASS, ("Origin access control {oac_name}",),
+         build={"policy": lambda b, arn: [scoped_statement(b, arn), scoped_statement(
+             b, arn, Sid="NoLegacy", Effect="Deny", Principal=OAI_PRINCIPAL, Condition=None)]}),
     Case("L01.06", "statement-object", PASS, ("Origin access control {oac_name}",), mutate=single_statement_policy),
     # L01.07 OAC attached, no OAI on the origin: moto echoes neither (SKIP); the live path reads both
     Case("L01.07", "local-cannot-show", SKIP, ("Distribution {dist_id}", LIVE_ONLY)),
@@ -238,10 +251,22 @@ CASES = [
          build={"policy": lambda b, arn: [scoped_statement(b, arn, Action=["s3:GetObject"],
                                                            Condition={"ArnEquals": {"aws:SourceArn": [arn]}})]}),
     Case("L01.11", "plus-deny-insecure-transport", PASS, ("Only distribution {dist_id}",),
+         build={"policy": plus_deny_http}),
+    Case("L01.11", "deny-blocks-cloudfront", FAIL, ("Bucket {bucket}'s policy denies distribution {dist_id}'s reads "
+                                                    "(OnlyMyAccount), so CloudFront cannot serve the site",),
          build={"policy": lambda b, arn: [scoped_statement(b, arn), {
-             "Sid": "DenyHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-             "Resource": [f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*"],
-             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}),
+             "Sid": "OnlyMyAccount", "Effect": "Deny", "NotPrincipal": {"AWS": "arn:aws:iam::123456789012:root"},
+             "Action": "s3:*", "Resource": [f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*"]}]}),
+    Case("L01.11", "deny-other-distributions", PASS, ("Only distribution {dist_id}",),
+         build={"policy": lambda b, arn: [
+             scoped_statement(b, arn, Condition={"StringLike": {"AWS:SourceArn": "arn:aws:cloudfront::123456789012:*"}}),
+             {"Sid": "NotOtherDistributions", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+              "Resource": f"arn:aws:s3:::{b}/*", "Condition": {"ArnNotEquals": {"AWS:SourceArn": arn}}}]}),
+    Case("L01.11", "second-statement-any-distribution", FAIL, (
+        "does not scope reads to distribution {dist_id}: its AWS:SourceArn is arn:aws:cloudfront::123456789012:*",
+        "another distribution may read it"),
+         build={"policy": lambda b, arn: [scoped_statement(b, arn), scoped_statement(
+             b, arn, Sid="AnyOfMine", Condition={"StringLike": {"AWS:SourceArn": "arn:aws:cloudfront::123456789012:*"}})]}),
     Case("L01.11", "statement-object", PASS, ("Only distribution {dist_id}",), mutate=single_statement_policy),
     Case("L01.11", "lowercase-action", PASS, ("Only distribution {dist_id}",), build={"policy": policy(Action="s3:getobject")}),
     Case("L01.11", "no-bucket", FAIL, ("Bucket {bucket} does not exist",), build={"bucket": False}),
@@ -278,6 +303,8 @@ CASES = [
     Case("L01.12", "solution", PASS, ("A request for / reaches s3://{bucket}/index.html",)),
     Case("L01.12", "origin-path", PASS, ("A request for / reaches s3://{bucket}/v1/index.html",),
          build={"origin_path": "/v1"}, mutate=copy_index_to("v1")),
+    Case("L01.12", "plus-deny-insecure-transport", PASS, ("A request for / reaches s3://{bucket}/index.html",),
+         build={"policy": plus_deny_http}),
     Case("L01.12", "no-distribution", FAIL, ("No CloudFront distribution has bucket {bucket}",),
          build={"distribution": False, "policy": None}),
     Case("L01.12", "index-missing", FAIL, ("A request for / would fetch s3://{bucket}/index.html, which does not exist",),
@@ -317,6 +344,22 @@ FAILING = covered(CASES, FAIL)
 @pytest.mark.parametrize("case", params(CASES))
 def test_check(aws, case, monkeypatch):
     run_case(case, aws, build_lab01, monkeypatch)
+
+
+def test_a_deny_that_applies_still_denies_the_local_s3(aws):
+    """The local S3 judges the bucket policy with the course's evaluator: a secure request passes the
+    deny-insecure-transport statement, and a Deny that does apply to the caller still answers 403."""
+    import botocore.exceptions
+
+    state = build_lab01(aws, policy=lambda b, arn: plus_deny_http(b, arn) + [{
+        "Sid": "NoDrafts", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{b}/drafts/*"}])
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=state["bucket"], Key="drafts/next.html", Body=b"soon")
+    assert s3.get_object(Bucket=state["bucket"], Key="index.html")["Body"].read()
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        s3.get_object(Bucket=state["bucket"], Key="drafts/next.html")
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 def test_moto_reports_the_distribution_deployed(aws):

@@ -98,6 +98,12 @@ def public_permission(t, state):
                                       Action="lambda:InvokeFunction", Principal="*")
 
 
+def events_permission(t, state):
+    """mutate: a second invoke permission, for EventBridge, with no SourceArn."""
+    t.client("lambda").add_permission(FunctionName=state["function"], StatementId="events-too",
+                                      Action="lambda:InvokeFunction", Principal="events.amazonaws.com")
+
+
 def quick_logs(view, state, monkeypatch):
     """prepare: wait 1 s, not 5, for log lines that are not coming."""
     monkeypatch.setattr(lab03, "LOG_WAIT_S", 1.0)
@@ -127,6 +133,18 @@ CASES = [
          build={"trust": trust("*")}),
     Case("L03.02", "not-lambda", FAIL, ("may also be assumed by Service ecs-tasks.amazonaws.com",),
          build={"trust": trust({"Service": "ecs-tasks.amazonaws.com"}), "function": False}),
+    Case("L03.02", "second-principal-own-statement", FAIL, (
+        "Role {role} may also be assumed by AWS arn:aws:iam::123456789012:user/mallory",),
+         build={"trust": trust({"Service": "lambda.amazonaws.com"}, {"AWS": "arn:aws:iam::123456789012:user/mallory"})}),
+    Case("L03.02", "not-principal-statement", FAIL, ("may also be assumed by everyone (statement 2 uses NotPrincipal)",),
+         build={"trust": {"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"},
+             {"Effect": "Allow", "NotPrincipal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}),
+    Case("L03.02", "second-principal-denied", PASS, ("Role {role} can be assumed by the Lambda service only",),
+         build={"trust": {"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"},
+             {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"},
+             {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]}}),
     Case("L03.02", "deny-only", FAIL, ("Role {role} does not trust lambda.amazonaws.com",),
          build={"trust": {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": {"AWS": "*"},
                                                                   "Action": "sts:AssumeRole"}]},
@@ -146,6 +164,19 @@ CASES = [
          build={"statements": lambda table, group: [{"Effect": "Allow", "Action": [
              "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:DeleteItem",
              "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [table, f"{group}:*"]}]}),
+    Case("L03.03", "star-narrowed-by-deny-notaction", PASS, ("on table {table} only",),
+         build={"statements": lambda table, group: table_statement(actions="dynamodb:*")(table, group) + [
+             {"Effect": "Deny", "NotAction": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan",
+                                              "dynamodb:DeleteItem", "logs:CreateLogStream", "logs:PutLogEvents"],
+              "Resource": "*"}]}),
+    Case("L03.03", "every-table-narrowed-by-deny-notresource", PASS, ("on table {table} only",),
+         build={"statements": lambda table, group: table_statement(resource="*")(table, group) + [
+             {"Effect": "Deny", "Action": "dynamodb:*", "NotResource": table}]}),
+    Case("L03.03", "deny-delete-item", FAIL, ("does not allow dynamodb:DeleteItem (DELETE /orders/{{orderId}}) on table {table}",),
+         build={"statements": plus({"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": "*"})}),
+    Case("L03.03", "not-resource", FAIL, ("uses NotResource in an Allow",),
+         build={"statements": lambda table, group: data_statements(table, group) + [
+             {"Effect": "Allow", "Action": "dynamodb:PutItem", "NotResource": f"{table}-archive"}]}),
     Case("L03.03", "missing-role", FAIL, ("Role {role} does not exist",), build={"role": False, "function": False}),
     Case("L03.03", "dynamodb-star", FAIL, (("Role {role}: inline policy {policy} (statement OrdersTable) allows dynamodb:*, "
                                            "a wildcard that includes DeleteTable"),),
@@ -186,6 +217,11 @@ CASES = [
                                     "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/ada-orders"})}),
     Case("L03.04", "streams-named", PASS, ("may write logs into {group} only",),
          build={"statements": log_statement(resource=lambda arn: f"{arn}:log-stream:*")}),
+    Case("L03.04", "deny-put-log-events", FAIL, ("does not allow logs:PutLogEvents on the streams of {group}",),
+         build={"statements": plus({"Effect": "Deny", "Action": "logs:PutLogEvents", "Resource": "*"})}),
+    Case("L03.04", "every-group-narrowed-by-deny", PASS, ("may write logs into {group} only",),
+         build={"statements": lambda table, group: log_statement(resource="*")(table, group) + [
+             {"Effect": "Deny", "Action": "logs:*", "NotResource": f"{group}:*"}]}),
     Case("L03.04", "missing-role", FAIL, ("Role {role} does not exist",), build={"role": False, "function": False}),
     Case("L03.04", "basic-execution-role", FAIL, (("managed policy AWSLambdaBasicExecutionRole allows logs:CreateLogGroup "
                                                   "on Resource \"*\" (every log group in the account)"),),
@@ -275,6 +311,8 @@ CASES = [
          build={"source_arn": "arn:aws:execute-api:{region}:{account}:{api_id}/v1/GET/orders"}),
     Case("L03.09", "other-stage", FAIL, ("but not for GET /orders, POST /orders",),
          build={"source_arn": "arn:aws:execute-api:{region}:{account}:{api_id}/prod/*"}),
+    Case("L03.09", "events-unscoped-too", FAIL, ("statement events-too lets Service events.amazonaws.com invoke it",),
+         mutate=events_permission),
     Case("L03.09", "anyone-too", FAIL, ("statement anyone lets anyone invoke it (Principal *)",),
          mutate=public_permission),
 ]

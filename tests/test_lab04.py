@@ -607,7 +607,22 @@ CASES = [
          build={"statements": role_statement(actions=["dynamodb:getitem", "dynamodb:query"],
                                              resource=lambda arn: arn)}),
     Case("L04.17", "plus-deny", PASS, ("reaches table {table} alone",),
+         build={"statements": plus({"Effect": "Deny", "Action": "dynamodb:DeleteTable", "Resource": "*"})}),
+    Case("L04.17", "deny-everything", FAIL, ("does not allow dynamodb:GetItem, dynamodb:Query on {table_arn}",),
          build={"statements": plus({"Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"})}),
+    Case("L04.17", "deny-query-on-indexes-too", FAIL, ("does not allow dynamodb:Query on {table_arn}",),
+         build={"statements": plus({"Effect": "Deny", "Action": "dynamodb:Query", "Resource": "*"})}),
+    Case("L04.17", "every-table-narrowed-by-deny", PASS, ("reaches table {table} alone",),
+         build={"statements": lambda arn: role_statement(resource="*")(arn) + [
+             {"Effect": "Deny", "Action": "dynamodb:*", "NotResource": [arn, f"{arn}/index/*"]}]}),
+    Case("L04.17", "star-narrowed-by-deny-notaction", PASS, ("reaches table {table} alone",),
+         build={"statements": lambda arn: role_statement(actions="dynamodb:*")(arn) + [
+             {"Effect": "Deny", "NotAction": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
+              "Resource": "*"}]}),
+    Case("L04.17", "not-resource-reaches-others", FAIL, ("uses NotAction or NotResource in an Allow",),
+         build={"statements": plus({"Effect": "Allow", "Action": "dynamodb:GetItem", "NotResource": "arn:aws:s3:::x"})}),
+    Case("L04.17", "second-principal-own-statement", FAIL, ("may also be assumed by AWS arn:aws:iam::123456789012:root",),
+         build={"dax_trust": trust({"Service": "dax.amazonaws.com"}, {"AWS": "123456789012"})}),
     Case("L04.17", "missing", FAIL, ("Role {role} does not exist",), build={"dax_role": False}),
     Case("L04.17", "lambda-too", FAIL, (("Role {role} may also be assumed by Service lambda.amazonaws.com; only "
                                          "dax.amazonaws.com should be trusted"),),

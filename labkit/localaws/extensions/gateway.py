@@ -29,7 +29,6 @@ apply at once).
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import logging
 import re
@@ -596,22 +595,14 @@ def mock_response(integration: dict, r: Request) -> Response:
 
 
 def may_invoke(policy: dict | None, source_arn: str) -> bool:
-    """Whether the function's resource policy lets API Gateway invoke it from this method."""
-    for statement in (policy or {}).get("Statement", []):
-        principal = statement.get("Principal")
-        service = principal.get("Service") if isinstance(principal, dict) else principal
-        actions = statement.get("Action")
-        actions = [actions] if isinstance(actions, str) else actions or []
-        if statement.get("Effect") != "Allow" or service != "apigateway.amazonaws.com":
-            continue
-        if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in actions):
-            continue
-        condition = statement.get("Condition") or {}
-        wanted = [v for op in ("ArnLike", "ArnEquals", "StringLike", "StringEquals")
-                  for k, v in (condition.get(op) or {}).items() if k.lower() == "aws:sourcearn"]
-        if not wanted or any(fnmatch.fnmatchcase(source_arn, w) for w in wanted):
-            return True
-    return False
+    """Whether the function's resource policy lets API Gateway invoke it from this method, judged as IAM does
+    (an explicit Deny wins; SourceArn and SourceAccount are what API Gateway sends)."""
+    from labkit.policyeval import Principal, evaluate
+
+    account = source_arn.split(":")[4] if source_arn.count(":") >= 5 else None
+    return evaluate(policy or {}, action="lambda:InvokeFunction", principal=Principal.service("apigateway.amazonaws.com"),
+                    context={"aws:SourceArn": source_arn, "aws:SourceAccount": account,
+                             "aws:SecureTransport": True}).allowed
 
 
 def proxy_event(r: Request) -> dict:
