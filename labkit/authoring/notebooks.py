@@ -6,6 +6,11 @@ between ``# BEGIN SOLUTION`` and ``# END SOLUTION``; the ``# TODO:`` lines
 just above a block tell the learner what to write. The solution notebook
 drops the markers; the starter replaces each block with one
 ``raise NotImplementedError`` line.
+
+A code cell whose output must stay stable starts with ``# NBVAL_CHECK_OUTPUT``
+and is followed by a ``# %% [output]`` cell holding that output: the solution
+notebook stores it, and the self-test (``pytest --nbval-lax``) compares it.
+The starter drops the marker (a learner's output is theirs).
 """
 from __future__ import annotations
 
@@ -22,12 +27,13 @@ SOURCES = REPO_ROOT / "course"
 LABS_DIR = REPO_ROOT / "labs"
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 CHECK_CALL = re.compile(r"^\s*checks\.run\(", re.M)
 
 
 @dataclass
 class Cell:
-    kind: str  # "code" or "markdown"
+    kind: str  # "code", "markdown" or "output" (the expected output of the code cell before it)
     source: str
 
 
@@ -83,7 +89,7 @@ def parse(text: str) -> list[Cell]:
     def flush():
         if kind is not None:
             body = "\n".join(lines).strip("\n")
-            if kind == "markdown":
+            if kind in ("markdown", "output"):
                 body = "\n".join(_unmark(l) for l in body.splitlines())
             if body.strip():
                 cells.append(Cell(kind, body))
@@ -91,7 +97,8 @@ def parse(text: str) -> list[Cell]:
     for line in text.splitlines():
         if line.startswith("# %%"):
             flush()
-            kind, lines = ("markdown" if "[markdown]" in line else "code"), []
+            kind = "markdown" if "[markdown]" in line else "output" if "[output]" in line else "code"
+            lines = []
         elif kind is not None:
             lines.append(line)
     flush()
@@ -145,12 +152,22 @@ def solution_blocks(source: str) -> list[str]:
 
 def notebook(lab_: Lab, variant: str) -> dict:
     """The notebook JSON for ``variant`` 'starter' or 'solution' (deterministic)."""
-    cells = []
+    cells, previous = [], None
     for index, cell in enumerate(lab_.cells()):
-        source = cell.source
+        source, before, previous = cell.source, previous, cell
+        if cell.kind == "output":
+            if before is None or before.kind != "code" or not before.source.startswith(CHECK_OUTPUT):
+                raise LabkitError(f"course/{lab_.path.name}: an [output] cell must follow a code cell that starts with "
+                                  f"{CHECK_OUTPUT}.")
+            if variant == "solution":
+                # A stored output needs an execution count, or nbval takes the cell for one never run.
+                number = sum(c["cell_type"] == "code" for c in cells)
+                cells[-1].update(execution_count=number, outputs=[
+                    {"name": "stdout", "output_type": "stream", "text": _lines(source + "\n")}])
+            continue
         if cell.kind == "code":
             try:
-                source = solution_code(source) if variant == "solution" else starter_code(source)
+                source = solution_code(source) if variant == "solution" else _unchecked(starter_code(source))
             except ValueError as exc:
                 raise LabkitError(f"course/{lab_.path.name}: {exc}.") from None
         cell_id = hashlib.sha1(f"{lab_.name}/{index}".encode()).hexdigest()[:12]
@@ -168,6 +185,10 @@ def notebook(lab_: Lab, variant: str) -> dict:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+
+
+def _unchecked(code: str) -> str:
+    return code.removeprefix(CHECK_OUTPUT + "\n") if code.startswith(CHECK_OUTPUT) else code
 
 
 def _lines(text: str) -> list[str]:
