@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                     chosen.append(chk)
         if args.list:
             for chk in chosen:
-                print(f"{chk.id}  {chk.points:>2} pt  {chk.title}")
+                print(f"{chk.id}  {chk.points:>2} pt  {chk.title}" + (f"  [{chk.acts}]" if chk.acts else ""))
             return 0
         target = Target.from_settings(live=True if args.live else None)
         preflight(target)

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.localaws import LocalAWS, _env, _port
-
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
 _session: dict = {}
 
@@ -31,6 +29,7 @@ def _notebook_env(tmp_path_factory) -> dict:
     """The environment the kernels and the grading here share; the local AWS started on first use."""
     if "env" not in _session:
         from labkit import localaws
+        from tests.localaws import LocalAWS, _port
 
         root = tmp_path_factory.mktemp("solution-notebooks")
         info = LocalAWS(root / "labkit-home", _port())
@@ -77,6 +76,8 @@ def pytest_runtest_setup(item):
     if not _is_notebook_file(item.parent) or isinstance(item, FullMarks):
         yield
         return
+    from tests.localaws import _env
+
     env = _notebook_env(item.config._tmp_path_factory)
     with _env(env):
         if getattr(item.parent, "kernel", None) is None:  # nbval starts the kernel in this setup
@@ -92,6 +93,7 @@ def pytest_sessionfinish(session):
     env = _session.pop("env", None)
     if env:
         from labkit import localaws
+        from tests.localaws import _env
 
         with _env(env):
             localaws.down()
@@ -110,6 +112,7 @@ class FullMarks(pytest.Item):
 
         from checks import Status, grade, select
         from labkit.target import Target
+        from tests.localaws import _env
 
         path = Path(str(self.parent.path))
         env = _notebook_env(self.config._tmp_path_factory)
