@@ -29,7 +29,7 @@ def _notebook_env(tmp_path_factory) -> dict:
     """The environment the kernels and the grading here share; the local AWS started on first use."""
     if "env" not in _session:
         from labkit import localaws
-        from tests.localaws import LocalAWS, _port
+        from tests.localaws import LocalAWS, _env, _port
 
         root = tmp_path_factory.mktemp("solution-notebooks")
         info = LocalAWS(root / "labkit-home", _port())
