@@ -165,6 +165,8 @@ def notebook(lab_: Lab, variant: str) -> dict:
                 cells[-1].update(execution_count=number, outputs=[
                     {"name": "stdout", "output_type": "stream", "text": _lines(source + "\n")}])
             continue
+        if cell.kind == "markdown":
+            source = concept_links(source)
         if cell.kind == "code":
             try:
                 source = solution_code(source) if variant == "solution" else _unchecked(starter_code(source))
@@ -187,6 +189,18 @@ def notebook(lab_: Lab, variant: str) -> dict:
     }
 
 
+DOCS_PATH = "/labkit-docs/"  # where JupyterLab serves the built site (labkit.jupyter)
+SITE_LINK = re.compile(r"\]\(\.\./site/([^)#]*?)(?:index)?\.md(#[^)]*)?\)")
+
+
+def concept_links(markdown: str) -> str:
+    """``](../site/labs/01-x.md#a)`` -> ``](/labkit-docs/labs/01-x/#a)``: the rendered page, not the Markdown.
+
+    A root-relative link is no file to JupyterLab, so it opens in the browser, where ``make lab`` serves the site."""
+    return SITE_LINK.sub(lambda m: f"]({DOCS_PATH}{m.group(1).rstrip('/') + '/' if m.group(1) else ''}{m.group(2) or ''})",
+                         markdown)
+
+
 def _unchecked(code: str) -> str:
     return code.removeprefix(CHECK_OUTPUT + "\n") if code.startswith(CHECK_OUTPUT) else code
 
@@ -196,29 +210,61 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-def notebook_path(lab_: Lab, variant: str) -> Path:
-    return (LABS_DIR if variant == "starter" else SOLUTIONS_DIR) / f"{lab_.name}.ipynb"
+def notebook_path(lab_: Lab, variant: str, root: Path | None = None) -> Path:
+    folder = LABS_DIR if variant == "starter" else SOLUTIONS_DIR
+    return (root / folder.name if root else folder) / f"{lab_.name}.ipynb"
+
+
+def fingerprint(cells: list) -> str:
+    """A digest of a notebook's cells, stored in what build writes: an edit afterwards no longer matches it."""
+    return hashlib.sha256(json.dumps(cells, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def render(lab_: Lab, variant: str) -> str:
-    return json.dumps(notebook(lab_, variant), indent=1, ensure_ascii=False) + "\n"
+    nb = notebook(lab_, variant)
+    nb["metadata"]["course"]["generated"] = fingerprint(nb["cells"])
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def build(check_only: bool = False) -> list[Path]:
-    """Write every lab's notebooks; with check_only, return the stale ones instead."""
+def edited_since_generated(path: Path) -> bool:
+    """True when the notebook at ``path`` is not what build wrote there (someone filled or edited it)."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        made = nb["metadata"]["course"]["generated"]
+        return fingerprint(nb["cells"]) != made
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return False  # damaged, or written before fingerprints: nothing of a learner's to keep there
+    except OSError:
+        return False
+
+
+def build(check_only: bool = False, root: Path | None = None, kept: list[Path] | None = None) -> list[Path]:
+    """Write every lab's notebooks (under ``root``, default the repository); with check_only, return the
+    stale ones instead. A notebook edited since it was generated is never overwritten: it goes on ``kept``."""
     stale = []
     for item in labs():
         for variant in ("starter", "solution"):
-            path = notebook_path(item, variant)
+            path = notebook_path(item, variant, root)
             text = render(item, variant)
             if path.is_dir():
-                raise LabkitError(f"{path.relative_to(REPO_ROOT)} is a folder where the notebook goes; remove it and build again.")
+                raise LabkitError(f"{_shown(path)} is a folder where the notebook goes; remove it and build again.")
             if not path.exists() or _read_or_none(path) != text:
+                if not check_only and edited_since_generated(path):
+                    if kept is not None:
+                        kept.append(path)
+                    continue
                 stale.append(path)
                 if not check_only:
-                    path.parent.mkdir(exist_ok=True)
+                    path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text, encoding="utf-8")
     return stale
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _read_or_none(path: Path) -> str | None:
@@ -245,16 +291,16 @@ def run_solution(lab_: Lab) -> None:
 
 def notebook_markdown(lab_: Lab) -> str:
     """The starter notebook as a docs page (links rewritten for the site)."""
-    nb = notebook(lab_, "starter")
     parts = []
-    for index, cell in enumerate(nb["cells"]):
-        text = "".join(cell["source"])
-        if cell["cell_type"] == "markdown":
+    for index, cell in enumerate(c for c in lab_.cells() if c.kind != "output"):
+        text = cell.source if cell.kind == "markdown" else _unchecked(starter_code(cell.source))
+        if cell.kind == "markdown":
             text = text.replace("](../site/", "](../").replace(".ipynb)", ".md)")
             parts.append(text)
             if index == 0:
-                parts.append(f'!!! info "This page is the starter notebook"\n    Open `labs/{lab_.name}.ipynb` in '
-                             "JupyterLab (`make lab`) to work through it; the `TODO` cells are yours to write.")
+                parts.append(f'!!! info "This page is the starter notebook"\n    Open `my-labs/{lab_.name}.ipynb` in '
+                             "JupyterLab (`make lab` makes your copy from `labs/`) to work through it; the `TODO` cells "
+                             "are yours to write.")
         else:
             parts.append(f"```python\n{text}\n```")
     return "\n\n".join(parts) + "\n"
