@@ -113,7 +113,7 @@ def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str 
     def register(func: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
         if id in REGISTRY:
             raise ValueError(f"check id {id} registered twice")
-        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note, acts)
+        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note, acts=acts)
         return func
 
     return register

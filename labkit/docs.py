@@ -27,7 +27,7 @@ from . import config
 from .errors import LabkitError
 
 ROOT = config.REPO_ROOT
-SITE = ROOT / "build" / "site"
+SITE = Path(os.environ.get("LABKIT_DOCS_SITE") or ROOT / "build" / "site")  # mkdocs.yml's site_dir
 DEFAULT_PORT = 8000  # checks.DEFAULT_DOCS_URL's port: tried first
 SOURCES = ("site", "course", "checks", "mkdocs.yml", "mkdocs_hooks.py")
 
@@ -134,9 +134,14 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 def serve_in_thread(site: Path = SITE, port: int | None = None) -> ThreadingHTTPServer:
     """Serve ``site`` on loopback (port DEFAULT_PORT if free, else any free one) in a daemon thread; recorded."""
+    handler = partial(_Quiet, directory=str(site))
     if port is None:
-        port = DEFAULT_PORT if port_free(DEFAULT_PORT) else free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(site)))
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", DEFAULT_PORT), handler)
+        except OSError:  # taken: any free port will do, the record says which
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="labkit-docs", daemon=True).start()
     record(f"http://127.0.0.1:{server.server_address[1]}/")

@@ -7,9 +7,12 @@ know about the course:
 
 - a local AWS of this test session's own (own state folder, free port),
   started before the first notebook and stopped when the session ends;
-- before a notebook's first cell, that local AWS is put into the state the
-  lab starts from (``labkit start NN``), so each notebook stands alone,
-  whichever worker runs it;
+- under ``--dist loadfile`` the solution notebooks are one scope, so one
+  worker runs them all, in lab order, each going on from the state the one
+  before built, as a learner does (every other file stays its own scope);
+- where lab NN-1 did not just run here to full marks (a notebook run alone,
+  or one after a failure), the local AWS is first put into the state lab NN
+  starts from (``labkit start NN``), so each notebook also stands alone;
 - after a notebook's last cell, one more item, ``full-marks``, runs the
   notebook a second time over the state it built (learners re-run cells)
   and asserts that the lab then scores full marks.
@@ -84,9 +87,26 @@ def pytest_runtest_setup(item):
             from labkit import localaws
             from labkit.starts import start
 
+            number = _lab_number(item.parent)
             localaws.up()
-            start(_lab_number(item.parent))
+            if _session.get("full_marks") != f"{int(number) - 1:02d}":
+                start(number)
         yield
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with every solution notebook in one scope: one worker runs them in lab order."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebooksTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return f"{SOLUTIONS.name}/" if scope.startswith(f"{SOLUTIONS.name}/") and scope.endswith(".ipynb") else scope
+
+    return NotebooksTogether(config, log)
 
 
 def pytest_sessionfinish(session):
@@ -124,6 +144,7 @@ class FullMarks(pytest.Item):
         bad = [(r.check.id, r.status.value, r.message) for r in report.results if r.status in (Status.FAIL, Status.ERROR)]
         assert bad == [], f"{path.name} run twice does not score full marks: {bad}"
         assert report.earned == report.possible > 0
+        _session["full_marks"] = _lab_number(self.parent)  # the next lab may go on from here
 
     def reportinfo(self):
         return self.path, None, f"{self.parent.name}::full-marks"

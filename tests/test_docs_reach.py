@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -88,3 +89,49 @@ def test_concept_links_in_the_notebooks_open_rendered_pages():
                     assert (ROOT / "site" / f"{page}.md").exists(), f"{path.name}: {target} names no docs page"
                     seen += 1
     assert seen > 20
+
+
+def test_jupyterlab_serves_the_docs_for_the_concept_links_and_records_their_port(tmp_path, free_port):
+    """The real Jupyter server with the extension `make lab` loads: /labkit-docs/ answers, and so does the
+    recorded docs port; the record goes when the server stops."""
+    site = tmp_path / "site"
+    (site / "labs" / "02-api-first").mkdir(parents=True)
+    (site / "labs" / "02-api-first" / "index.html").write_text("<h1>Lab 02</h1>")
+    (site / "index.html").write_text("<h1>Home</h1>")
+    home = tmp_path / "labkit-home"
+    env = {**os.environ, "LABKIT_HOME": str(home), "LABKIT_DOCS_SITE": str(site), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+                               f"--ServerApp.port={free_port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={tmp_path}",
+                               "--IdentityProvider.token=", "--ServerApp.jpserver_extensions={'labkit.jupyter': True}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        record = home / "docs.json"
+        for line in server.stderr:  # the extensions are loaded when the server says where it runs
+            if "is running at" in line:
+                break
+        assert server.poll() is None and record.exists()
+        page = f"http://127.0.0.1:{free_port}{notebooks.DOCS_PATH}labs/02-api-first/"
+        with _when_listening(server, page) as answer:
+            assert answer.status == 200 and b"Lab 02" in answer.read()
+        url = json.loads(record.read_text())["url"]
+        with urllib.request.urlopen(url + "labs/02-api-first/", timeout=60) as answer:
+            assert b"Lab 02" in answer.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    assert not record.exists()
+
+
+def _when_listening(server, url):
+    """The answer to ``url`` once the server listens (it binds its port just after saying where it runs)."""
+    import time
+
+    for _ in range(600):
+        try:
+            return urllib.request.urlopen(url, timeout=60)
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError) or server.poll() is not None:
+                raise
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened at {url}")
