@@ -21,10 +21,16 @@ $(STAMP): requirements.txt pyproject.toml
 	@$(BIN)/python -m pip uninstall --quiet --yes rfc3987-syntax >/dev/null 2>&1 || true
 	@touch $(STAMP)
 
-lab: $(STAMP)
+# Learners fill their own copies in my-labs/ (git-ignored, made once, never overwritten), so a `git pull`
+# of the course never meets their work; labs/ stays the generated originals. JupyterLab also serves the
+# built docs (labkit/jupyter.py): the notebooks' concept links and the grader's docs links open them.
+lab: $(STAMP) build/vendor/mermaid.min.js
 	@$(BIN)/python -m labkit up
-	@echo "Opening JupyterLab on labs/ (Ctrl-C stops JupyterLab; the local AWS keeps running: make down stops it)."
-	@$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/labs/00-setup.ipynb
+	@$(BIN)/python -m labkit my-labs
+	@$(BIN)/python -m labkit.docs build-if-needed || true
+	@echo "Opening JupyterLab on my-labs/ (Ctrl-C stops JupyterLab and the docs; the local AWS keeps running: make down stops it)."
+	@$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/my-labs/00-setup.ipynb \
+	  --ServerApp.jpserver_extensions="{'labkit.jupyter': True}"
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest -n 2 --dist loadfile
@@ -43,8 +49,9 @@ build/vendor/mermaid.min.js:
 docs: $(STAMP) build/vendor/mermaid.min.js
 	@$(BIN)/mkdocs build --strict
 
+DOCS_PORT ?= 8000
 serve-docs: $(STAMP) build/vendor/mermaid.min.js
-	@$(BIN)/mkdocs serve --strict
+	@$(BIN)/python -m labkit.docs serve-live --port $(DOCS_PORT)
 
 bench: $(STAMP)
 	@$(BIN)/python benchmarks/grading.py

@@ -27,7 +27,7 @@ from .core import (  # noqa: F401  (the public surface)
 
 # One module (or package) per lab, found by name: adding a lab adds checks/labNN.py and nothing here.
 LAB_MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if re.fullmatch(r"lab\d\d", m.name)))
-DEFAULT_DOCS_URL = "http://127.0.0.1:8000/"  # where `make docs` serves the site
+DEFAULT_DOCS_URL = "http://127.0.0.1:8000/"  # when no docs server recorded its port (labkit.docs)
 
 
 def load_all() -> None:
@@ -37,7 +37,9 @@ def load_all() -> None:
 
 def docs_url(ref: str) -> str:
     """``labs/01-static-front-end.md#bucket-policy`` -> a link into the docs site."""
-    base = os.environ.get("LABS_DOCS_URL", DEFAULT_DOCS_URL).rstrip("/") + "/"
+    from labkit.docs import recorded_url
+
+    base = (os.environ.get("LABS_DOCS_URL") or recorded_url() or DEFAULT_DOCS_URL).rstrip("/") + "/"
     page, _, anchor = ref.partition("#")
     page = page.removesuffix(".md")
     page = "" if page == "index" else page + "/"

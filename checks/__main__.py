@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             from .catalogue import in_course_order
 
             for chk in in_course_order(chosen):
-                print(f"{chk.id}  step {chk.step}  {chk.points:>2} pt  {chk.title}")
+                print(f"{chk.id}  step {chk.step}  {chk.points:>2} pt  {chk.title}" + (f"  [{chk.acts}]" if chk.acts else ""))
             return 0
         target = Target.from_settings(live=True if args.live else None)
         preflight(target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import load_all
 from .core import LOCAL_FULL, LOCAL_PARTIAL, REGISTRY
 
+READS_ONLY = "only reads"
 FIDELITY = {LOCAL_FULL: "graded offline", LOCAL_PARTIAL: "partly: SKIP where moto cannot show it"}
 
 
@@ -20,6 +21,11 @@ def in_course_order(chosen) -> list:
     return sorted(chosen, key=lambda c: (c.lab, c.step, c.id))
 
 
+def sends(chk) -> str:
+    """What a check sends: only reads, or (a behaviour check) what it calls through your API."""
+    return chk.acts or READS_ONLY
+
+
 def catalogue_markdown() -> str:
     load_all()
     out = ["# Check catalogue", "",
@@ -27,7 +33,10 @@ def catalogue_markdown() -> str:
            "Each is listed under its lab in the order of the steps that grade it. "
            "Run one with `python -m checks L01.02`, a lab with `python -m checks 01`, "
            "a lab's step with `python -m checks 01.3`, "
-           "or from a notebook with `checks.run(\"L01.02\")`.", ""]
+           "or from a notebook with `checks.run(\"L01.02\")`.", "",
+           "Configuration checks only read; behaviour checks call your API as a client would and remove what "
+           "they create. The *sends* column says which is which (see "
+           "[what grading may do](../getting-started.md#what-grading-may-do)).", ""]
     from labkit.authoring.notebooks import labs as lab_sources
 
     titles = {src.number: src.slug.replace("-", " ").capitalize() for src in lab_sources()}
@@ -37,10 +46,10 @@ def catalogue_markdown() -> str:
         total = sum(c.points for c in rows)
         out += [f"## Lab {lab}: {titles.get(lab, '')}".rstrip(": "), "",
                 f"{len(rows)} checks, {total} points.", "",
-                "| step | id | expected state | points | local AWS | learn |", "|---|---|---|---|---|---|"]
+                "| step | id | expected state | points | local AWS | sends | learn |", "|---|---|---|---|---|---|---|"]
         for c in in_course_order(rows):
-            out.append(f"| {c.step} | `{c.id}` | {_cell(c.title)} | {c.points} | {FIDELITY[c.local]} | "
-                       f"[concept]({_link(c.docs)}) |")
+            out.append(f"| {c.step} | `{c.id}` | {_cell(c.title)} | {c.points} | {FIDELITY[c.local]} | {_cell(sends(c))} "
+                       f"| [concept]({_link(c.docs)}) |")
         out += ["", "??? tip \"Hints\"", ""]
         for c in in_course_order(rows):
             out.append(f"    - **{c.id}**: {_cell(c.hint)}")

@@ -63,6 +63,7 @@ class Check:
     local: str = LOCAL_FULL
     local_note: str = ""  # why the local AWS cannot show it
     step: int = 0  # the lab's step (its "## N." heading) whose check cell runs it; @check demands one
+    acts: str = ""  # a behaviour check: what it sends through the learner's API (see ACTS_RULE)
 
     @property
     def lab(self) -> str:
@@ -94,22 +95,29 @@ class Result:
 
 REGISTRY: dict[str, Check] = {}
 ID_RULE = re.compile(r"^L\d{2}\.\d{2}$")
+# "calls your API: <what it sends>"; a check that creates something says it deletes it again.
+ACTS_RULE = re.compile(r"^calls your API: \S.*$")
 
 
 def check(id: str, title: str, *, points: int, hint: str, docs: str, local: str = LOCAL_FULL, local_note: str = "",
-          step: int | None = None):
-    """Register a check. ``docs`` is ``page.md#anchor`` relative to ``site/``; ``step`` is the lab step that grades it."""
+          step: int | None = None, acts: str = ""):
+    """Register a check. ``docs`` is ``page.md#anchor`` relative to ``site/``; ``step`` is the lab step that grades
+    it; ``acts`` says what a behaviour check sends through the learner's API (configuration checks only read and
+    leave it empty)."""
     if not ID_RULE.match(id):
         raise ValueError(f"check id {id!r} must look like L01.02")
     if type(step) is not int or step < 1:  # bool is an int subclass, and no step is 0
         raise ValueError(f"{id}: declare the notebook step that grades it as a positive number (step=3), not {step!r}")
     if local != LOCAL_FULL and not local_note:
         raise ValueError(f"{id}: say why the local AWS cannot show this (local_note)")
+    if acts and not (ACTS_RULE.match(acts) and ("creates" not in acts or "deletes" in acts)):
+        raise ValueError(f"{id}: acts must read \"calls your API: ...\" and a check that creates something must say "
+                         f"it deletes it, not {acts!r}")
 
     def register(func: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
         if id in REGISTRY:
             raise ValueError(f"check id {id} registered twice")
-        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note, step=step)
+        REGISTRY[id] = Check(id, title, points, hint, docs, func, local, local_note, step=step, acts=acts)
         return func
 
     return register

@@ -445,7 +445,8 @@ def _precheck(t: Target, *, key: bool = False):
 
 @check("L02.11", "A request without an API key is refused with 403", step=6, points=1,
        hint="Require an API key on GET /orders (api_key in its security), import the contract again and redeploy v1.",
-       docs=f"{DOCS}#calling-the-api")
+       docs=f"{DOCS}#calling-the-api",
+       acts="calls your API: one GET /orders without an API key; stores nothing")
 def no_key_403(t: Target):
     stop = _precheck(t)
     if stop:
@@ -463,7 +464,9 @@ def no_key_403(t: Target):
 @check("L02.12", "A burst over the usage plan's limit is throttled with 429", step=6, points=2,
        hint="Give the usage plan a throttle (rate 10, burst 5) and attach the key; the check sends up to "
             f"{BURST} quick requests to /orders with the key.",
-       docs=f"{DOCS}#calling-the-api")
+       docs=f"{DOCS}#calling-the-api",
+       acts=f"calls your API: up to {BURST} quick requests to /orders with the key (signed-in POSTs whose body is "
+            "not JSON, refused before any integration runs); stores nothing")
 def burst_429(t: Target):
     stop = _precheck(t, key=True)
     if stop:
@@ -497,7 +500,8 @@ def burst_429(t: Target):
 
 @check("L02.13", "A write without an ID token is refused with 401", step=6, points=1,
        hint="Use the Cognito authorizer on POST /orders (security: api_key and cognito), import again and redeploy v1.",
-       docs=f"{DOCS}#calling-the-api")
+       docs=f"{DOCS}#calling-the-api",
+       acts="calls your API: one POST /orders with no ID token and a body that is not JSON; stores nothing")
 def write_without_token_401(t: Target):
     stop = _precheck(t)
     if stop:
@@ -515,7 +519,8 @@ def write_without_token_401(t: Target):
 @check("L02.14", "A signed-in write with an invalid body is refused with 400", step=6, points=1,
        hint="Keep the body validator and NewOrder model on POST /orders, and keep the test user's credentials in "
             "SSM /<prefix>/orders/tester so the check can sign in.",
-       docs=f"{DOCS}#calling-the-api")
+       docs=f"{DOCS}#calling-the-api",
+       acts="calls your API: one signed-in POST /orders with an invalid body, sent only when a validator will refuse it; stores nothing")
 def invalid_body_400(t: Target):
     stop = _precheck(t, key=True)
     if stop:
@@ -545,7 +550,8 @@ def invalid_body_400(t: Target):
 
 @check("L02.15", "A good request reaches the integration and gets 200", step=6, points=1,
        hint="GET /orders with the key must pass every rule and reach the integration (MOCK: 200 {\"orders\": []}).",
-       docs=f"{DOCS}#calling-the-api")
+       docs=f"{DOCS}#calling-the-api",
+       acts="calls your API: one GET /orders with the key; stores nothing")
 def good_request_200(t: Target):
     stop = _precheck(t, key=True)
     if stop:

@@ -592,7 +592,8 @@ def _order_problems(order) -> list[str]:
 @check("L03.10", "POST /orders creates an order that GET /orders/{orderId} returns (through the API)", step=8, points=3,
        hint="The handler answers POST with 201 and the stored order (orderId, status NEW, createdAt), GET with 200 "
             "and the item; read the function's log group when it answers 5xx.",
-       docs=f"{DOCS}#end-to-end")
+       docs=f"{DOCS}#end-to-end",
+       acts="calls your API: creates one order with a signed-in POST /orders, reads it back and deletes it")
 def create_and_read(t: Target):
     headers = _client(t)
     if not isinstance(headers, tuple):
@@ -629,7 +630,8 @@ def _delete(t: Target, order_id: str, writes: dict) -> str:
 
 @check("L03.11", "GET /orders/{orderId} answers 404 for an order that does not exist", step=8, points=1,
        hint="When get_item returns no Item, answer 404 with the body {\"message\": \"order not found\"}.",
-       docs=f"{DOCS}#end-to-end")
+       docs=f"{DOCS}#end-to-end",
+       acts="calls your API: one GET /orders/{orderId} for an order that does not exist; stores nothing")
 def missing_order_404(t: Target):
     headers = _client(t)
     if not isinstance(headers, tuple):
@@ -647,7 +649,8 @@ def missing_order_404(t: Target):
 @check("L03.12", "A POST body that is not JSON gets 400, not a server error", step=8, points=1,
        hint="Catch the json.loads error in the handler and answer 400; the stage's request validator from lab 02 "
             "also rejects such bodies before the function runs.",
-       docs=f"{DOCS}#end-to-end")
+       docs=f"{DOCS}#end-to-end",
+       acts="calls your API: one signed-in POST /orders with a body that is not JSON; stores nothing")
 def bad_body_400(t: Target):
     headers = _client(t)
     if not isinstance(headers, tuple):

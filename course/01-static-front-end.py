@@ -71,8 +71,14 @@ checks.run("L01.01-L01.03")
 # as `binary/octet-stream` is downloaded by the browser instead of shown.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 for path in site_files():
     print(path.relative_to(SITE_DIR))
+
+# %% [output]
+# app.js
+# index.html
+# style.css
 
 # %%
 # TODO: upload every file of site_files() under its relative key, with ContentType from mimetypes.guess_type.

@@ -143,6 +143,7 @@ checks.run("L04.01-L04.02")
 # `UnprocessedItems`.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 orders = labkit.assets.lab04_orders()
 stock = labkit.assets.lab04_stock()
 serialize = TypeSerializer().serialize
@@ -166,6 +167,9 @@ write_all(table_name, [dict(o, statusDay=f"{o['status']}#{o['createdAt'][:10]}")
 write_all(stock_name, stock)
 # END SOLUTION
 print(len(orders), "orders and", len(stock), "stock levels written")
+
+# %% [output]
+# 800 orders and 12 stock levels written
 
 # %%
 checks.run("L04.03")

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--live", action="store_true", help="clean a live AWS account (asks first)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--yes", action="store_true", help="do not ask before deleting on a live account")
+    sub.add_parser("my-labs", help="copy each lab notebook you have no copy of yet into my-labs/ (never overwrites)")
     p = sub.add_parser("build-notebooks", help="regenerate labs/ and solutions/ from course/ (maintainers)")
     p.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
     return parser
@@ -213,19 +214,32 @@ def _cleanup(args) -> int:
 def _build_notebooks(args) -> int:
     from .authoring.notebooks import build
 
-    stale = build(check_only=args.check)
+    kept: list = []
+    stale = build(check_only=args.check, kept=kept)
     for path in stale:
         print(("stale: " if args.check else "wrote: ") + str(path))
+    for path in kept:
+        print(f"kept: {path} was edited since it was generated, so it is left as it is (learners fill their copies "
+              "in my-labs/; move the edits there or into course/, then delete it and build again).")
     if args.check and stale:
         print("Run `python -m labkit build-notebooks` and commit the result.")
         return 1
-    if not stale:
+    if not stale and not kept:
         print("All notebooks are up to date.")
     return 0
 
 
+def _my_labs(args) -> int:
+    from .mylabs import prepare
+
+    for line in prepare():
+        print(line)
+    return 0
+
+
 COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "reset": _reset, "save": _save, "restore": _restore,
-            "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks}
+            "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks,
+            "my-labs": _my_labs}
 
 if __name__ == "__main__":
     from .cli import run

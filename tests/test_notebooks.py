@@ -1,4 +1,7 @@
-"""The lab notebooks: in sync with their sources, no leaked solutions, solutions score full marks."""
+"""The lab notebooks: in sync with their sources, no leaked solutions, starters score less.
+
+The solutions themselves run under nbval (``pytest --nbval-lax``, see tests/solution_notebooks.py).
+"""
 from __future__ import annotations
 
 import json
@@ -53,20 +56,6 @@ def _execute(path, expect_error=False):
     else:
         client.execute()
     return nb
-
-
-@pytest.mark.server
-@pytest.mark.notebooks
-def test_solutions_run_top_to_bottom_and_score_full_marks(local):
-    # Twice: learners re-run cells, so a second pass over a built state must work too.
-    for _ in range(2):
-        for lab in LABS:
-            nb = _execute(notebooks.notebook_path(lab, "solution"))
-            outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-            assert not [o for o in outputs if o.get("output_type") == "error"]
-    report = grade(select("all"), Target("local"))
-    bad = [(r.check.id, r.message) for r in report.results if r.status in (Status.FAIL, Status.ERROR)]
-    assert bad == [] and report.earned == report.possible > 0
 
 
 @pytest.mark.server
