@@ -179,21 +179,6 @@ def get_order_cache_keys(*keys: str):
     return edit
 
 
-def sign_in_refused(code: str, message: str):
-    """prepare: Cognito refuses the grader's sign-in as AWS does (moto does not enforce client auth flows)."""
-
-    def prepare(view, state, monkeypatch):
-        from botocore.exceptions import ClientError
-
-        def refuse(**_):
-            raise ClientError({"Error": {"Code": code, "Message": message},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "InitiateAuth")
-
-        monkeypatch.setattr(view.client("cognito-idp"), "initiate_auth", refuse)
-
-    return prepare
-
-
 def sign_in_challenged(view, state, monkeypatch):
     """prepare: the user still has a temporary password, so Cognito answers with a challenge, not tokens."""
     monkeypatch.setattr(view.client("cognito-idp"), "initiate_auth",
@@ -354,8 +339,10 @@ CASES += [
     Case("L02.14", "wrong-password", FAIL, ("The test user tester from {parameter} cannot sign in",),
          build={"tester_value": '{"username": "tester", "password": "Not-the-passw0rd!"}'}),
     Case("L02.14", "no-password-auth", FAIL, ("App client {client_name} does not allow ALLOW_USER_PASSWORD_AUTH",),
-         build={"auth_flows": ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]},
-         prepare=sign_in_refused("InvalidParameterException", "USER_PASSWORD_AUTH flow not enabled for this client")),
+         build={"auth_flows": ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]}),
+    # The local AWS refuses a secret client's sign-in without SECRET_HASH, as Cognito does (moto would not).
+    Case("L02.14", "client-with-secret", FAIL, ("App client {client_name} has a client secret",),
+         build={"client_secret": True}),
     Case("L02.14", "temporary-password-only", FAIL, ("The test user tester from {parameter} cannot sign in",),
          prepare=sign_in_challenged),
     Case("L02.14", "tester-plain-string", FAIL, ("SSM parameter {parameter} is a String", "SecureString"),

@@ -1,0 +1,73 @@
+"""The local AWS holds Cognito app clients to their secret and their auth flows, as Cognito does."""
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from labkit.localaws.fidelity.cognitoidp import secret_hash
+
+PASSWORD = "Corr3ct-horse!"
+
+
+def pool_with_user(aws, **client):
+    idp = aws.client("cognito-idp")
+    pool = idp.create_user_pool(PoolName="ada-users")["UserPool"]["Id"]
+    made = idp.create_user_pool_client(UserPoolId=pool, ClientName="ada-orders-web", **client)["UserPoolClient"]
+    idp.admin_create_user(UserPoolId=pool, Username="tester", MessageAction="SUPPRESS", TemporaryPassword=PASSWORD + "x")
+    idp.admin_set_user_password(UserPoolId=pool, Username="tester", Password=PASSWORD, Permanent=True)
+    return idp, pool, made
+
+
+def refused(call) -> tuple[str, str]:
+    with pytest.raises(ClientError) as info:
+        call()
+    return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+
+def sign_in(idp, client_id, **extra):
+    return lambda: idp.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                     AuthParameters={"USERNAME": "tester", "PASSWORD": PASSWORD, **extra})
+
+
+FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+
+
+def test_a_client_with_a_secret_needs_the_secret_hash(aws):
+    idp, _, client = pool_with_user(aws, GenerateSecret=True, ExplicitAuthFlows=FLOWS)
+    cid, secret = client["ClientId"], client["ClientSecret"]
+    assert refused(sign_in(idp, cid)) == (
+        "NotAuthorizedException", f"Client {cid} is configured for secret but secret was not received")
+    assert refused(sign_in(idp, cid, SECRET_HASH=secret_hash(secret, cid, "someone-else"))) == (
+        "NotAuthorizedException", f"Unable to verify secret hash for client {cid}")
+    good = sign_in(idp, cid, SECRET_HASH=secret_hash(secret, cid, "tester"))()
+    assert good["AuthenticationResult"]["IdToken"]
+
+
+def test_a_client_without_a_secret_signs_in_without_one(aws):
+    idp, _, client = pool_with_user(aws, GenerateSecret=False, ExplicitAuthFlows=FLOWS)
+    assert sign_in(idp, client["ClientId"])()["AuthenticationResult"]["IdToken"]
+
+
+def test_sign_up_and_password_reset_need_the_secret_hash_too(aws):
+    idp, _, client = pool_with_user(aws, GenerateSecret=True, ExplicitAuthFlows=FLOWS)
+    cid = client["ClientId"]
+    code, message = refused(lambda: idp.sign_up(ClientId=cid, Username="newcomer", Password=PASSWORD))
+    assert (code, message) == ("NotAuthorizedException", f"Client {cid} is configured for secret but secret was not received")
+    assert refused(lambda: idp.forgot_password(ClientId=cid, Username="tester"))[0] == "NotAuthorizedException"
+    idp.sign_up(ClientId=cid, Username="newcomer", Password=PASSWORD,
+                SecretHash=secret_hash(client["ClientSecret"], cid, "newcomer"))
+
+
+def test_a_flow_the_client_does_not_allow_is_refused(aws):
+    idp, pool, client = pool_with_user(aws, ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+    cid = client["ClientId"]
+    assert refused(sign_in(idp, cid)) == ("InvalidParameterException", "USER_PASSWORD_AUTH flow not enabled for this client")
+    assert refused(lambda: idp.admin_initiate_auth(
+        UserPoolId=pool, ClientId=cid, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "tester", "PASSWORD": PASSWORD})) == (
+        "InvalidParameterException", "Auth flow not enabled for this client")
+
+
+def test_the_legacy_flow_names_still_count(aws):
+    idp, _, client = pool_with_user(aws, ExplicitAuthFlows=["USER_PASSWORD_AUTH"])
+    assert sign_in(idp, client["ClientId"])()["AuthenticationResult"]["IdToken"]
