@@ -1,4 +1,4 @@
-"""The local AWS holds Cognito app clients to their secret and their auth flows, as Cognito does."""
+"""Where the local AWS is stricter than moto because AWS is: each test shows one refusal AWS makes."""
 from __future__ import annotations
 
 import pytest
@@ -71,3 +71,17 @@ def test_a_flow_the_client_does_not_allow_is_refused(aws):
 def test_the_legacy_flow_names_still_count(aws):
     idp, _, client = pool_with_user(aws, ExplicitAuthFlows=["USER_PASSWORD_AUTH"])
     assert sign_in(idp, client["ClientId"])()["AuthenticationResult"]["IdToken"]
+
+
+# -- CloudFront --------------------------------------------------------------------
+
+def test_a_second_origin_access_control_with_the_same_name_is_refused(aws):
+    cloudfront = aws.client("cloudfront")
+    config = {"Name": "ada-site-oac", "SigningProtocol": "sigv4", "SigningBehavior": "always",
+              "OriginAccessControlOriginType": "s3"}
+    cloudfront.create_origin_access_control(OriginAccessControlConfig=config)
+    code, _ = refused(lambda: cloudfront.create_origin_access_control(OriginAccessControlConfig=config))
+    assert code == "OriginAccessControlAlreadyExists"
+    cloudfront.create_origin_access_control(OriginAccessControlConfig={**config, "Name": "ada-other-oac"})
+    assert len(cloudfront.list_origin_access_controls()["OriginAccessControlList"]["Items"]) == 2
+
