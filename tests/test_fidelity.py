@@ -85,3 +85,41 @@ def test_a_second_origin_access_control_with_the_same_name_is_refused(aws):
     cloudfront.create_origin_access_control(OriginAccessControlConfig={**config, "Name": "ada-other-oac"})
     assert len(cloudfront.list_origin_access_controls()["OriginAccessControlList"]["Items"]) == 2
 
+
+
+def test_the_default_password_policy_asks_for_eight_characters(aws):
+    idp, pool, _ = pool_with_user(aws, ExplicitAuthFlows=FLOWS)
+    assert refused(lambda: idp.admin_set_user_password(UserPoolId=pool, Username="tester", Password="Aa1!xyz",
+                                                       Permanent=True))[0] == "InvalidPasswordException"
+    idp.admin_set_user_password(UserPoolId=pool, Username="tester", Password="Aa1!wxyz", Permanent=True)
+
+
+# -- API Gateway and Lambda: a re-run that attaches or grants twice -------------------------
+
+def test_attaching_a_key_twice_to_a_usage_plan_is_a_conflict(aws):
+    apigw = aws.client("apigateway")
+    plan = apigw.create_usage_plan(name="ada-orders-plan")["id"]
+    key = apigw.create_api_key(name="ada-orders-key", enabled=True)["id"]
+    apigw.create_usage_plan_key(usagePlanId=plan, keyId=key, keyType="API_KEY")
+    assert refused(lambda: apigw.create_usage_plan_key(usagePlanId=plan, keyId=key, keyType="API_KEY"))[0] == "ConflictException"
+    assert [k["id"] for k in apigw.get_usage_plan_keys(usagePlanId=plan)["items"]] == [key]
+
+
+def test_a_statement_id_names_one_statement_of_a_function_policy(aws):
+    import io
+    import zipfile
+
+    role = aws.client("iam").create_role(RoleName="ada-orders-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    lam = aws.client("lambda")
+    lam.create_function(FunctionName="ada-orders", Runtime="python3.13", Role=role, Handler="handler.handler",
+                        Code={"ZipFile": code.getvalue()})
+    grant = dict(FunctionName="ada-orders", StatementId="orders-api-invoke", Action="lambda:InvokeFunction",
+                 Principal="apigateway.amazonaws.com")
+    lam.add_permission(**grant)
+    code_, message = refused(lambda: lam.add_permission(**grant))
+    assert code_ == "ResourceConflictException" and "orders-api-invoke" in message
+    lam.remove_permission(FunctionName="ada-orders", StatementId="orders-api-invoke")
+    lam.add_permission(**grant)  # removed first, as the lab does: allowed again

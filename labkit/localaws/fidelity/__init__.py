@@ -22,9 +22,10 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, cloudfront, cognitoidp
+    from . import apigateway, awslambda, cloudfront, cognitoidp
 
     apigateway.apply()
+    awslambda.apply_models()
     cloudfront.apply()
     cognitoidp.apply()
 

@@ -4,7 +4,8 @@ moto lets a client created with ``GenerateSecret=True`` sign users in
 with USER_PASSWORD_AUTH (and sign up, reset passwords) without a
 ``SECRET_HASH``, and ignores the client's ``ExplicitAuthFlows``. AWS refuses
 both, so a lab 02 app client with a secret, or without ALLOW_USER_PASSWORD_AUTH,
-would work offline and fail on the first live run.
+would work offline and fail on the first live run. And a pool's default password policy asks
+for 8 characters (moto: 5), so a short test-user password is refused as on AWS.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ FLOW_NAMES = {
     "ADMIN_USER_PASSWORD_AUTH": ("ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"),
     "ADMIN_NO_SRP_AUTH": ("ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"),
 }
+DEFAULT_MINIMUM_LENGTH = 8  # AWS's default password policy; moto's default is 5
 # Flows that carry a username and so a SECRET_HASH (moto already checks SRP and refresh itself).
 PASSWORD_FLOWS = tuple(FLOW_NAMES)
 
@@ -33,6 +35,7 @@ def secret_hash(secret: str, client_id: str, username: str) -> str:
 def apply() -> None:
     from moto.cognitoidp.responses import CognitoIdpResponse
 
+    _default_password_length()
     for name in ("initiate_auth", "admin_initiate_auth"):
         setattr(CognitoIdpResponse, name, _checked_auth(getattr(CognitoIdpResponse, name), admin=name.startswith("admin")))
     for name in SECRET_HASH_OPERATIONS:
@@ -88,3 +91,18 @@ def _checked_secret(original):
         return original(self)
 
     return handler
+
+
+def _default_password_length() -> None:
+    from moto.cognitoidp.exceptions import InvalidPasswordException
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    original = CognitoIdpBackend._validate_password
+
+    def validate(self, user_pool_id, password):
+        original(self, user_pool_id, password)
+        policy = self.describe_user_pool(user_pool_id).extended_config.get("Policies", {}).get("PasswordPolicy", {})
+        if len(password) < policy.get("MinimumLength", DEFAULT_MINIMUM_LENGTH):
+            raise InvalidPasswordException()
+
+    CognitoIdpBackend._validate_password = validate
