@@ -263,7 +263,12 @@ def https_only(t: Target):
     loose = [name for name, b in behaviors if b.get("ViewerProtocolPolicy") not in ("redirect-to-https", "https-only")]
     if loose:
         return failed(f"Distribution {dist['Id']} allows plain HTTP on its {', '.join(loose)}.")
-    return passed(f"Distribution {dist['Id']} serves only HTTPS on all {len(behaviors)} behavior(s).")
+    # https-only answers plain HTTP with 403: no plain HTTP either, but a visitor typing the address gets an error page.
+    refusing = [name for name, b in behaviors if b.get("ViewerProtocolPolicy") == "https-only"]
+    if refusing:
+        return failed(f"Distribution {dist['Id']} refuses plain HTTP on its {', '.join(refusing)} (https-only) instead "
+                      "of redirecting it; use redirect-to-https so http:// links still reach the site.")
+    return passed(f"Distribution {dist['Id']} redirects HTTP to HTTPS on all {len(behaviors)} behavior(s).")
 
 
 @check("L01.09", "The distribution answers / with index.html", points=1,

@@ -227,8 +227,9 @@ CASES = [
     Case("L01.07", "live-misnamed-oac", FAIL, ("uses origin access control {oac_id}, not {oac_name}",),
          build={"oac_name": "ada-oac"}, prepare=with_distribution(attach_oac("own"), live=True)),
     # L01.08 HTTPS only
-    Case("L01.08", "redirect-to-https", PASS, ("Distribution {dist_id} serves only HTTPS on all 1 behavior(s)",)),
-    Case("L01.08", "https-only", PASS, ("Distribution {dist_id} serves only HTTPS",), build={"viewer_protocol": "https-only"}),
+    Case("L01.08", "redirect-to-https", PASS, ("Distribution {dist_id} redirects HTTP to HTTPS on all 1 behavior(s)",)),
+    Case("L01.08", "https-only", FAIL, ("Distribution {dist_id} refuses plain HTTP on its default behavior (https-only) "
+                                        "instead of redirecting it",), build={"viewer_protocol": "https-only"}),
     Case("L01.08", "two-behaviors", PASS, ("on all 2 behavior(s)",),
          build={"cache_behaviors": [{"PathPattern": "/assets/*", "ViewerProtocolPolicy": "redirect-to-https"}]}),
     Case("L01.08", "no-distribution", FAIL, ("No CloudFront distribution has bucket {bucket}",),
