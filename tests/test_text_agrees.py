@@ -77,3 +77,12 @@ def test_the_catalogue_heads_each_lab_with_its_notebooks_title():
         first = next(line for line in lab.text().splitlines() if line.startswith("# # Lab "))
         if any(c.lab == lab.number for c in REGISTRY.values()):
             assert f"## {first[4:]}" in headings
+
+
+def test_the_concept_page_names_the_content_types_the_check_accepts():
+    from labkit.config import REPO_ROOT
+
+    page = (REPO_ROOT / "site" / "labs" / "01-static-front-end.md").read_text()
+    for kind in CONTENT_TYPES.values():
+        assert f"`{kind}`" in page
+    assert "`application/javascript` or" not in page
