@@ -123,3 +123,13 @@ def test_a_statement_id_names_one_statement_of_a_function_policy(aws):
     assert code_ == "ResourceConflictException" and "orders-api-invoke" in message
     lam.remove_permission(FunctionName="ada-orders", StatementId="orders-api-invoke")
     lam.add_permission(**grant)  # removed first, as the lab does: allowed again
+
+
+# -- CloudWatch Logs ---------------------------------------------------------------------
+
+def test_only_the_retention_periods_cloudwatch_offers_are_accepted(aws):
+    logs = aws.client("logs")
+    logs.create_log_group(logGroupName="/aws/lambda/ada-orders")
+    code, message = refused(lambda: logs.put_retention_policy(logGroupName="/aws/lambda/ada-orders", retentionInDays=10))
+    assert code == "InvalidParameterException" and "retentionInDays" in message and "14" in message
+    logs.put_retention_policy(logGroupName="/aws/lambda/ada-orders", retentionInDays=14)

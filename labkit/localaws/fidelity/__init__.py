@@ -22,10 +22,11 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp
+    from . import apigateway, awslambda, cloudfront, cognitoidp, logs
 
     apigateway.apply()
     awslambda.apply_models()
+    logs.apply_models()
     cloudfront.apply()
     cognitoidp.apply()
 
