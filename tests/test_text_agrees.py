@@ -86,3 +86,11 @@ def test_the_concept_page_names_the_content_types_the_check_accepts():
     for kind in CONTENT_TYPES.values():
         assert f"`{kind}`" in page
     assert "`application/javascript` or" not in page
+
+
+def test_lab03_text_names_the_runtimes_and_timeouts_the_check_accepts():
+    from checks.lab03 import API_TIMEOUT_S, RUNTIMES
+
+    text = next(lab for lab in labs() if lab.number == "03").text()
+    assert f"`{RUNTIMES[0]}` to `{RUNTIMES[-1]}`" in text
+    assert f"{API_TIMEOUT_S} seconds API" in text
