@@ -292,6 +292,14 @@ CASES += [
     Case("L03.10", "body-not-a-string", FAIL, (("POST /orders answered 502 {{\"message\": \"Internal server error\"}}; "
                                                "local gateway: Malformed Lambda proxy response"),),
          build={"handler": handler_with(('"body": text}', '"body": body}'))}),
+    # API Gateway refuses a header value that is not a string; the local gateway no longer turns 42 into "42".
+    Case("L03.10", "header-not-a-string", FAIL, ("POST /orders answered 502", "Malformed Lambda proxy response",
+                                                 "Content-Length"),
+         build={"handler": handler_with(('"headers": {"Content-Type": "application/json"}',
+                                         '"headers": {"Content-Type": "application/json", "Content-Length": len(text)}'))}),
+    Case("L03.10", "extra-response-field", FAIL, ("POST /orders answered 502", "Malformed Lambda proxy response",
+                                                  "the field(s) ok"),
+         build={"handler": handler_with(('"body": text}', '"body": text, "ok": True}'))}),
     Case("L03.10", "decimal-not-converted", FAIL, ("GET /orders/", "answered 502", "is not JSON serializable",
                                                    "The check deleted its order again"),
          build={"handler": handler_with((", default=_plain)", ")"))}),
