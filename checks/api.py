@@ -86,13 +86,33 @@ def user_pool(t: Target) -> dict | None:
     return t.memo("api.pool", look)
 
 
-def _app_client(t: Target) -> dict | None:
+def user_pool_ids(t: Target) -> list[str]:
+    """The ids of every user pool named <prefix>-users (Cognito allows the same name twice; the course wants one)."""
+
+    def look():
+        return [pool["Id"] for page in t.client("cognito-idp").get_paginator("list_user_pools").paginate(MaxResults=60)
+                for pool in page["UserPools"] if pool["Name"] == t.name("users")]
+
+    return t.memo("api.pool_ids", look)
+
+
+def app_clients(t: Target) -> list[dict]:
+    """Every app client named <prefix>-orders-web in the course user pool (one, when all is well)."""
     pool = user_pool(t)
     if pool is None:
-        return None
-    idp = t.client("cognito-idp")
-    return next((c for page in idp.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool["Id"], MaxResults=60)
-                 for c in page["UserPoolClients"] if c["ClientName"] == t.name("orders-web")), None)
+        return []
+
+    def look():
+        idp = t.client("cognito-idp")
+        return [c for page in idp.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool["Id"], MaxResults=60)
+                for c in page["UserPoolClients"] if c["ClientName"] == t.name("orders-web")]
+
+    return t.memo("api.clients", look)
+
+
+def _app_client(t: Target) -> dict | None:
+    found = app_clients(t)
+    return found[0] if found else None
 
 
 def _tester(t: Target) -> tuple[dict | None, str]:

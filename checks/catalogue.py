@@ -39,7 +39,7 @@ def catalogue_markdown() -> str:
            "[what grading may do](../getting-started.md#what-grading-may-do)).", ""]
     from labkit.authoring.notebooks import labs as lab_sources
 
-    titles = {src.number: src.slug.replace("-", " ").capitalize() for src in lab_sources()}
+    titles = {src.number: src.title for src in lab_sources()}
     labs = sorted({c.lab for c in REGISTRY.values()})
     for lab in labs:
         rows = [c for c in REGISTRY.values() if c.lab == lab]

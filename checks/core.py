@@ -172,8 +172,9 @@ def classify_exception(exc: Exception, target: Target) -> tuple[Status, str]:
         code = str(error.get("Code", ""))
         op = exc.operation_name
         http = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        # A HEAD request carries no error code, only its status: a bare 403 is access denied too.
         if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-                    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "AuthFailure"):
+                    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "AuthFailure", "403", "Forbidden"):
             return Status.ERROR, (f"Access denied for {op}: the grader needs the read-only policy in "
                                   "labkit/policies/grader-readonly.json.")
         if "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded", "SlowDown"):

@@ -81,7 +81,8 @@ def settings_parameter_in_place(t: Target):
 
 
 @check("L00.04", "Your settings parameter carries the course tags", step=3, points=1,
-       hint="Pass Tags=t.tags('00') to put_parameter (or add_tags_to_resource).",
+       hint="Tag the parameter with ssm.add_tags_to_resource(ResourceType='Parameter', ResourceId=<name>, "
+            "Tags=t.tags('00')); put_parameter refuses Tags together with Overwrite=True.",
        docs=f"{DOCS}#naming-and-tagging")
 def settings_tagged(t: Target):
     name, param = _read_settings(t)
@@ -136,9 +137,12 @@ def budget_subscriber(t: Target):
     client = t.client("budgets", "us-east-1")
     if _budget(t) is None:
         return failed(f"Budget {name} does not exist.")
+    notes = client.describe_notifications_for_budget(AccountId=t.account_id, BudgetName=name)["Notifications"]
+    if not notes:
+        return failed(f"Budget {name} has no notification at all, so nobody would hear of overspending.")
     if t.is_local:
-        return skipped(f"Budget {name} exists; the local AWS cannot list who its alerts reach")
-    for note in client.describe_notifications_for_budget(AccountId=t.account_id, BudgetName=name)["Notifications"]:
+        return skipped(f"Budget {name} has {len(notes)} notification(s); the local AWS cannot list who they reach")
+    for note in notes:
         subs = client.describe_subscribers_for_notification(AccountId=t.account_id, BudgetName=name, Notification=note)
         if subs.get("Subscribers"):
             kinds = ", ".join(sorted({s["SubscriptionType"] for s in subs["Subscribers"]}))

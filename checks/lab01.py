@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from labkit.assets import SITE_DIR, site_files
+from labkit.assets import CONTENT_TYPES, SITE_DIR, site_files
 from labkit.policyeval import Principal, evaluate, named_principals
 from labkit.target import Target
 
@@ -11,11 +11,6 @@ from .aws import absent, as_list, missing_tags
 from .core import LOCAL_PARTIAL, check, failed, passed, skipped
 
 DOCS = "labs/01-static-front-end.md"
-CONTENT_TYPES = {
-    ".html": ("text/html",),
-    ".js": ("application/javascript", "text/javascript"),
-    ".css": ("text/css",),
-}
 OAI_MARKERS = ("CloudFront Origin Access Identity", "CanonicalUser")
 CLOUDFRONT = "cloudfront.amazonaws.com"
 # What a read-only distribution must not be granted besides s3:GetObject.
@@ -31,9 +26,9 @@ def site_bucket(t: Target) -> str:
 
 
 def _bucket_exists(t: Target) -> bool:
-    # 403 too: on a live account a bucket name owned by someone else is not yours.
+    # Only 404 means "no such bucket"; a 403 is access denied, which the grader reports as an ERROR.
     return t.memo("lab01.bucket", lambda: absent(lambda: t.client("s3").head_bucket(Bucket=site_bucket(t)),
-                                                 "404", "403", "NoSuchBucket") is not None)
+                                                 "404", "NoSuchBucket") is not None)
 
 
 def _origin_is_bucket(origin: dict, bucket: str) -> bool:
@@ -43,16 +38,22 @@ def _origin_is_bucket(origin: dict, bucket: str) -> bool:
 def _distribution(t: Target) -> dict | None:
     """The full distribution whose origin is the site bucket, or None."""
 
+    ids = _distribution_ids(t)
+    if not ids:
+        return None
+    return t.memo("lab01.distribution", lambda: t.client("cloudfront").get_distribution(Id=ids[0])["Distribution"])
+
+
+def _distribution_ids(t: Target) -> list[str]:
+    """The ids of every distribution whose origin is the site bucket (one, when all is well)."""
+
     def look():
         bucket = site_bucket(t)
-        client = t.client("cloudfront")
-        for page in client.get_paginator("list_distributions").paginate():
-            for summary in page.get("DistributionList", {}).get("Items", []) or []:
-                if any(_origin_is_bucket(o, bucket) for o in summary["Origins"].get("Items", [])):
-                    return client.get_distribution(Id=summary["Id"])["Distribution"]
-        return None
+        return [summary["Id"] for page in t.client("cloudfront").get_paginator("list_distributions").paginate()
+                for summary in page.get("DistributionList", {}).get("Items", []) or []
+                if any(_origin_is_bucket(o, bucket) for o in summary["Origins"].get("Items", []))]
 
-    return t.memo("lab01.distribution", look)
+    return t.memo("lab01.distribution_ids", look)
 
 
 def _website_origin_distribution(t: Target) -> str | None:
@@ -141,8 +142,8 @@ def default_encryption(t: Target):
 
 
 @check("L01.04", "Every site file is uploaded with the content type browsers expect", step=2, points=2,
-       hint="Pass ContentType to put_object: text/html for .html, application/javascript for .js, text/css for .css "
-            "(mimetypes.guess_type helps).",
+       hint="Upload each file's own bytes with ContentType from labkit.assets.CONTENT_TYPES: "
+            + ", ".join(f"{kind} for {suffix}" for suffix, kind in CONTENT_TYPES.items()) + ".",
        docs=f"{DOCS}#content-types")
 def content_types(t: Target):
     if not _bucket_exists(t):
@@ -152,28 +153,37 @@ def content_types(t: Target):
     problems = []
     for path in site_files():
         key = path.relative_to(SITE_DIR).as_posix()
-        head = absent(lambda: s3.head_object(Bucket=bucket, Key=key), "404")
-        if head is None:
+        obj = absent(lambda: s3.get_object(Bucket=bucket, Key=key), "NoSuchKey", "404")
+        if obj is None:
             problems.append(f"{key} is missing")
             continue
-        got = (head.get("ContentType") or "").split(";")[0].strip()
-        if got not in CONTENT_TYPES.get(path.suffix, (got,)):
-            problems.append(f"{key} is {got or 'untyped'}, expected {CONTENT_TYPES[path.suffix][0]}")
+        body, expected = obj["Body"].read(), path.read_bytes()
+        if body != expected:
+            problems.append(f"{key} is not the course's {key} ({len(body)} bytes, expected {len(expected)})")
+        got = (obj.get("ContentType") or "").split(";")[0].strip().lower()
+        want = CONTENT_TYPES.get(path.suffix)
+        if want and got != want:
+            problems.append(f"{key} is {got or 'untyped'}, expected {want}")
     if problems:
         return failed(f"Bucket {bucket}: {'; '.join(problems)}.")
-    return passed(f"Bucket {bucket} holds all {len(site_files())} site files with correct content types.")
+    return passed(f"Bucket {bucket} holds all {len(site_files())} site files, each as the course ships it "
+                  "and with the content type browsers expect.")
 
 
 # -- the distribution -----------------------------------------------------------
 
 @check("L01.05", "A CloudFront distribution serves the bucket through its REST endpoint, enabled and tagged", step=3, points=2,
        hint="create_distribution_with_tags with an origin DomainName of <bucket>.s3.<region>.amazonaws.com "
-            "and Tags from t.tags('01').",
+            "and Tags from t.tags('01'); look for an existing one first, so a re-run makes no second distribution.",
        docs=f"{DOCS}#the-distribution")
 def distribution(t: Target):
     dist = _distribution(t)
     if dist is None:
         return _no_distribution(t)
+    ids = _distribution_ids(t)
+    if len(ids) > 1:
+        return failed(f"{len(ids)} distributions ({', '.join(ids)}) serve bucket {site_bucket(t)}; delete all but one "
+                      "so the bucket policy, the checks and your visitors agree on which is the site.")
     if not dist["DistributionConfig"].get("Enabled"):
         return failed(f"Distribution {dist['Id']} is disabled.")
     tags = t.client("cloudfront").list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items")
@@ -268,7 +278,12 @@ def https_only(t: Target):
     loose = [name for name, b in behaviors if b.get("ViewerProtocolPolicy") not in ("redirect-to-https", "https-only")]
     if loose:
         return failed(f"Distribution {dist['Id']} allows plain HTTP on its {', '.join(loose)}.")
-    return passed(f"Distribution {dist['Id']} serves only HTTPS on all {len(behaviors)} behavior(s).")
+    # https-only answers plain HTTP with 403: no plain HTTP either, but a visitor typing the address gets an error page.
+    refusing = [name for name, b in behaviors if b.get("ViewerProtocolPolicy") == "https-only"]
+    if refusing:
+        return failed(f"Distribution {dist['Id']} refuses plain HTTP on its {', '.join(refusing)} (https-only) instead "
+                      "of redirecting it; use redirect-to-https so http:// links still reach the site.")
+    return passed(f"Distribution {dist['Id']} redirects HTTP to HTTPS on all {len(behaviors)} behavior(s).")
 
 
 @check("L01.09", "The distribution answers / with index.html", step=3, points=1,

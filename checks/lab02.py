@@ -10,8 +10,8 @@ from labkit.errors import LabkitError
 from labkit.openapi import load_contract, operations, validate_contract_remembered
 from labkit.target import Target
 
-from .api import (STAGE, answer, api_key_value, api_name, call, call_patiently, id_token, message, rest_api,
-                  routes, sign_in_problem, stage, user_pool)
+from .api import (STAGE, answer, api_key_value, api_name, app_clients, call, call_patiently, id_token, message,
+                  rest_api, routes, sign_in_problem, stage, user_pool, user_pool_ids)
 from .aws import absent, missing_tags
 from .core import check, failed, passed
 
@@ -280,25 +280,36 @@ def reads_cached(t: Target):
 
 # -- usage plan and API keys ---------------------------------------------------------
 
-def _plan(t: Target) -> dict | None:
+def _plans(t: Target) -> list[dict]:
+    """Every usage plan named <prefix>-orders-plan (API Gateway allows the same name twice)."""
+
     def look():
-        for page in t.client("apigateway").get_paginator("get_usage_plans").paginate():
-            for plan in page.get("items", []):
-                if plan.get("name") == t.name("orders-plan"):
-                    return plan
-        return None
+        return [plan for page in t.client("apigateway").get_paginator("get_usage_plans").paginate()
+                for plan in page.get("items", []) if plan.get("name") == t.name("orders-plan")]
 
-    return t.memo("lab02.plan", look)
+    return t.memo("lab02.plans", look)
 
 
-def _key(t: Target) -> dict | None:
-    items = t.client("apigateway").get_api_keys(nameQuery=t.name("orders-key")).get("items", [])
-    return next((k for k in items if k.get("name") == t.name("orders-key")), None)
+def _plan(t: Target) -> dict | None:
+    plans = _plans(t)
+    return plans[0] if plans else None
+
+
+def _keys(t: Target) -> list[dict]:
+    """Every API key named <prefix>-orders-key (names are not unique either)."""
+    return [k for page in t.client("apigateway").get_paginator("get_api_keys").paginate(nameQuery=t.name("orders-key"))
+            for k in page.get("items", []) if k.get("name") == t.name("orders-key")]
+
+
+def _duplicates(kind: str, name: str, ids: list[str]) -> str:
+    return (f"There are {len(ids)} {kind} named {name} ({', '.join(ids)}); a re-run made another one: delete all "
+            "but one so clients and checks know which is yours.")
 
 
 @check("L02.07", "A usage plan throttles and meters the API key on stage v1", step=5, points=2,
        hint="create_usage_plan(name=<prefix>-orders-plan, apiStages=[{apiId, stage: 'v1'}], throttle rate 10 burst 5, "
-            "quota 1000 per DAY); create_api_key(<prefix>-orders-key, enabled=True); create_usage_plan_key.",
+            "quota 1000 per DAY); create_api_key(<prefix>-orders-key, enabled=True); create_usage_plan_key; on a re-run, "
+            "find the plan and the key first instead of making second ones.",
        docs=f"{DOCS}#usage-plans-and-api-keys")
 def usage_plan(t: Target):
     api = rest_api(t)
@@ -308,6 +319,8 @@ def usage_plan(t: Target):
     plan_name = t.name("orders-plan")
     if plan is None:
         return failed(f"There is no usage plan named {plan_name}.")
+    if len(_plans(t)) > 1:
+        return failed(_duplicates("usage plans", plan_name, [p["id"] for p in _plans(t)]))
     stages = [(s.get("apiId"), s.get("stage")) for s in plan.get("apiStages") or []]
     if (api["id"], STAGE) not in stages:
         shown = ", ".join(f"{a}/{s}" for a, s in stages) or "no stage"
@@ -325,9 +338,12 @@ def usage_plan(t: Target):
     if problems:
         return failed(f"Usage plan {plan_name}: {'; '.join(problems)}.")
     key_name = t.name("orders-key")
-    key = _key(t)
-    if key is None:
+    keys = _keys(t)
+    if not keys:
         return failed(f"There is no API key named {key_name}.")
+    if len(keys) > 1:
+        return failed(_duplicates("API keys", key_name, [k["id"] for k in keys]))
+    key = keys[0]
     if not key.get("enabled"):
         return failed(f"API key {key_name} is disabled.")
     attached = {k.get("id") for page in t.client("apigateway").get_paginator("get_usage_plan_keys").paginate(
@@ -405,6 +421,8 @@ def writes_authorized(t: Target):
     pool = user_pool(t)
     if pool is None:
         return failed(f"There is no Cognito user pool named {t.name('users')}.")
+    if len(user_pool_ids(t)) > 1:
+        return failed(_duplicates("Cognito user pools", t.name("users"), user_pool_ids(t)))
     found = routes(t)
     client = t.client("apigateway")
     problems = []
@@ -530,6 +548,9 @@ def invalid_body_400(t: Target):
         # Sending it would reach the backend and, from lab 03 on, create an order.
         return failed(f"POST /orders of {api_name(t)} has no request validator with a model, so an invalid order "
                       "would reach the backend (not sent).")
+    if len(app_clients(t)) > 1:
+        return failed(_duplicates(f"app clients in user pool {t.name('users')}", t.name("orders-web"),
+                                  [c["ClientId"] for c in app_clients(t)]))
     token = id_token(t)
     if token is None:
         return failed(f"{sign_in_problem(t)}; the check needs an ID token to send a signed-in request.")

@@ -15,7 +15,7 @@ from labkit.target import Target
 
 from . import api, iam
 from .aws import absent, as_list, missing_tags
-from .core import check, failed, passed
+from .core import Outcome, Status, check, failed, passed
 
 DOCS = "labs/03-lambda-microservice.md"
 HANDLER = "handler.handler"
@@ -646,11 +646,49 @@ def missing_order_404(t: Target):
     return passed(f"GET {path} answered 404 {{\"message\": \"order not found\"}}.")
 
 
+def _post_event(t: Target, api_id: str, body: str) -> dict:
+    """The proxy event (format 1.0) API Gateway sends the function for a signed-in POST /orders."""
+    headers = {"Content-Type": "application/json"}
+    return {"resource": "/orders", "path": "/orders", "httpMethod": "POST", "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
+            "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
+            "requestContext": {"resourcePath": "/orders", "httpMethod": "POST", "path": f"/{api.STAGE}/orders",
+                               "accountId": t.account_id, "stage": api.STAGE, "apiId": api_id,
+                               "requestId": str(uuid.uuid4()), "identity": {"sourceIp": "127.0.0.1"},
+                               "authorizer": {"claims": {"sub": "course-grader", "cognito:username": "tester"}}},
+            "body": body, "isBase64Encoded": False}
+
+
+def _handler_answers_bad_body(t: Target):
+    """Invoke the function itself with the body the validator stopped: a failed Outcome, or None when it answers 400."""
+    from labkit.localaws.extensions.gateway import malformed
+
+    name = function_name(t)
+    result = t.behaviour_client("lambda", "Invoke").invoke(
+        FunctionName=name, Payload=json.dumps(_post_event(t, api.rest_api(t)["id"], NOT_JSON.decode())).encode())
+    try:
+        answer = json.loads(result["Payload"].read() or b"null")
+    except ValueError:
+        answer = None
+    direct = f"Function {name}, invoked directly with a POST /orders body that is not JSON,"
+    if result.get("FunctionError"):
+        error = answer if isinstance(answer, dict) else {}
+        return failed(f"{direct} crashed ({error.get('errorType')}: {str(error.get('errorMessage'))[:120]}); the stage's "
+                      "validator hides that today, but catch the parse error and answer 400.")
+    bad = malformed(answer)
+    if bad:
+        return failed(f"{direct} answered a malformed proxy response ({bad}); API Gateway would answer 502.")
+    if answer["statusCode"] != 400:
+        return failed(f"{direct} answered {answer['statusCode']}, expected 400.")
+    return None
+
+
 @check("L03.12", "A POST body that is not JSON gets 400, not a server error", step=8, points=1,
-       hint="Catch the json.loads error in the handler and answer 400; the stage's request validator from lab 02 "
-            "also rejects such bodies before the function runs.",
+       hint="Catch the json.loads error in the handler and answer 400. The stage's request validator from lab 02 "
+            "rejects such bodies first, so the check also invokes the function directly with one.",
        docs=f"{DOCS}#end-to-end",
-       acts="calls your API: one signed-in POST /orders with a body that is not JSON; stores nothing")
+       acts="calls your API: one signed-in POST /orders with a body that is not JSON, and invokes the function once "
+            "with such a body when a validator answers first; stores nothing")
 def bad_body_400(t: Target):
     headers = _client(t)
     if not isinstance(headers, tuple):
@@ -659,10 +697,20 @@ def bad_body_400(t: Target):
     if status != 400:
         why = " (the function crashed on it: catch the parse error)" if status in (500, 502) else ""
         return failed(f"POST /orders with a body that is not JSON answered {api.answer(status, body)}{why}; expected 400.")
-    if isinstance(body, dict) and body.get("message") == "Invalid request body":
-        return passed("POST /orders with a body that is not JSON answered 400: the stage's request validator "
-                      "rejected it before the function ran.")
-    return passed(f"POST /orders with a body that is not JSON answered 400 from the function ({api.answer(status, body)}).")
+    if not (isinstance(body, dict) and body.get("message") == "Invalid request body"):
+        return passed(f"POST /orders with a body that is not JSON answered 400 from the function ({api.answer(status, body)}).")
+    # The validator answered, so the handler never saw the body: ask the handler itself.
+    if t.is_live:
+        return Outcome(Status.SKIP, "POST /orders with a body that is not JSON answered 400 from the stage's request "
+                                    "validator; the handler's own answer is graded on the local AWS, which lets the "
+                                    "grader invoke the function (the live grader only reads).")
+    if _function(t) is None:
+        return _no_function(t)
+    refused = _handler_answers_bad_body(t)
+    if refused:
+        return refused
+    return passed("POST /orders with a body that is not JSON answered 400 from the stage's request validator, and "
+                  f"function {function_name(t)} answers 400 to it too when invoked directly.")
 
 
 # -- logs -----------------------------------------------------------------------------

@@ -334,8 +334,9 @@ checks.run("L03.02-L03.04")
 # Lambda writes a function's output to the log group
 # `/aws/lambda/<function name>`. Create it yourself, with the course tags and
 # a **retention** of 14 days, so the logs do not pile up (and get billed)
-# forever; your role could not create it anyway. See
-# [Logs](../site/labs/03-lambda-microservice.md#logs).
+# forever; your role could not create it anyway. Any retention period
+# CloudWatch offers passes the check (1, 3, 5, 7, 14, 30, ... days); 14 is the
+# course's choice. See [Logs](../site/labs/03-lambda-microservice.md#logs).
 
 # %%
 # TODO: create the log group log_group with tags=t.tag_map("03") (tolerate ResourceAlreadyExistsException) and set its retention to 14 days.
@@ -359,7 +360,9 @@ checks.run("L03.06")
 # code, the role and the settings together: `<prefix>-orders`, runtime
 # `python3.13`, handler `handler.handler`, the role's ARN, the environment
 # variable `TABLE_NAME`, a 10 second timeout, 256 MB of memory and the tags
-# `t.tag_map("03")`.
+# `t.tag_map("03")`. The check accepts any Python runtime Lambda supports
+# (`python3.12` to `python3.14`) and any timeout up to the 29 seconds API
+# Gateway waits; the memory size is yours to choose.
 #
 # The code is a zip of `work/orders`: `labkit.lambdas.package(source_dir)`
 # builds it, byte for byte the same for the same files, so its `CodeSha256`

@@ -7,6 +7,17 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 SITE_DIR = ASSETS / "site"
 
 
+# The Content-Type each site file is uploaded with: what browsers expect. The HTML standard names
+# text/javascript the one type for scripts (application/javascript is obsolete), and a module
+# script with the wrong type is refused; the lab text, the check and its hint all read this table.
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def content_type(path: Path) -> str:
+    """The Content-Type to upload ``path`` with (``CONTENT_TYPES``), else S3's default for unknown bytes."""
+    return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+
+
 def site_files() -> list[Path]:
     """The single-page app's files, in a stable order."""
     return sorted(p for p in SITE_DIR.rglob("*") if p.is_file())

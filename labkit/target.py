@@ -160,6 +160,25 @@ class Target:
             self._clients[key] = client
         return self._clients[key]
 
+    def behaviour_client(self, service: str, *operations: str):
+        """A client of the local AWS that may also send ``operations``, which are not reads.
+
+        For behaviour checks that call the learner's code as a client would, with a request
+        that must change nothing (Lambda ``Invoke`` with a body the handler has to refuse).
+        The live grader's policy allows reads only, so this is the local AWS's alone.
+        """
+        if self.is_live:
+            raise LabkitError(f"A live grader sends only reads; {service}:{', '.join(operations)} is for the local AWS.")
+        key = (service, self.region, operations)
+        if key not in self._clients:
+            client = self.session().client(service, region_name=self.region, endpoint_url=self.endpoint,
+                                           config=self.client(service).meta.config)
+            if self.read_only:
+                client.meta.events.register(
+                    "before-call", lambda model, **kw: None if model.name in operations else _refuse_writes(model, **kw))
+            self._clients[key] = client
+        return self._clients[key]
+
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """Compute a lookup once per target (checks share their discoveries)."""
         if key not in self._memo:

@@ -10,10 +10,9 @@ expected messages with).
 from __future__ import annotations
 
 import json
-import mimetypes
 from typing import Callable
 
-from labkit.assets import SITE_DIR, site_files
+from labkit.assets import SITE_DIR, content_type, site_files
 from labkit.config import COURSE_ID
 from labkit.target import Target
 
@@ -155,7 +154,7 @@ def build_lab01(
                 key = path.relative_to(SITE_DIR).as_posix()
                 if key in skip_files:
                     continue
-                kind = (content_types or {}).get(key, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+                kind = (content_types or {}).get(key, content_type(path))
                 extra = {"ContentType": kind} if kind else {}
                 body = (bodies or {}).get(key, path.read_bytes())
                 s3.put_object(Bucket=name, Key=key, Body=body, **extra)

@@ -82,6 +82,7 @@ def build_lab02(
     *,
     cognito: bool = True,
     auth_flows: list[str] | None = None,
+    client_secret: bool = False,
     tester: bool = True,
     tester_value: str | None = None,
     tester_type: str = "SecureString",
@@ -127,7 +128,7 @@ def build_lab02(
         state.update(pool_id=pool["Id"], pool_arn=pool_arn)
         flows = auth_flows if auth_flows is not None else ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
         state["client_id"] = idp.create_user_pool_client(
-            UserPoolId=pool["Id"], ClientName=state["client_name"], GenerateSecret=False,
+            UserPoolId=pool["Id"], ClientName=state["client_name"], GenerateSecret=client_secret,
             ExplicitAuthFlows=flows)["UserPoolClient"]["ClientId"]
         password = secrets.token_urlsafe(16) + "Aa1!"
         idp.admin_create_user(UserPoolId=pool["Id"], Username=TESTER, MessageAction="SUPPRESS",

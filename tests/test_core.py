@@ -133,6 +133,13 @@ def test_unknown_selection_says_what_exists(spec):
     assert "00" in str(err.value) and "01" in str(err.value)
 
 
+@pytest.mark.parametrize("spec", ["L01.05-L01.02", "l01.05 - l01.02"])
+def test_a_reversed_range_gets_its_own_sentence(spec):
+    with pytest.raises(UnknownSelection) as err:
+        select(spec)
+    assert str(err.value) == f"The range {spec!r} is reversed; write the lower check first, like L01.02-L01.05."
+
+
 # -- reports ----------------------------------------------------------------------------
 
 def _report():

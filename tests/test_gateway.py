@@ -287,6 +287,39 @@ def test_proxy_responses_are_checked_like_api_gateway_does():
     assert proxy_response("ok").status == 502
     encoded = proxy_response({"statusCode": 200, "body": "aGk=", "isBase64Encoded": True})
     assert encoded.body == b"hi"
+    assert proxy_response({"statusCode": 200, "headers": None, "multiValueHeaders": None, "body": None}).status == 200
+    merged = proxy_response({"statusCode": 200, "headers": {"A": "1"}, "multiValueHeaders": {"Set-Cookie": ["a", "b"]}})
+    assert merged.headers == {"A": "1", "Set-Cookie": "a, b"}
+
+
+# Each answer API Gateway (REST) refuses with 502 "Malformed Lambda proxy response" instead of coercing it.
+MALFORMED = {
+    "header-int": ({"statusCode": 200, "headers": {"Content-Length": 2}, "body": "{}"}, "Content-Length"),
+    "header-bool": ({"statusCode": 200, "headers": {"X-Cached": True}, "body": "{}"}, "X-Cached"),
+    "header-null": ({"statusCode": 200, "headers": {"X-Note": None}, "body": "{}"}, "X-Note"),
+    "status-string": ({"statusCode": "200", "body": "{}"}, "'200'"),
+    "status-bool": ({"statusCode": True, "body": "{}"}, "True"),
+    "status-float": ({"statusCode": 200.0, "body": "{}"}, "200.0"),
+    "body-dict": ({"statusCode": 200, "body": {"a": 1}}, "json.dumps"),
+    "body-number": ({"statusCode": 200, "body": 3}, "not a string"),
+    "unknown-key": ({"statusCode": 200, "body": "{}", "message": "ok"}, "message"),
+    "multi-value-string": ({"statusCode": 200, "multiValueHeaders": {"Set-Cookie": "a=1"}}, "Set-Cookie"),
+    "multi-value-ints": ({"statusCode": 200, "multiValueHeaders": {"X-N": [1, 2]}}, "X-N"),
+    "multi-value-not-object": ({"statusCode": 200, "multiValueHeaders": ["a"]}, "multiValueHeaders"),
+    "headers-list": ({"statusCode": 200, "headers": [["A", "1"]]}, "headers are not an object"),
+    "base64-flag-string": ({"statusCode": 200, "body": "aGk=", "isBase64Encoded": "true"}, "isBase64Encoded"),
+    "base64-not-base64": ({"statusCode": 200, "body": "not base64!", "isBase64Encoded": True}, "base64"),
+}
+
+
+@pytest.mark.parametrize("answer,named", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_proxy_responses_are_502_as_on_api_gateway(answer, named):
+    from labkit.localaws.extensions.gateway import proxy_response
+
+    response = proxy_response(answer)
+    assert response.status == 502
+    note = json.loads(response.body)["localNote"]
+    assert note.startswith("Malformed Lambda proxy response") and named in note
 
 
 def test_bodies_are_validated_against_models_that_reference_each_other():

@@ -54,7 +54,7 @@ def stub_subscribers(subscribers: list[dict]):
         stub.add_response("describe_budget", {"Budget": budget}, ask)
         stub.add_response("describe_notifications_for_budget", {"Notifications": notes}, ask)
         for note in notes:
-            stub.add_response("describe_subscribers_for_notification", {"Subscribers": subscribers},
+            stub.add_response("describe_subscribers_for_notification", {"Subscribers": subscribers} if subscribers else {},
                               {**ask, "Notification": note})
         stub.activate()
         view._clients[("budgets", "us-east-1")] = client
@@ -118,10 +118,15 @@ CASES = [
     # L00.06 subscriber: SKIP on the local AWS once the budget exists; graded as live on stubbed answers
     Case("L00.06", "email-subscriber", PASS, ("Budget {budget} notifies 1 subscriber(s) (EMAIL)",),
          prepare=stub_subscribers(EMAIL), live=True),
-    Case("L00.06", "no-notification", FAIL, ("No notification of budget {budget} has a subscriber",),
+    Case("L00.06", "no-notification", FAIL, ("Budget {budget} has no notification at all",),
          build={"notifications": []}, prepare=stub_subscribers(EMAIL), live=True),
+    Case("L00.06", "no-subscriber", FAIL, ("No notification of budget {budget} has a subscriber",),
+         prepare=stub_subscribers([]), live=True),
+    # No notification at all is visible offline: a FAIL, never a SKIP.
+    Case("L00.06", "no-notification-on-local-aws", FAIL, ("Budget {budget} has no notification at all",),
+         build={"notifications": []}),
     Case("L00.06", "missing", FAIL, ("Budget {budget} does not exist",), build={"budget": False}, live=True),
-    Case("L00.06", "local-cannot-show", SKIP, ("Budget {budget} exists", LIVE_ONLY)),
+    Case("L00.06", "local-cannot-show", SKIP, ("Budget {budget} has 1 notification(s)", LIVE_ONLY)),
     Case("L00.06", "missing-on-local-aws", FAIL, ("Budget {budget} does not exist",), build={"budget": False}),
 ]
 

@@ -89,6 +89,26 @@ def single_statement_policy(t, state):
     put_policy(t, state["bucket"], scoped_statement(state["bucket"], state["dist_arn"]), single=True)
 
 
+def second_distribution(t, state):
+    """mutate: a re-run cell that made another distribution on the same bucket."""
+    cloudfront = t.client("cloudfront")
+    config = cloudfront.get_distribution_config(Id=state["dist_id"])["DistributionConfig"]
+    config["CallerReference"] = "second-run"
+    cloudfront.create_distribution_with_tags(DistributionConfigWithTags={
+        "DistributionConfig": config, "Tags": {"Items": t.tags("01")}})
+
+
+def head_bucket_403(view, state, monkeypatch):
+    """prepare: S3 answers HEAD on the bucket with a bare 403 (access denied; HEAD carries no error code)."""
+    from botocore.exceptions import ClientError
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "HeadBucket")
+
+    monkeypatch.setattr(view.client("s3"), "head_bucket", refuse)
+
+
 def policy_without_distribution(t, state):
     put_policy(t, state["bucket"], scoped_statement(state["bucket"], OTHER_DIST_ARN))
 
@@ -141,6 +161,7 @@ CASES = [
     Case("L01.01", "untagged", FAIL, ("Bucket {bucket} lacks the tags", "course=microservices-labs", "lab=01", "learner=ada"),
          build={"bucket_tags": None}),
     Case("L01.01", "lab-00-tags", FAIL, ("Bucket {bucket} lacks the tags lab=01.",), build={"bucket_tags": tags("00")}),
+    Case("L01.01", "head-403", Status.ERROR, ("Access denied for HeadBucket",), prepare=head_bucket_403),
     Case("L01.01", "other-learner", FAIL, ("Bucket {bucket} lacks the tags learner=ada.",), build={"bucket_tags": tags(learner="bob")}),
     # L01.02 public access block
     Case("L01.02", "solution", PASS, ("Bucket {bucket} blocks all four",)),
@@ -157,14 +178,18 @@ CASES = [
     Case("L01.03", "unencrypted", FAIL, ("Bucket {bucket} has no default encryption",), build={"encryption": None}),
     # L01.04 content types
     Case("L01.04", "solution", PASS, ("Bucket {bucket} holds all 3 site files",)),
-    Case("L01.04", "charset-and-application-javascript", PASS, ("Bucket {bucket} holds all 3",),
-         build={"content_types": {"index.html": "text/html; charset=utf-8", "app.js": "application/javascript"}}),
+    Case("L01.04", "charset", PASS, ("Bucket {bucket} holds all 3",),
+         build={"content_types": {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}}),
+    Case("L01.04", "application-javascript", FAIL, ("Bucket {bucket}: app.js is application/javascript, expected text/javascript.",),
+         build={"content_types": {"app.js": "application/javascript"}}),
+    Case("L01.04", "other-bytes", FAIL, ("Bucket {bucket}: app.js is not the course's app.js (14 bytes",),
+         build={"bodies": {"app.js": b"console.log(1)"}}),
     Case("L01.04", "plus-deny-insecure-transport", PASS, ("Bucket {bucket} holds all 3 site files",),
          build={"policy": plus_deny_http}),
     Case("L01.04", "no-bucket", FAIL, ("Bucket {bucket} does not exist",), build={"bucket": False}),
     Case("L01.04", "index-binary", FAIL, ("Bucket {bucket}: index.html is binary/octet-stream, expected text/html.",),
          build={"content_types": {"index.html": None}}),
-    Case("L01.04", "js-as-text-plain", FAIL, ("Bucket {bucket}: app.js is text/plain, expected application/javascript",),
+    Case("L01.04", "js-as-text-plain", FAIL, ("Bucket {bucket}: app.js is text/plain, expected text/javascript",),
          build={"content_types": {"app.js": "text/plain"}}),
     Case("L01.04", "css-missing", FAIL, ("Bucket {bucket}: style.css is missing",), build={"skip_files": ("style.css",)}),
     Case("L01.04", "nothing-uploaded", FAIL, ("app.js is missing; index.html is missing; style.css is missing",),
@@ -179,6 +204,8 @@ CASES = [
     Case("L01.05", "someone-elses-bucket", FAIL, ("No CloudFront distribution has bucket {bucket}",),
          build={"origin_domain": "bob-site-123456789012.s3.us-east-1.amazonaws.com"}),
     Case("L01.05", "disabled", FAIL, ("Distribution {dist_id} is disabled",), build={"enabled": False}),
+    Case("L01.05", "second-distribution", FAIL, ("2 distributions ({dist_id}, ", "serve bucket {bucket}; delete all but one"),
+         mutate=second_distribution),
     Case("L01.05", "untagged", FAIL, ("Distribution {dist_id} lacks the tags", "lab=01"), build={"dist_tags": None}),
     # L01.06 origin access control
     Case("L01.06", "solution", PASS, ("Origin access control {oac_name} ({oac_id}) signs every request",)),
@@ -213,8 +240,9 @@ CASES = [
     Case("L01.07", "live-misnamed-oac", FAIL, ("uses origin access control {oac_id}, not {oac_name}",),
          build={"oac_name": "ada-oac"}, prepare=with_distribution(attach_oac("own"), live=True)),
     # L01.08 HTTPS only
-    Case("L01.08", "redirect-to-https", PASS, ("Distribution {dist_id} serves only HTTPS on all 1 behavior(s)",)),
-    Case("L01.08", "https-only", PASS, ("Distribution {dist_id} serves only HTTPS",), build={"viewer_protocol": "https-only"}),
+    Case("L01.08", "redirect-to-https", PASS, ("Distribution {dist_id} redirects HTTP to HTTPS on all 1 behavior(s)",)),
+    Case("L01.08", "https-only", FAIL, ("Distribution {dist_id} refuses plain HTTP on its default behavior (https-only) "
+                                        "instead of redirecting it",), build={"viewer_protocol": "https-only"}),
     Case("L01.08", "two-behaviors", PASS, ("on all 2 behavior(s)",),
          build={"cache_behaviors": [{"PathPattern": "/assets/*", "ViewerProtocolPolicy": "redirect-to-https"}]}),
     Case("L01.08", "no-distribution", FAIL, ("No CloudFront distribution has bucket {bucket}",),

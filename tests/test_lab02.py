@@ -179,19 +179,22 @@ def get_order_cache_keys(*keys: str):
     return edit
 
 
-def sign_in_refused(code: str, message: str):
-    """prepare: Cognito refuses the grader's sign-in as AWS does (moto does not enforce client auth flows)."""
+def second_plan(t, state):
+    """mutate: a re-run cell that made another usage plan of the same name."""
+    t.client("apigateway").create_usage_plan(name=state["plan_name"], apiStages=[{"apiId": state["api_id"], "stage": "v1"}])
 
-    def prepare(view, state, monkeypatch):
-        from botocore.exceptions import ClientError
 
-        def refuse(**_):
-            raise ClientError({"Error": {"Code": code, "Message": message},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "InitiateAuth")
+def second_key(t, state):
+    t.client("apigateway").create_api_key(name=state["key_name"], enabled=True)
 
-        monkeypatch.setattr(view.client("cognito-idp"), "initiate_auth", refuse)
 
-    return prepare
+def second_pool(t, state):
+    t.client("cognito-idp").create_user_pool(PoolName=state["pool_name"])
+
+
+def second_app_client(t, state):
+    t.client("cognito-idp").create_user_pool_client(UserPoolId=state["pool_id"], ClientName=state["client_name"],
+                                                    ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"])
 
 
 def sign_in_challenged(view, state, monkeypatch):
@@ -285,6 +288,9 @@ CASES = [
          build={"plan_throttle": {"rateLimit": 100.0, "burstLimit": 50}}),
     Case("L02.07", "weekly-quota", FAIL, ("its quota is 1000 per WEEK, expected 1000 per DAY",),
          build={"plan_quota": {"limit": 1000, "period": "WEEK"}}),
+    Case("L02.07", "second-plan", FAIL, ("There are 2 usage plans named {plan_name} ({plan_id}, ", "delete all but one"),
+         mutate=second_plan),
+    Case("L02.07", "second-key", FAIL, ("There are 2 API keys named {key_name}", "delete all but one"), mutate=second_key),
     Case("L02.07", "no-key", FAIL, ("There is no API key named {key_name}",), build={"key": False}),
     Case("L02.07", "key-disabled", FAIL, ("API key {key_name} is disabled",), build={"key_enabled": False}),
     Case("L02.07", "key-not-attached", FAIL, ("API key {key_name} is not attached to usage plan {plan_name}",),
@@ -311,6 +317,7 @@ CASES = [
     # L02.10 the Cognito authorizer
     Case("L02.10", "solution", PASS, ("POST and DELETE of {api_name} require an ID token from user pool {pool_name}",)),
     Case("L02.10", "no-api", FAIL, ("There is no REST API named {api_name}",), build={"api": False}),
+    Case("L02.10", "second-pool", FAIL, ("There are 2 Cognito user pools named {pool_name}",), mutate=second_pool),
     Case("L02.10", "no-pool", FAIL, ("There is no Cognito user pool named {pool_name}",), build={"cognito": False}),
     Case("L02.10", "delete-key-only", FAIL, ("DELETE /orders/{{orderId}} uses authorization NONE, not a Cognito authorizer",),
          build={"contract_edit": edit_op("DELETE", "/orders/{orderId}", security=[{"api_key": []}])}),
@@ -348,14 +355,18 @@ CASES += [
          build={"contract_edit": edit_op("POST", "/orders", **{"x-amazon-apigateway-request-validator": None})}),
     Case("L02.14", "customer-optional", FAIL, ("with a body missing customerId answered 201 {{\"orderId\": \"o-example\"", "..., expected 400",),
          build={"contract_edit": new_order(required=["items"])}),
+    Case("L02.14", "second-app-client", FAIL, ("There are 2 app clients in user pool {pool_name} named {client_name}",),
+         mutate=second_app_client),
     Case("L02.14", "no-tester", FAIL, ("There is no SSM parameter {parameter}",), build={"tester": False}),
     Case("L02.14", "tester-not-json", FAIL, ("SSM parameter {parameter} is not JSON with a username and a password",),
          build={"tester_value": "tester / hunter2"}),
     Case("L02.14", "wrong-password", FAIL, ("The test user tester from {parameter} cannot sign in",),
          build={"tester_value": '{"username": "tester", "password": "Not-the-passw0rd!"}'}),
     Case("L02.14", "no-password-auth", FAIL, ("App client {client_name} does not allow ALLOW_USER_PASSWORD_AUTH",),
-         build={"auth_flows": ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]},
-         prepare=sign_in_refused("InvalidParameterException", "USER_PASSWORD_AUTH flow not enabled for this client")),
+         build={"auth_flows": ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]}),
+    # The local AWS refuses a secret client's sign-in without SECRET_HASH, as Cognito does (moto would not).
+    Case("L02.14", "client-with-secret", FAIL, ("App client {client_name} has a client secret",),
+         build={"client_secret": True}),
     Case("L02.14", "temporary-password-only", FAIL, ("The test user tester from {parameter} cannot sign in",),
          prepare=sign_in_challenged),
     Case("L02.14", "tester-plain-string", FAIL, ("SSM parameter {parameter} is a String", "SecureString"),

@@ -330,6 +330,14 @@ CASES += [
     Case("L03.10", "body-not-a-string", FAIL, (("POST /orders answered 502 {{\"message\": \"Internal server error\"}}; "
                                                "local gateway: Malformed Lambda proxy response"),),
          build={"handler": handler_with(('"body": text}', '"body": body}'))}),
+    # API Gateway refuses a header value that is not a string; the local gateway no longer turns 42 into "42".
+    Case("L03.10", "header-not-a-string", FAIL, ("POST /orders answered 502", "Malformed Lambda proxy response",
+                                                 "Content-Length"),
+         build={"handler": handler_with(('"headers": {"Content-Type": "application/json"}',
+                                         '"headers": {"Content-Type": "application/json", "Content-Length": len(text)}'))}),
+    Case("L03.10", "extra-response-field", FAIL, ("POST /orders answered 502", "Malformed Lambda proxy response",
+                                                  "the field(s) ok"),
+         build={"handler": handler_with(('"body": text}', '"body": text, "ok": True}'))}),
     Case("L03.10", "decimal-not-converted", FAIL, ("GET /orders/", "answered 502", "is not JSON serializable",
                                                    "The check deleted its order again"),
          build={"handler": handler_with((", default=_plain)", ")"))}),
@@ -355,7 +363,20 @@ CASES += [
                                            "the body should be {{\"message\": \"order not found\"}}"),
          build={"handler": handler_with(('"order not found"', '"not found"'))}),
     # L03.12 400 for a body that is not JSON
-    Case("L03.12", "solution", PASS, ("answered 400: the stage's request validator rejected it before the function ran",)),
+    Case("L03.12", "solution", PASS, ("answered 400 from the stage's request validator, and function {function} "
+                                      "answers 400 to it too when invoked directly",)),
+    # The validator hides the handler: the check invokes the function itself, so a crash behind it still fails.
+    Case("L03.12", "crashes-behind-validator", FAIL, ("Function {function}, invoked directly with a POST /orders body "
+                                                      "that is not JSON, crashed (JSONDecodeError",),
+         build={"handler": handler_with(("    except ValueError:  # not base64, not UTF-8 or not JSON\n        return None\n",
+                                         "    finally:\n        pass\n"))}),
+    Case("L03.12", "500-behind-validator", FAIL, ("invoked directly with a POST /orders body that is not JSON, answered 500, "
+                                                  "expected 400",),
+         build={"handler": handler_with(('return respond(400, {"message": "the body must be a JSON NewOrder"})',
+                                         'return respond(500, {"message": "bad"})'))}),
+    Case("L03.12", "malformed-behind-validator", FAIL, ("answered a malformed proxy response", "Content-Length"),
+         build={"handler": handler_with(('return respond(400, {"message": "the body must be a JSON NewOrder"})',
+                                         'return {"statusCode": 400, "headers": {"Content-Length": 2}, "body": "{}"}'))}),
     Case("L03.12", "handler-rejects", PASS, ("answered 400 from the function", "the body must be a JSON NewOrder"),
          build={"lab02": {"contract_edit": no_body_validator}}),
     Case("L03.12", "handler-crashes", FAIL, ("answered 502", ("(the function crashed on it: catch the parse error); "

@@ -50,6 +50,15 @@ class Lab:
     def cells(self) -> list[Cell]:
         return parse(self.text())
 
+    @property
+    def title(self) -> str:
+        """The lab's title as its notebook's heading spells it (``# Lab 02: API first`` -> ``API first``).
+
+        The heading, not the file name: a slug cannot spell API or DynamoDB.
+        """
+        found = re.search(rf"^# # Lab {self.number}: (.+)$", self.text(), re.M)
+        return found.group(1).strip() if found else self.slug.replace("-", " ").capitalize()
+
     def text(self) -> str:
         """The source, or one sentence naming it when it is not a readable UTF-8 text file."""
         where = f"course/{self.path.name}"

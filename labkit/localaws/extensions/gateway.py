@@ -639,24 +639,57 @@ def proxy_event(r: Request) -> dict:
     }
 
 
+# The only fields API Gateway reads from a REST API's Lambda proxy answer; any other is a malformed response.
+PROXY_FIELDS = ("statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded")
+
+
+def malformed(result) -> str | None:
+    """Why ``result`` is not a Lambda proxy response API Gateway (REST) accepts, or None.
+
+    API Gateway answers 502 to each of these rather than coercing them, so
+    the local gateway does too (a header value of 42 must be "42" in the handler).
+    """
+    if not isinstance(result, dict):
+        return f"the handler returned {type(result).__name__}, not a dict with statusCode"
+    extra = sorted(str(k) for k in result if k not in PROXY_FIELDS)
+    if extra:
+        return f"the handler's response has the field(s) {', '.join(extra)}; only {', '.join(PROXY_FIELDS)} are allowed"
+    code = result.get("statusCode")
+    if not isinstance(code, int) or isinstance(code, bool):
+        return f"the handler's statusCode is {code!r}, not an integer"
+    if result.get("body") is not None and not isinstance(result["body"], str):
+        return "the handler's response body is not a string (use json.dumps)"
+    if result.get("isBase64Encoded") is not None and not isinstance(result["isBase64Encoded"], bool):
+        return "the handler's isBase64Encoded is not true or false"
+    if result.get("isBase64Encoded"):
+        try:
+            base64.b64decode(result.get("body") or "", validate=True)
+        except ValueError:
+            return "the handler says its body is base64 but it is not"
+    headers, multi = result.get("headers"), result.get("multiValueHeaders")
+    if headers is not None and not isinstance(headers, dict):
+        return "the handler's response headers are not an object"
+    bad = [str(k) for k, v in (headers or {}).items() if not isinstance(v, str)]
+    if bad:
+        return f"the value of header(s) {', '.join(bad)} is not a string (headers take strings: str(value))"
+    if multi is not None and not isinstance(multi, dict):
+        return "the handler's multiValueHeaders is not an object"
+    bad = [str(k) for k, v in (multi or {}).items() if not (isinstance(v, list) and all(isinstance(i, str) for i in v))]
+    if bad:
+        return f"multiValueHeaders {', '.join(bad)} is not a list of strings"
+    return None
+
+
 def proxy_response(result) -> Response:
     """The handler's answer, or API Gateway's 502 when it is not a proxy response."""
-    bad = None
-    if not isinstance(result, dict):
-        bad = "the handler returned " + type(result).__name__ + ", not a dict with statusCode"
-    elif not isinstance(result.get("statusCode"), int) or isinstance(result.get("statusCode"), bool):
-        bad = "the handler's response has no integer statusCode"
-    elif result.get("body") is not None and not isinstance(result.get("body"), str):
-        bad = "the handler's response body is not a string (use json.dumps)"
-    elif not isinstance(result.get("headers") or {}, dict):
-        bad = "the handler's response headers are not an object"
+    bad = malformed(result)
     if bad:
         return gateway_error(502, "Internal server error", "InternalServerErrorException",
                              f"Malformed Lambda proxy response: {bad}.")
-    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    headers = dict(result.get("headers") or {})
     for name, values in (result.get("multiValueHeaders") or {}).items():
         if values:
-            headers[str(name)] = ", ".join(str(v) for v in values)
+            headers[name] = ", ".join(values)
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     return Response(result["statusCode"], data, headers)

@@ -22,9 +22,13 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, s3
+    from . import apigateway, awslambda, cloudfront, cognitoidp, logs, s3
 
     apigateway.apply()
+    awslambda.apply_models()
+    logs.apply_models()
+    cloudfront.apply()
+    cognitoidp.apply()
     s3.apply()
 
 

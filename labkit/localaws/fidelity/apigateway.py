@@ -12,6 +12,7 @@ DEPLOYED: dict[tuple[str, str], list] = {}
 def apply() -> None:
     _redeploy_keeps_the_stage()
     _keep_cache_key_parameters()
+    _one_usage_plan_key()
 
 
 def _redeploy_keeps_the_stage() -> None:
@@ -60,3 +61,19 @@ def _keep_cache_key_parameters() -> None:
         return status, headers, body
 
     APIGatewayResponse.put_integration = put_integration
+
+
+def _one_usage_plan_key() -> None:
+    """Attaching a key its usage plan already has is a ConflictException on AWS; moto silently re-attaches it,
+    so a lab 02 cell re-run without looking first would pass offline and fail on a live account."""
+    from moto.apigateway.exceptions import ConflictException
+    from moto.apigateway.models import APIGatewayBackend
+
+    original = APIGatewayBackend.create_usage_plan_key
+
+    def create_usage_plan_key(self, usage_plan_id, payload):
+        if payload.get("keyId") in self.usage_plan_keys.get(usage_plan_id, {}):
+            raise ConflictException(f"Usage plan {usage_plan_id} already has the API key {payload['keyId']}.")
+        return original(self, usage_plan_id, payload)
+
+    APIGatewayBackend.create_usage_plan_key = create_usage_plan_key
