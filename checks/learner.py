@@ -1,9 +1,9 @@
 """Run learner code in a separate, limited, isolated process, never in the grader's.
 
-``run(request)`` starts ``checks/learner_child.py`` with a scrubbed environment, a wall-time
-limit (the whole process tree is killed), an address-space limit and no core dumps, sends it
-one JSON request on a pipe of its own and reads one JSON answer from another: the learner's
-prints go to stdout/stderr, kept apart and shown as a short tail when something fails.
+``Session(request, aws=...)`` starts ``checks/learner_child.py`` with a scrubbed environment, a
+wall-time limit per step (the whole process tree is killed), an address-space limit and no core
+dumps; requests and answers are JSON lines on pipes of their own, and the learner's prints go to
+stdout/stderr, kept apart and shown as a short tail when something fails.
 
 Where Linux lets an unprivileged user make namespaces, the child runs under ``unshare``: its
 own pid namespace (it cannot see or signal the local AWS or the grader, and every process it
@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from labkit.config import REPO_ROOT, state_dir
@@ -36,21 +35,6 @@ TAIL = 300  # characters of the learner's output shown in a failure message
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT", "TMPDIR", "VIRTUAL_ENV")
 PHRASES = {"namespaces": "own process, pid and mount namespaces",
            "process": "own process (no namespaces here)"}
-
-
-@dataclass
-class Answer:
-    """What the child said, or why it said nothing."""
-
-    results: list[dict] = field(default_factory=list)
-    problem: str | None = None  # the module could not be used (missing, does not compile, import failed)
-    failure: str | None = None  # the run itself failed: killed for time or memory, or died
-    output: str = ""  # the tail of what the learner's code printed
-
-    def said(self) -> str:
-        """The output's tail as a clause for a message, or nothing."""
-        text = " ".join(self.output.split())
-        return f" (it printed: {text[-TAIL:]!r})" if text else ""
 
 
 @functools.cache
@@ -118,84 +102,143 @@ def _quote(path: Path) -> str:
     return shlex.quote(str(path))
 
 
-def run(request: dict, *, aws: dict[str, str], wall_s: float = WALL_S, hide_state: bool = True) -> Answer:
-    """Send ``request`` (see checks.learner_child) to a fresh child; ``aws`` are its AWS_* variables."""
-    hidden = [state_dir().resolve()] if hide_state else []
-    with tempfile.TemporaryDirectory(prefix="labkit-learner-") as home, \
-            tempfile.TemporaryFile() as output:
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
+class Session:
+    """One child holding the learner's module: ``open`` it, then ``step`` as often as needed, then ``close``.
+
+    A step that overruns ``wall_s`` kills the child (and all it started); every later step then
+    answers the same failure. ``aws`` are the child's AWS_* variables (nothing else of the grader's
+    environment reaches it).
+    """
+
+    def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float = WALL_S, hide_state: bool = True):
+        self.wall_s = wall_s
+        self.problem: str | None = None  # the module cannot be used: missing, does not compile, import failed
+        self.failure: str | None = None  # the child is gone: killed for time or memory, or died
+        self._home = tempfile.TemporaryDirectory(prefix="labkit-learner-")
+        self._output = tempfile.TemporaryFile()
+        self._buffer = b""
+        self.process = None
+        hidden = [state_dir().resolve()] if hide_state else []
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
         try:
-            process = subprocess.Popen(
-                _command(to_child_r, from_child_w, hidden), env=_environment(home, aws), cwd=home,
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(
+                _command(to_child_r, from_child_w, hidden), env=_environment(self._home.name, aws),
+                cwd=self._home.name, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
                 pass_fds=(to_child_r, from_child_w), preexec_fn=_limits, start_new_session=True)
         except OSError as exc:
-            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+            self.failure = f"the learner's code could not be started ({exc.strerror})"
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        if self.failure is None:
+            first = self._ask(request)
+            self.problem = first.get("problem")
+
+    def step(self, step: dict) -> dict:
+        """The child's answer to ``step``, or ``{"failure": why}`` when it has none."""
+        if self.failure:
+            return {"failure": self.failure}
+        return self._ask(step)
+
+    def _ask(self, message: dict) -> dict:
+        import time
+
+        deadline = time.monotonic() + self.wall_s
+        try:
+            _write_all(self._to_child, json.dumps(message).encode() + b"\n", deadline)
+            line = self._read_line(deadline)
+        except TimeoutError:
+            return self._gone(f"it was stopped after {self.wall_s:g} s (an endless loop, or a call that never returns)")
+        except OSError:
+            line = b""
+        if not line:
+            return self._gone(_died(self._wait()))
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return self._gone("its answer was not readable")
+        if "failure" in answer:
+            self._gone(answer["failure"])
+        return answer
+
+    def _read_line(self, deadline: float) -> bytes:
+        import select
+        import time
+
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self._from_child], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(self._from_child, 1 << 16)
+                if not chunk:
+                    return b""
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _wait(self) -> int:
+        try:
+            return self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return -signal.SIGKILL
+
+    def _gone(self, why: str) -> dict:
+        self.failure = self.failure or why
+        self._stop()
+        return {"failure": self.failure}
+
+    def _stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            _kill(self.process)
+
+    def output(self) -> str:
+        """The tail of what the learner's code printed so far."""
+        try:
+            self._output.seek(0, os.SEEK_END)
+            size = self._output.tell()
+            self._output.seek(max(0, size - 4 * TAIL))
+            return self._output.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def said(self) -> str:
+        """The output's tail as a clause for a message, or nothing."""
+        text = " ".join(self.output().split())
+        return f" (it printed: {text[-TAIL:]!r})" if text else ""
+
+    def close(self) -> None:
+        """Stop the child and everything it started; forget its files."""
+        self._stop()
+        for fd in (self._to_child, self._from_child):
+            try:
                 os.close(fd)
-            return Answer(failure=f"the learner's code could not be started ({exc.strerror})")
-        os.close(to_child_r)
-        os.close(from_child_w)
-        answer, failure = _exchange(process, to_child_w, from_child_r, json.dumps(request).encode(), wall_s)
-        output.seek(0)
-        printed = output.read()[-4 * TAIL:].decode("utf-8", "replace")
-    if failure:
-        return Answer(failure=failure, output=printed)
-    return Answer(results=answer.get("results", []), problem=answer.get("problem"),
-                  failure=answer.get("failure"), output=printed)
+            except OSError:
+                pass
+        self._to_child = self._from_child = -1
+        self._output.close()
+        self._home.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
 
 
-def _exchange(process, write_fd: int, read_fd: int, request: bytes, wall_s: float):
-    """(the child's answer, None) or (None, why there is none); the child is gone when this returns."""
-    import selectors
+def _write_all(fd: int, data: bytes, deadline: float) -> None:
+    import select
     import time
 
-    deadline = time.monotonic() + wall_s
-    chunks: list[bytes] = []
-    try:
-        with selectors.DefaultSelector() as selector:
-            os.set_blocking(write_fd, False)
-            selector.register(read_fd, selectors.EVENT_READ)
-            selector.register(write_fd, selectors.EVENT_WRITE)
-            pending, open_ = request, True
-            while open_:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None, f"it was stopped after {wall_s:g} s (an endless loop, or a call that never returns)"
-                for key, _ in selector.select(min(left, 1.0)):
-                    if key.fd == write_fd:
-                        try:
-                            pending = pending[os.write(write_fd, pending):]
-                        except BrokenPipeError:
-                            pending = b""
-                        if not pending:
-                            selector.unregister(write_fd)
-                            os.close(write_fd)
-                            write_fd = -1
-                    else:
-                        chunk = os.read(read_fd, 1 << 16)
-                        if chunk:
-                            chunks.append(chunk)
-                        else:
-                            open_ = False
-        code = process.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        return None, f"it was stopped after {wall_s:g} s (an endless loop, or a call that never returns)"
-    finally:
-        _kill(process)
-        for fd in (write_fd, read_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-    data = b"".join(chunks)
-    if not data:
-        return None, _died(code)
-    try:
-        return json.loads(data), None
-    except ValueError:
-        return None, "its answer was not readable (did it write to the grader's pipe?)"
+    while data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        _, ready, _ = select.select([], [fd], [], min(left, 1.0))
+        if ready:
+            data = data[os.write(fd, data[:1 << 16]):]
 
 
 def _died(code: int) -> str:
@@ -203,8 +246,7 @@ def _died(code: int) -> str:
         return "it was killed (out of memory, or by a signal)"
     if code < 0:
         return f"it died of signal {signal.Signals(-code).name}"
-    return (f"it ran out of memory (the limit is {MEMORY_BYTES >> 20} MiB)" if code == 1
-            else f"it exited with code {code} before answering")
+    return f"it exited with code {code} before answering"
 
 
 def _kill(process) -> None:

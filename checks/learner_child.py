@@ -1,14 +1,15 @@
 """The child side of checks.learner: runs a learner module's functions, far from the grader.
 
-Started as ``python -m checks.learner_child READ_FD WRITE_FD``. It reads one JSON request from
-READ_FD, answers one JSON document on WRITE_FD and exits; the learner's prints go to its
-stdout/stderr, which the grader keeps apart. It imports nothing of the grader (no ``checks``
+Started as ``python checks/learner_child.py READ_FD WRITE_FD`` (a file, not ``-m``: importing the
+``checks`` package would load the grader). It reads JSON lines from READ_FD and answers each with
+one JSON line on WRITE_FD; the learner's prints go to its stdout/stderr, which the grader keeps
+apart. It imports nothing of the grader (no ``checks``
 package code runs here but this file) so learner code has nothing of the grader's to patch.
 
-A request: ``module`` (path), ``client`` (how to build the DynamoDB client: an endpoint with
+The first line opens a session: ``module`` (path), ``client`` (how to build the DynamoDB client: an endpoint with
 credentials, or ``chain`` for the normal AWS credential chain), optional ``sandbox`` (create_table
 arguments: the client then talks to an empty moto of its own, in this process, reaching no
-network), ``max_calls``, and ``steps``, each one of:
+network) and ``max_calls``. Every further line is a step, one of:
 
 - ``{"call": name, "args": [...], "kwargs": {...}, "client": bool}``: call a function of the module,
   with the client first when ``client``; answers its result as JSON (or the error), the DynamoDB
@@ -137,8 +138,11 @@ def _step(step: dict, module, client, observer, counter) -> dict:
     func = getattr(module, name, None)
     if not callable(func):
         return {"missing": True}
-    args = ([client] if step.get("client") else []) + list(step.get("args", []))
     try:
+        if "client_from" in step:  # the learner's own factory makes the client (the read path, L04.18)
+            made = step["client_from"]
+            client = getattr(module, made["call"])(*made.get("args", []))
+        args = ([client] if step.get("client") else []) + list(step.get("args", []))
         value = func(*args, **step.get("kwargs", {}))
         out = {"value": plain(value)}
     except BaseException as exc:  # whatever the learner's code raised, SystemExit too, comes back as data
@@ -147,14 +151,13 @@ def _step(step: dict, module, client, observer, counter) -> dict:
     return out
 
 
-def serve(request: dict) -> dict:
+def _open(request: dict):
+    """(module, client, observer, counter) for the session ``request`` asks, or an answer saying why not."""
     sandbox = request.get("sandbox")
-    mock = None
     if sandbox is not None:
         from moto import mock_aws
 
-        mock = mock_aws()
-        mock.start()
+        mock_aws().start()
     counter = Counter(request.get("max_calls", 50))
     client = _client(request.get("client", {}), sandbox is not None)
     observer = None
@@ -166,30 +169,35 @@ def serve(request: dict) -> dict:
     events.register("provide-client-params.dynamodb", counter.params)
     events.register("after-call.dynamodb", counter.answer)
     module, problem = _load(request["module"])
-    if module is None:
-        return {"problem": problem}
-    return {"results": [_step(step, module, client, observer, counter) for step in request.get("steps", [])]}
+    return module, client, observer, counter, problem
+
+
+def _send(write_fd: int, answer: dict) -> None:
+    data = _dumps(answer, default=str).encode() + b"\n"
+    while data:
+        data = data[_write(write_fd, data):]
 
 
 def main() -> None:
+    """One JSON line opens the session (answered ``ready`` or why not); each further line is a step."""
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
-    chunks = []
-    while True:
-        chunk = os.read(read_fd, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_fd)
+    lines = os.fdopen(read_fd, "rb", buffering=0)
+    reader = iter(lines.readline, b"")
     try:
-        answer = serve(json.loads(b"".join(chunks)))
-    except BaseException as exc:  # the child's own failure: say so rather than die silently
-        answer = {"failure": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    data = _dumps(answer, default=str).encode()
-    while data:
-        data = data[_write(write_fd, data):]
+        module, client, observer, counter, problem = _open(json.loads(next(reader)))
+        _send(write_fd, {"problem": problem} if problem else {"ready": True})
+        if problem:
+            _exit(0)
+        for line in reader:
+            _send(write_fd, _step(json.loads(line), module, client, observer, counter))
+    except BaseException as exc:  # the child's own failure (or a learner's exit): say so rather than die silently
+        try:
+            _send(write_fd, {"failure": f"{type(exc).__name__}: {str(exc)[:300]}"})
+        except BaseException:
+            pass
     sys.stdout.flush()
     sys.stderr.flush()
-    _exit(0)  # no atexit handlers or threads of the learner's run after the answer
+    _exit(0)  # no atexit handlers or threads of the learner's run after the last answer
 
 
 if __name__ == "__main__":
