@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labkit.config import REPO_ROOT, state_dir
@@ -33,6 +34,7 @@ MEMORY_BYTES = 1 << 30  # address space: enough for Python, boto3 and moto; a ho
 TAIL = 300  # characters of the learner's output shown in a failure message
 # What Python needs, and nothing that points at the learner's account or the real state folder.
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT", "TMPDIR", "VIRTUAL_ENV")
+EXTRA_PATH: list[str] = []  # folders the child may import from besides the repository (tests' stand-ins)
 PHRASES = {"namespaces": "own process, pid and mount namespaces",
            "process": "own process (no namespaces here)"}
 
@@ -59,7 +61,7 @@ def isolation() -> str:
 def _environment(home: str, aws: dict[str, str]) -> dict[str, str]:
     env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     env.update(HOME=home, LABKIT_HOME=os.path.join(home, "labkit"), LABS_WORK_DIR=os.path.join(home, "work"),
-               PYTHONPATH=str(REPO_ROOT), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *EXTRA_PATH]), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
                AWS_CONFIG_FILE=os.path.join(home, "no-aws-config"),
                AWS_SHARED_CREDENTIALS_FILE=os.path.join(home, "no-aws-credentials"),
                MOTO_ALLOW_NONEXISTENT_REGION="false")
@@ -131,9 +133,11 @@ class Session:
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
+        self.defined: list[str] = []
         if self.failure is None:
             first = self._ask(request)
             self.problem = first.get("problem")
+            self.defined = first.get("defined", [])
 
     def step(self, step: dict) -> dict:
         """The child's answer to ``step``, or ``{"failure": why}`` when it has none."""
@@ -259,3 +263,171 @@ def _kill(process) -> None:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
+
+
+# -- what checks use: a learner module's functions, called in the child -------------------------
+
+@dataclass
+class Call:
+    """One call of a learner function: its JSON value, or the sentence saying what went wrong."""
+
+    name: str
+    value: object = None
+    error: str | None = None  # "get_order raised ...", "... was stopped after 20 s ..."
+    calls: list[dict] = field(default_factory=list)  # the DynamoDB reads it made: op, index, limit, read, returned
+    through_client: bool = True  # whether its calls went through the client it was given
+    writes: list[list] = field(default_factory=list)  # in the sandbox: [operation, had a ConditionExpression]
+    raw_error: dict | None = None  # what the child said of the exception: type, code, message, os_error, mistake
+
+    def ops(self, name: str) -> list[dict]:
+        return [c for c in self.calls if c["op"] == name]
+
+    @property
+    def read(self) -> int:
+        return sum(c.get("read", 0) for c in self.calls)
+
+
+class Functions:
+    """The learner's module in a child: ``problem``, ``defines(name)``, ``call(name, ...)``."""
+
+    def __init__(self, session: Session, defined: list[str], path: Path):
+        self.session, self.defined, self.path = session, defined, path
+
+    @property
+    def problem(self) -> str | None:
+        return self.session.problem or (self.session.failure and
+                                        f"Loading {self.path.name} failed: {self.session.failure}{self.session.said()}.")
+
+    def defines(self, name: str) -> bool:
+        return name in self.defined
+
+    def call(self, name: str, *args, client: bool = True, client_from: dict | None = None, **kwargs) -> Call:
+        step = {"call": name, "args": list(args), "kwargs": kwargs, "client": client}
+        if client_from:
+            step["client_from"] = client_from
+        answer = self.session.step(step)
+        if "failure" in answer:
+            return Call(name, error=f"{name} {answer['failure']}{self.session.said()}")
+        call = Call(name, value=answer.get("value"), calls=answer.get("calls", []), writes=answer.get("writes", []))
+        call.through_client = bool(call.calls)
+        if "error" in answer:
+            call.raw_error = answer["error"]
+            call.error = _sentence(name, answer["error"])
+        return call
+
+    def put(self, table: str, item: dict) -> None:
+        self.session.step({"put": table, "item": item})
+
+    def get(self, table: str, key: dict) -> dict | None:
+        return self.session.step({"get": table, "key": key}).get("item")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _sentence(name: str, error: dict) -> str:
+    kind, code, message = error.get("type"), error.get("code"), error.get("message")
+    if kind == "WriteRefused":
+        return f"{name} tried a write ({code}); a read function must only read"
+    if kind == "TooManyCalls":
+        return f"{name} was stopped: {message}"
+    if kind == "MemoryError":
+        return f"{name} ran out of memory (the limit is {MEMORY_BYTES >> 20} MiB)"
+    if code:
+        return f"{name} raised {code}: {message}"
+    return f"{name} raised {kind}: {message}"
+
+
+def start(path: Path, functions: tuple[str, ...], *, client: dict, aws: dict[str, str],
+          sandbox: list[dict] | None = None, page_limit: int | None = None, max_calls: int = 50) -> Functions:
+    """The module at ``path`` loaded in a fresh child (see checks.learner_child for ``client`` and ``sandbox``)."""
+    request = {"module": str(path), "client": client, "functions": list(functions), "max_calls": max_calls}
+    if sandbox is not None:
+        request["sandbox"] = sandbox
+    if page_limit:
+        request["page_limit"] = page_limit
+    session = Session(request, aws=aws)
+    return Functions(session, session.defined, path)
+
+
+def _inprocess_endpoint(t) -> str:
+    """In-process moto (the tests' target) served on a loopback port, so a child can reach the same state."""
+    def serve():
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        _closing(t, server.stop)
+        host, port = server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    return t.memo("learner.inprocess-endpoint", serve)
+
+
+def _closing(owner, close) -> None:
+    """``close`` when ``owner`` (a target) is gone, or at the latest when the grader exits."""
+    import atexit
+    import weakref
+
+    weakref.finalize(owner, close)
+    atexit.register(close)
+
+
+def _live_endpoint(t) -> str | None:
+    """Where a live target's calls go when not AWS itself: the endpoint the grader's own chain names."""
+    return os.environ.get("AWS_ENDPOINT_URL")
+
+
+def _live_aws(t) -> dict[str, str]:
+    """The grader's own credentials (its normal chain, resolved here) as the child's variables."""
+    frozen = t.session().get_credentials().get_frozen_credentials()
+    env = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+           "AWS_DEFAULT_REGION": t.region}
+    if frozen.token:
+        env["AWS_SESSION_TOKEN"] = frozen.token
+    return env
+
+
+def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None = None) -> Functions:
+    """The learner's module in a child that reads ``t``'s account, one child per grading run (memoized on ``t``).
+
+    On the local AWS the child gets local credentials; on a live account the grader's own, and there the
+    shipped read-only policy (labkit/policies/grader-readonly.json) is what keeps the account unchanged.
+    Reads are counted in the child, as it calls through the client it was given.
+    """
+    def open_():
+        if t.is_live:
+            aws, client = _live_aws(t), {"region": t.region, "chain": True}
+            endpoint = _live_endpoint(t)
+            if endpoint:
+                aws["AWS_ENDPOINT_URL"] = endpoint
+        else:
+            endpoint = _inprocess_endpoint(t) if t.mode == "inprocess" else t.endpoint
+            aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": t.region, "AWS_ENDPOINT_URL": endpoint}
+            client = {"region": t.region, "endpoint": endpoint,
+                      "credentials": {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}}
+        found = start(path, functions, client=client, aws=aws, page_limit=page_limit)
+        _closing(t, found.close)
+        return found
+
+    return t.memo(f"learner.reads.{path}", open_)
+
+
+def sandbox(t, path: Path, functions: tuple[str, ...], tables: list[dict]) -> Functions:
+    """The learner's module in a child whose client talks to an empty moto of its own (create_table
+    arguments ``tables``): no endpoint, no credentials, nothing of the environment that could reach
+    an account. One per grading run and set of tables."""
+    key = f"learner.sandbox.{path}.{json.dumps(tables, sort_keys=True, default=str)}"
+
+    def open_():
+        found = start(path, functions, client={"region": "us-east-1"}, sandbox=tables,
+                      aws={"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+                           "AWS_DEFAULT_REGION": "us-east-1"})
+        _closing(t, found.close)
+        return found
+
+    return t.memo(key, open_)

@@ -9,7 +9,8 @@ package code runs here but this file) so learner code has nothing of the grader'
 The first line opens a session: ``module`` (path), ``client`` (how to build the DynamoDB client: an endpoint with
 credentials, or ``chain`` for the normal AWS credential chain), optional ``sandbox`` (create_table
 arguments: the client then talks to an empty moto of its own, in this process, reaching no
-network) and ``max_calls``. Every further line is a step, one of:
+network), ``max_calls``, ``page_limit`` (Query and Scan pages forced that small, where no grading
+server forces them) and ``functions`` (answered with those the module defines). Every further line is a step, one of:
 
 - ``{"call": name, "args": [...], "kwargs": {...}, "client": bool}``: call a function of the module,
   with the client first when ``client``; answers its result as JSON (or the error), the DynamoDB
@@ -29,6 +30,10 @@ WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWrit
 
 class TooManyCalls(RuntimeError):
     pass
+
+
+class WriteRefused(RuntimeError):
+    """A read session's courtesy: the write is refused before it is sent (the server refuses it anyway)."""
 
 
 def plain(value, depth=0):
@@ -58,21 +63,32 @@ def plain(value, depth=0):
 
 
 def _error(exc) -> dict:
+    if isinstance(exc, WriteRefused):
+        return {"type": "WriteRefused", "code": str(exc), "message": "refused"}
     response = getattr(exc, "response", None)
     code = (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
     message = (response or {}).get("Error", {}).get("Message") if code else str(exc)
-    return {"type": type(exc).__name__, "code": code, "message": str(message)[:300]}
+    return {"type": type(exc).__name__, "code": code, "message": str(message)[:300],
+            "os_error": isinstance(exc, OSError),
+            "mistake": isinstance(exc, (TypeError, ValueError, AttributeError, NameError, ImportError, LookupError))}
 
 
 class Counter:
     """The DynamoDB calls made through one client, as the grader counts them where no server log exists."""
 
-    def __init__(self, max_calls: int):
-        self.max_calls, self.calls, self.writes = max_calls, [], []
+    def __init__(self, max_calls: int, page_limit: int | None, reads_only: bool):
+        self.max_calls, self.page_limit, self.reads_only = max_calls, page_limit, reads_only
+        self.calls, self.writes, self.started = [], [], 0
 
     def params(self, params, model, context, **_):
-        if len(self.calls) + len(self.writes) >= self.max_calls:
+        self.started += 1
+        if self.started > self.max_calls:
             raise TooManyCalls(f"it made more than {self.max_calls} DynamoDB calls for one answer; does its loop end?")
+        if model.name in WRITES and self.reads_only:
+            raise WriteRefused(model.name)
+        if self.page_limit and model.name == "Query":
+            # Small pages, as the grading server forces them: a function must follow LastEvaluatedKey.
+            params["Limit"] = min(params.get("Limit") or self.page_limit, self.page_limit)
         context["learner"] = {"index": params.get("IndexName"), "limit": params.get("Limit"),
                               "start": bool(params.get("ExclusiveStartKey"))}
         if model.name in WRITES:
@@ -92,7 +108,7 @@ class Counter:
 
     def take(self):
         calls, writes = self.calls, self.writes
-        self.calls, self.writes = [], []
+        self.calls, self.writes, self.started = [], [], 0
         return calls, writes
 
 
@@ -158,7 +174,7 @@ def _open(request: dict):
         from moto import mock_aws
 
         mock_aws().start()
-    counter = Counter(request.get("max_calls", 50))
+    counter = Counter(request.get("max_calls", 50), request.get("page_limit"), sandbox is None)
     client = _client(request.get("client", {}), sandbox is not None)
     observer = None
     if sandbox is not None:
@@ -170,6 +186,10 @@ def _open(request: dict):
     events.register("after-call.dynamodb", counter.answer)
     module, problem = _load(request["module"])
     return module, client, observer, counter, problem
+
+
+def _defined(module, names) -> list[str]:
+    return [n for n in names if callable(getattr(module, n, None))]
 
 
 def _send(write_fd: int, answer: dict) -> None:
@@ -184,8 +204,10 @@ def main() -> None:
     lines = os.fdopen(read_fd, "rb", buffering=0)
     reader = iter(lines.readline, b"")
     try:
-        module, client, observer, counter, problem = _open(json.loads(next(reader)))
-        _send(write_fd, {"problem": problem} if problem else {"ready": True})
+        first = json.loads(next(reader))
+        module, client, observer, counter, problem = _open(first)
+        _send(write_fd, {"problem": problem} if problem else
+              {"defined": _defined(module, first.get("functions", []))})
         if problem:
             _exit(0)
         for line in reader:
