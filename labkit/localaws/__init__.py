@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from .control import (  # noqa: F401  (the public surface)
     NOT_RUNNING,
+    GradingSession,
     down,
     endpoint_up,
+    grading_session,
     journal_path,
     keep_copy,
     list_snapshots,
+    open_grading_session,
     read_journal,
     replay,
     require_running,

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlparse
 
 from . import extensions, snapshots
 from .extensions import Claim
+from .grading import Grading
 from .guard import Guard, forget_secret, read_secret, without_cors
 from .http import BodyRefused, Request, Response, json_response
 from .journal import (CONTROL, REPLAYING, Journal, JournalFull, classify, crash_point, entry_for, environ_for,
@@ -65,6 +66,7 @@ class LocalAWS:
         self.tail = 0  # journal lines after the checkpoint
         self.extensions: list[extensions.Extension] = extensions.load(self, extension_names) if endpoint else []
         self.guard = Guard(urlparse(endpoint).port if endpoint else None, read_secret(self.state_dir))
+        self.grading = Grading(on_end=self.journal.cut_foreign)  # sessions: in memory only, never state
 
     def extension(self, name: str) -> extensions.Extension:
         return next(e for e in self.extensions if e.name == name)
@@ -81,9 +83,18 @@ class LocalAWS:
             return refused.send(start_response)
         authorized = self.guard.authorized(request)
         forget_secret(request)
+        gate = self.grading.gate(request, self.is_write(request))
+        if isinstance(gate, Response):
+            return gate.send(start_response)  # refused: never journaled, never reaching moto or an extension
         if request.path.startswith(CONTROL):
             return self._control(request, authorized).send(start_response)
+        if gate is not None:  # signed with a grading session's key: logged, its pages capped
+            return self.grading.serve(gate, request, self.dispatch, start_response)
         return self.dispatch(request, start_response)
+
+    def is_write(self, request: Request) -> bool:
+        """Whether ``request`` would change state: a write as the journal classifies it, or one an extension claims."""
+        return classify(request) == "write" or any(ext.claims(request) is Claim.WRITE for ext in self.extensions)
 
     def dispatch(self, request: Request, start_response):
         start_response = _Status(start_response)
@@ -155,13 +166,17 @@ class LocalAWS:
                 return json_response({"replayed": self.replay(request.body)})
         if name == "snapshot" and request.method == "POST":
             return self._snapshot(parse_qs(request.query))
+        if name == "grading" or name.startswith("grading/"):
+            return self.grading.control(request)
         if name == "journal" and request.method == "GET":
             return Response(200, self.plain_journal(), {"Content-Type": "application/x-ndjson"})
         if name == "status" and not authorized:
             return json_response({"local_aws": "labkit", "pid": os.getpid()})  # who it is, nothing it holds
         if name == "status":
+            self.journal.cut_foreign()
             return json_response({"local_aws": "labkit", "writes": self.writes, "pid": os.getpid(),
-                                  "extensions": {e.name: e.status() for e in self.extensions}})
+                                  "extensions": {e.name: e.status() for e in self.extensions},
+                                  "grading": self.grading.status(), "foreign_journal_appends": self.journal.foreign})
         return json_response({"error": "unknown control path"}, 404)
 
     # -- state ---------------------------------------------------------------
@@ -364,6 +379,10 @@ class LocalAWS:
                 ext.reset()
 
     def close(self) -> None:
+        try:
+            self.journal.cut_foreign()  # before the next start replays it
+        except OSError:
+            log.exception("the journal could not be checked for foreign lines")
         for ext in self.extensions:
             try:
                 ext.close()

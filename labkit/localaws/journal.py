@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
 
 from .http import Request
 
+log = logging.getLogger("labkit.localaws")
 CONTROL = "/_labkit/"  # the local AWS's own control paths, never journaled
 REPLAYING = threading.Event()  # set while a journal is being replayed (fidelity patches ask)
 
@@ -153,30 +156,81 @@ def _sync_folder(folder: Path) -> None:
 
 
 class Journal:
-    """The journal file: appended a line per change, rewritten only atomically."""
+    """The journal file: appended a line per change, rewritten only atomically.
+
+    The server is its only writer, so it knows the file's size after its own last write. Bytes another
+    process appended (learner code under grading could forge a change that way) are cut off before the
+    next append, read, rewrite, session end and stop, kept beside it as ``<journal>.foreign.<n>``, and
+    never replayed."""
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
+        self._size = self._current_size()  # what the last run left is replayed and rewritten at start
+        self.foreign = 0  # how many times foreign bytes were cut off since this server started
+
+    def _current_size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def exists(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
     def read(self) -> bytes:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return b""
+        with self._lock:
+            self._cut_foreign()
+            try:
+                return self.path.read_bytes()
+            except FileNotFoundError:
+                return b""
+
+    def cut_foreign(self) -> None:
+        with self._lock:
+            self._cut_foreign()
+
+    def _cut_foreign(self) -> None:
+        size = self._current_size()
+        if size == self._size:
+            return
+        if size < self._size:  # shortened behind the server's back: nothing to cut, only to say
+            log.error("the journal %s shrank from %d to %d bytes outside the local AWS", self.path, self._size, size)
+            self._size = size
+            return
+        aside = self._foreign_path()
+        with open(self.path, "rb+") as journal:
+            journal.seek(self._size)
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as kept:
+                shutil.copyfileobj(journal, kept)
+            journal.truncate(self._size)
+        self.foreign += 1
+        log.warning("%d byte(s) another process appended to the journal were cut off and kept as %s; "
+                    "they are never replayed", size - self._size, aside.name)
+
+    def _foreign_path(self) -> Path:
+        taken = {p.name for p in self.path.parent.glob(f"{self.path.name}.foreign.*")}
+        n = 1
+        while f"{self.path.name}.foreign.{n}" in taken:
+            n += 1
+        return self.path.with_name(f"{self.path.name}.foreign.{n}")
 
     def append(self, entry: dict) -> int:
         """Write one line; returns the file's size before it, for ``take_back``. Raises JournalFull."""
         line = (json.dumps(entry) + "\n").encode()
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                offset = os.fstat(fd).st_size
+                self._cut_foreign()
+            except OSError as exc:
+                raise JournalFull(exc.errno, f"the journal {self.path} could not be checked ({exc.strerror})") from None
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                offset = self._size
                 try:
-                    written = os.write(fd, line)
+                    # At the server's own end, not O_APPEND's: bytes appended since the check are overwritten
+                    # or left after this line, where the next check finds them.
+                    written = os.pwrite(fd, line, offset)
                     if written != len(line):
                         raise OSError(28, "short write")
                 except OSError as exc:
@@ -184,16 +238,24 @@ class Journal:
                     raise JournalFull(exc.errno, f"the journal {self.path} could not be written ({exc.strerror})") from None
             finally:
                 os.close(fd)
+            self._size = offset + len(line)
             return offset
 
     def take_back(self, offset: int) -> None:
         """Remove the last line (the request it records changed nothing)."""
         with self._lock:
+            self._cut_foreign()
             os.truncate(self.path, offset)
+            self._size = offset
 
     def rewrite(self, data: bytes) -> None:
         with self._lock:
+            try:
+                self._cut_foreign()  # kept aside, not folded into the new journal
+            except OSError as exc:
+                log.error("the journal %s could not be checked for foreign bytes: %s", self.path, exc)
             write_atomically(self.path, data)
+            self._size = len(data)
 
 
 def parse_lines(data: bytes):
