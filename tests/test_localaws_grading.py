@@ -111,6 +111,35 @@ def test_a_session_key_reads_but_its_writes_are_refused_and_change_nothing(local
                 if u["UserName"] == "ada-forged"]
 
 
+def test_genuine_reads_of_every_protocol_pass_the_signature_check(local):
+    learner = Target("local", prefix="ada")
+    key = "dir/a b+c~é%.txt"  # S3 signs the path as sent; other services encode it again
+    learner.client("s3").create_bucket(Bucket="ada-site")
+    learner.client("s3").put_object(Bucket="ada-site", Key=key, Body=b"hello")
+    learner.client("ssm").put_parameter(Name="/ada/x y", Value="1", Type="String")
+    _table("ada-items", items=1)
+    with localaws.grading_session(lockdown=False) as session:
+        s3 = _client(session, "s3")
+        assert s3.get_object(Bucket="ada-site", Key=key)["Body"].read() == b"hello"
+        assert s3.head_object(Bucket="ada-site", Key=key)["ContentLength"] == 5
+        assert s3.list_objects_v2(Bucket="ada-site", Prefix="dir/a b")["KeyCount"] == 1
+        assert _client(session, "s3", v4=True).get_bucket_location(Bucket="ada-site") is not None
+        _client(session, "iam").list_roles(PathPrefix="/")
+        _client(session, "sts").get_caller_identity()
+        _client(session, "lambda").list_functions()
+        with pytest.raises(ClientError) as exc:
+            _client(session, "lambda").get_function(FunctionName="ada-none")
+        assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"  # moto's answer, not ours
+        _client(session, "apigateway").get_rest_apis()
+        _client(session, "logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/ada")
+        assert _client(session, "ssm").get_parameter(Name="/ada/x y")["Parameter"]["Value"] == "1"
+        got = _client(session, "dynamodb").batch_get_item(RequestItems={"ada-items": {"Keys": [{"pk": {"S": "item-000"}}]}})
+        assert got["Responses"]["ada-items"]
+        calls = session.calls()
+    assert [c["status"] for c in calls if c["status"] == 403] == []
+    assert {c["service"] for c in calls} >= {"s3", "iam", "sts", "lambda", "apigateway", "logs", "ssm", "dynamodb"}
+
+
 def test_a_session_key_without_its_secret_key_is_refused_even_for_reads(local):
     _table("ada-items")
     with localaws.grading_session(lockdown=False) as session:
@@ -208,9 +237,7 @@ def test_restore_is_refused_during_lockdown(local):
 
 
 def test_lockdown_lifts_by_itself_when_the_session_expires(local):
-    session = localaws.open_grading_session(seconds=1)
-    with pytest.raises(ClientError):
-        _learner_s3().create_bucket(Bucket="ada-early")
+    session = localaws.open_grading_session(seconds=3)
 
     def lifted():
         try:
@@ -220,8 +247,10 @@ def test_lockdown_lifts_by_itself_when_the_session_expires(local):
         return True
 
     _wait_for(lifted, "the lockdown lifting after its seconds")
+    # a write got through only once the session had ended by itself (it was never closed)
+    answer = session._call("GET")  # an ended session's log can still be read
+    assert answer["open"] is False and answer["calls"] == []
     assert "ada-later" in _buckets()
-    assert session.calls() == []  # an ended session's log can still be read
     session.close()
 
 
@@ -352,3 +381,67 @@ def test_secrets_of_a_session_are_never_journaled(local):
         for value in (session.secret_access_key, session._token, session.access_key_id):
             assert value.encode() not in journal
         assert session.secret_access_key not in repr(session)
+
+
+def test_a_journal_put_in_place_of_the_servers_is_set_aside_and_its_own_written_back(local):
+    learner = Target("local", prefix="ada").client("s3")
+    learner.create_bucket(Bucket="ada-mine")
+    journal = localaws.journal_path()
+    ours = journal.read_bytes()
+    forged = json.dumps({"method": "PUT", "url": "http://localhost/ada-forged", "headers": {}, "body": "",
+                         "n": 1}).encode() + b"\n"
+    other = journal.with_name("other.ndjson")
+    other.write_bytes(forged)
+    other.replace(journal)  # a whole other journal, renamed over the server's
+    learner.create_bucket(Bucket="ada-next")
+    assert journal.read_bytes().startswith(ours) and forged not in journal.read_bytes()
+    assert any(p.read_bytes() == forged for p in journal.parent.glob(journal.name + ".foreign.*"))
+    journal.unlink()  # and removed: the status check writes it back
+    assert localaws.status()["running"] and journal.read_bytes().startswith(ours)
+    localaws.down()
+    localaws.up()
+    assert "ada-forged" not in _buckets() and {"ada-mine", "ada-next"} <= set(_buckets())
+
+
+RACE = '''
+import json, sys, threading
+from pathlib import Path
+from werkzeug.test import Client
+from labkit.localaws.app import build_app
+from labkit.localaws.http import Request
+
+app = build_app(Path(sys.argv[1]), "http://localhost:1", ())
+app.journal.rewrite(b"")
+passed = threading.Event()
+gate = app.grading.gate
+def watched(request, write):
+    verdict = gate(request, write)
+    passed.set()
+    return verdict
+app.grading.gate = watched
+out = {}
+app.lock.acquire()  # a change in flight holds the lock
+writer = threading.Thread(target=lambda: out.update(status=Client(app).put("/ada-late").status_code))
+writer.start()
+passed.wait(30)  # let in by the gate while no session was open; now it waits for the lock
+opened = app.grading.control(Request({}, "POST", "/_labkit/grading", "", {}, b'{"lockdown": true}'))
+app.lock.release()
+writer.join(30)
+out["opened"] = opened.status
+out["lines"] = len(Path(sys.argv[1]).read_bytes().splitlines())
+print(json.dumps(out))
+'''
+
+
+def test_a_write_let_in_before_a_lockdown_opened_is_refused_if_it_would_land_inside_it(tmp_path):
+    import subprocess
+    import sys
+
+    from labkit.config import REPO_ROOT
+
+    # In its own process: building the app patches moto for the whole process.
+    done = subprocess.run([sys.executable, "-c", RACE, str(tmp_path / "journal.ndjson")], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"opened": 201, "status": 403, "lines": 0}

@@ -4,6 +4,9 @@ A request goes, in order, through:
 
 0. the guard (``guard.py``): a foreign ``Host``, any browser ``Origin`` and a
    control path without the install's secret are refused (never on replay);
+   then the grading rules (``grading.py``): a grading session's key is
+   read-only and its calls are logged, and a lockdown refuses every write
+   and control path from anyone (never on replay either);
 1. the control paths (``/_labkit/...``: status, journal, replay), which are
    the app's own and never journaled;
 2. the extensions (``extensions.REGISTERED``), each of which may claim it:
@@ -107,7 +110,7 @@ class LocalAWS:
                 return self._serve(request, "write" if claim is Claim.WRITE else "read", answer, start_response, ext)
         if request.path == "/moto-api/reset" and request.method == "POST":
             with self.lock:
-                refused = self._keep_before("before-reset")
+                refused = self._locked(request) or self._keep_before("before-reset")
                 if refused is not None:
                     return refused.send(start_response)
                 try:
@@ -127,6 +130,9 @@ class LocalAWS:
                     return answer()
                 finally:
                     self.random.setstate(state)
+            refused = self._locked(request)
+            if refused is not None:
+                return refused.send(start_response)
             number = self.writes + 1
             offset = None
             if not self.replaying:
@@ -159,15 +165,16 @@ class LocalAWS:
         name = request.path[len(CONTROL):]
         if name == "replay" and request.method == "POST":
             with self.lock:
-                refused = self._keep_before("before-restore")
+                refused = self._locked(request) or self._keep_before("before-restore")
                 if refused is not None:
                     return refused
                 self.reset_all()
                 return json_response({"replayed": self.replay(request.body)})
         if name == "snapshot" and request.method == "POST":
-            return self._snapshot(parse_qs(request.query))
+            return self._snapshot(request, parse_qs(request.query))
         if name == "grading" or name.startswith("grading/"):
-            return self.grading.control(request)
+            with self.lock:  # a session opens between requests: none that it would refuse is under way
+                return self.grading.control(request)
         if name == "journal" and request.method == "GET":
             return Response(200, self.plain_journal(), {"Content-Type": "application/x-ndjson"})
         if name == "status" and not authorized:
@@ -179,6 +186,10 @@ class LocalAWS:
                                   "grading": self.grading.status(), "foreign_journal_appends": self.journal.foreign})
         return json_response({"error": "unknown control path"}, 404)
 
+    def _locked(self, request: Request) -> Response | None:
+        """A lockdown's refusal, asked again under the lock (never of a replay: it rebuilds what was)."""
+        return None if self.replaying else self.grading.locked(request, write=True)
+
     # -- state ---------------------------------------------------------------
     def _keep_before(self, name: str) -> Response | None:
         """Keep the journal as snapshot ``name`` before it is emptied; the refusal if it cannot be kept."""
@@ -189,13 +200,16 @@ class LocalAWS:
             return _refused(exc)
         return None
 
-    def _snapshot(self, params: dict) -> Response:
+    def _snapshot(self, request: Request, params: dict) -> Response:
         """Save the state as a snapshot, here where its checkpoint is: ``name``, ``force``, and ``keep``
         (keep a copy unless a snapshot holds this state already, as `reset` and `start` do)."""
         from ..errors import LabkitError
 
         name = (params.get("name") or [""])[0]
         with self.lock:
+            refused = self._locked(request)
+            if refused is not None:
+                return refused
             data = self.plain_journal()
             try:
                 if params.get("keep"):

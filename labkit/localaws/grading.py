@@ -93,6 +93,7 @@ class Grading:
         return list(self.open.values())
 
     def _end(self, session: Session) -> None:
+        """Called with the lock held; ``_after`` (without it) tells ``on_end``."""
         session.ended = True
         self.open.pop(session.id, None)
         self.ended[session.id] = session
@@ -101,10 +102,10 @@ class Grading:
         self._pending_end = True
 
     def _after(self) -> None:
-        if self._pending_end:
-            self._pending_end = False
-            if self.on_end:
-                self.on_end()
+        with self.lock:
+            ended, self._pending_end = self._pending_end, False
+        if ended and self.on_end:
+            self.on_end()
 
     def lockdown_left(self) -> float:
         """Seconds until every lockdown session has ended (0 when none is open)."""
@@ -132,30 +133,38 @@ class Grading:
         self._after()
         if session is not None:
             refusal = None
-            if not sigv4.is_v4(request):
+            if write or control:  # refused before anything else: nothing it sends is looked at further
+                refusal = aws_error(request, 403, "AccessDenied", READ_ONLY)
+            elif not sigv4.is_v4(request):
                 refusal = aws_error(request, 403, "SignatureDoesNotMatch",
                                     "Grading credentials take Signature Version 4 only (for an S3 presigned URL, "
                                     "use botocore's Config(signature_version='s3v4')).")
             elif not sigv4.verify(request, session.secret_access_key):
                 refusal = aws_error(request, 403, "SignatureDoesNotMatch",
                                     "The request signature does not match the grading session's secret key.")
-            elif write or control:
-                refusal = aws_error(request, 403, "AccessDenied", READ_ONLY)
             if refusal is not None:
                 self.log(session, request, refusal.status)
                 return refusal
         elif key and KEY_ID.match(key) and (write or control):
             return aws_error(request, 403, "AccessDenied", READ_ONLY)  # an ended session's key stays read-only
+        return self.locked(request, write) or session
+
+    def locked(self, request: Request, write: bool) -> Response | None:
+        """The lockdown's refusal of ``request``, or None. The app asks again under its lock, just before a
+        change: a request let in before a session opened must not land inside its window."""
         left = self.lockdown_left()
-        if left > 0:
-            seconds = max(int(left + 0.999), 1)
-            if control and request.path not in OPEN_WITHOUT_SECRET and not self._own_path(request):
-                return json_response({"message": "The local AWS's control paths are closed while the grader runs "
-                                                 f"learner code, for {seconds} more second(s)."}, 403)
-            if write and not control:
-                return aws_error(request, 403, "AccessDenied", "The local AWS is read-only while the grader runs "
-                                                               f"learner code, for {seconds} more second(s).")
-        return session
+        if left <= 0:
+            return None
+        seconds = max(int(left + 0.999), 1)
+        if request.path.startswith(GUARDED):
+            if request.path in OPEN_WITHOUT_SECRET or self._own_path(request):
+                return None
+            return json_response({"message": "The local AWS's control paths are closed while the grader runs "
+                                             f"learner code, for {seconds} more second(s)."}, 403)
+        if write:
+            return aws_error(request, 403, "AccessDenied", "The local AWS is read-only while the grader runs "
+                                                           f"learner code, for {seconds} more second(s).")
+        return None
 
     def _own_path(self, request: Request) -> bool:
         """A request to ``/_labkit/grading/<id>`` carrying that session's token."""

@@ -158,22 +158,35 @@ def _sync_folder(folder: Path) -> None:
 class Journal:
     """The journal file: appended a line per change, rewritten only atomically.
 
-    The server is its only writer, so it knows the file's size after its own last write. Bytes another
-    process appended (learner code under grading could forge a change that way) are cut off before the
-    next append, read, rewrite, session end and stop, kept beside it as ``<journal>.foreign.<n>``, and
-    never replayed."""
+    The server is its only writer, so it knows the file and its size after its own last write. What
+    another process did to it (learner code under grading could forge a change that way) is undone
+    before the next append, read, rewrite, session end and stop, and kept beside it as
+    ``<journal>.foreign.<n>``, never replayed: appended bytes are cut off; a file put in its place (or
+    its removal) is answered by writing the server's own lines back, from the file it still holds open.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
-        self._size = self._current_size()  # what the last run left is replayed and rewritten at start
-        self.foreign = 0  # how many times foreign bytes were cut off since this server started
-
-    def _current_size(self) -> int:
-        try:
-            return self.path.stat().st_size
+        self._fd: int | None = None  # the server's own file, open for as long as it is the journal
+        self._size = 0
+        self.foreign = 0  # how many times foreign changes were undone since this server started
+        try:  # what the last run left is ours: it is replayed and rewritten at start
+            self._hold(os.open(self.path, os.O_RDWR))
         except FileNotFoundError:
-            return 0
+            pass
+
+    def _hold(self, fd: int) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+
+    def _ours(self, stat: os.stat_result | None) -> bool:
+        if self._fd is None:
+            return stat is None or stat.st_size == 0  # nothing written yet: an empty file is nothing to undo
+        own = os.fstat(self._fd)
+        return stat is not None and (stat.st_dev, stat.st_ino) == (own.st_dev, own.st_ino)
 
     def exists(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
@@ -191,23 +204,50 @@ class Journal:
             self._cut_foreign()
 
     def _cut_foreign(self) -> None:
-        size = self._current_size()
-        if size == self._size:
-            return
-        if size < self._size:  # shortened behind the server's back: nothing to cut, only to say
-            log.error("the journal %s shrank from %d to %d bytes outside the local AWS", self.path, self._size, size)
-            self._size = size
-            return
-        aside = self._foreign_path()
-        with open(self.path, "rb+") as journal:
-            journal.seek(self._size)
-            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as kept:
-                shutil.copyfileobj(journal, kept)
-            journal.truncate(self._size)
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            stat = None
+        if not self._ours(stat):
+            self._put_back(stat)
+        elif stat is not None and stat.st_size > self._size:
+            aside = self._foreign_path()
+            with open(self.path, "rb+") as journal:
+                journal.seek(self._size)
+                with os.fdopen(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as kept:
+                    shutil.copyfileobj(journal, kept)
+                journal.truncate(self._size)
+            self._said(f"{stat.st_size - self._size} byte(s) another process appended to it were cut off", aside)
+        elif stat is not None and stat.st_size < self._size:  # nothing to cut; the lines lost are said
+            log.error("the journal %s shrank from %d to %d bytes outside the local AWS", self.path, self._size,
+                      stat.st_size)
+            self._size = stat.st_size
+
+    def _put_back(self, stat: os.stat_result | None) -> None:
+        """Another file is at the journal's path, or none is: keep that one aside and write ours back."""
+        aside = None
+        if stat is not None:
+            aside = self._foreign_path()
+            os.rename(self.path, aside)
+        ours = b""
+        if self._fd is not None:
+            parts, done = [], 0
+            while done < self._size:
+                piece = os.pread(self._fd, min(1 << 20, self._size - done), done)
+                if not piece:
+                    break
+                parts.append(piece)
+                done += len(piece)
+            ours = b"".join(parts)
+        write_atomically(self.path, ours)
+        self._hold(os.open(self.path, os.O_RDWR))
+        self._said("it was replaced by another file" if aside else "it was removed", aside)
+
+    def _said(self, what: str, aside: Path | None) -> None:
         self.foreign += 1
-        log.warning("%d byte(s) another process appended to the journal were cut off and kept as %s; "
-                    "they are never replayed", size - self._size, aside.name)
+        kept = f"; that is kept as {aside.name}" if aside else ""
+        log.warning("the journal %s was changed by another process: %s%s; it is never replayed", self.path.name,
+                    what, kept)
 
     def _foreign_path(self) -> Path:
         taken = {p.name for p in self.path.parent.glob(f"{self.path.name}.foreign.*")}
@@ -222,22 +262,20 @@ class Journal:
         with self._lock:
             try:
                 self._cut_foreign()
+                if self._fd is None:
+                    self._hold(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise JournalFull(exc.errno, f"the journal {self.path} could not be checked ({exc.strerror})") from None
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            offset = self._size
             try:
-                offset = self._size
-                try:
-                    # At the server's own end, not O_APPEND's: bytes appended since the check are overwritten
-                    # or left after this line, where the next check finds them.
-                    written = os.pwrite(fd, line, offset)
-                    if written != len(line):
-                        raise OSError(28, "short write")
-                except OSError as exc:
-                    os.ftruncate(fd, offset)  # never leave half a line
-                    raise JournalFull(exc.errno, f"the journal {self.path} could not be written ({exc.strerror})") from None
-            finally:
-                os.close(fd)
+                # At the server's own end, not O_APPEND's: bytes appended since the check are overwritten
+                # or left after this line, where the next check finds them.
+                written = os.pwrite(self._fd, line, offset)
+                if written != len(line):
+                    raise OSError(28, "short write")
+            except OSError as exc:
+                os.ftruncate(self._fd, offset)  # never leave half a line
+                raise JournalFull(exc.errno, f"the journal {self.path} could not be written ({exc.strerror})") from None
             self._size = offset + len(line)
             return offset
 
@@ -245,7 +283,7 @@ class Journal:
         """Remove the last line (the request it records changed nothing)."""
         with self._lock:
             self._cut_foreign()
-            os.truncate(self.path, offset)
+            os.ftruncate(self._fd, offset)
             self._size = offset
 
     def rewrite(self, data: bytes) -> None:
@@ -253,9 +291,9 @@ class Journal:
             try:
                 self._cut_foreign()  # kept aside, not folded into the new journal
             except OSError as exc:
-                log.error("the journal %s could not be checked for foreign bytes: %s", self.path, exc)
+                log.error("the journal %s could not be checked for foreign changes: %s", self.path, exc)
             write_atomically(self.path, data)
-            self._size = len(data)
+            self._hold(os.open(self.path, os.O_RDWR))
 
 
 def parse_lines(data: bytes):

@@ -61,7 +61,11 @@ def verify(request: Request, secret_key: str) -> bool:
         credential, signed, signature = found.group("credential", "signed", "signature")
         query = request.query
         stamp = request.header("X-Amz-Date")
-        payloads = [request.header("X-Amz-Content-Sha256") or hashlib.sha256(request.body).hexdigest()]
+        body_hash = hashlib.sha256(request.body).hexdigest()
+        claimed = request.header("X-Amz-Content-Sha256").lower()
+        if re.fullmatch(r"[0-9a-f]{64}", claimed) and claimed != body_hash:
+            return False  # a signed hash of some other body
+        payloads = [request.header("X-Amz-Content-Sha256") or body_hash]
     else:
         params = parse_qsl(request.query, keep_blank_values=True)
         given = dict(params)
