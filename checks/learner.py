@@ -292,6 +292,8 @@ class Functions:
 
     def __init__(self, session: Session, defined: list[str], path: Path):
         self.session, self.defined, self.path = session, defined, path
+        self.server = None  # a grading session whose log counts the reads (checks.learner.reads sets it)
+        self._seen = 0  # entries of its log already attributed to earlier calls
 
     @property
     def problem(self) -> str | None:
@@ -307,13 +309,31 @@ class Functions:
             step["client_from"] = client_from
         answer = self.session.step(step)
         if "failure" in answer:
-            return Call(name, error=f"{name} {answer['failure']}{self.session.said()}")
+            return Call(name, error=f"{name} {answer['failure']}{self.session.said()} (it ran in its "
+                                    f"{isolation()})")
         call = Call(name, value=answer.get("value"), calls=answer.get("calls", []), writes=answer.get("writes", []))
         call.through_client = bool(call.calls)
         if "error" in answer:
             call.raw_error = answer["error"]
             call.error = _sentence(name, answer["error"])
+        if self.server is not None:  # the server's log, not what the child says, counts the reads
+            logged = self.server.calls()
+            mine, self._seen = logged[self._seen:], len(logged)
+            call.calls = [_counted(c) for c in mine if c.get("service") == "dynamodb"]
+            tried = [c["operation"] for c in mine if not _reads(c)]
+            if tried and not call.error:
+                call.error = f"{name} tried a write ({tried[0]}); a read function must only read"
         return call
+
+    def close(self) -> None:
+        try:
+            self.session.close()
+        finally:
+            if self.server is not None:
+                try:
+                    self.server.close()
+                except Exception:  # the session ends by itself when its time is up
+                    pass
 
     def put(self, table: str, item: dict) -> None:
         self.session.step({"put": table, "item": item})
@@ -321,8 +341,25 @@ class Functions:
     def get(self, table: str, key: dict) -> dict | None:
         return self.session.step({"get": table, "key": key}).get("item")
 
-    def close(self) -> None:
-        self.session.close()
+
+
+def _reads(logged: dict) -> bool:
+    from labkit.target import is_read
+
+    return is_read(str(logged.get("operation", "")))
+
+
+def _counted(logged: dict) -> dict:
+    """A server log entry as the checks count reads: op, index, limit, read, returned, more."""
+    op = logged.get("operation")
+    if op == "GetItem":
+        read = returned = 1 if logged.get("item") else 0
+    else:
+        returned = logged.get("count") or 0
+        read = logged.get("scanned_count", returned) or returned
+    return {"op": op, "index": logged.get("index"), "limit": logged.get("limit_applied") or logged.get("limit"),
+            "read": read, "returned": returned, "more": bool(logged.get("last_evaluated_key")),
+            "status": logged.get("status")}
 
 
 def _sentence(name: str, error: dict) -> str:
@@ -394,11 +431,14 @@ def _live_aws(t) -> dict[str, str]:
 def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None = None) -> Functions:
     """The learner's module in a child that reads ``t``'s account, one child per grading run (memoized on ``t``).
 
-    On the local AWS the child gets local credentials; on a live account the grader's own, and there the
-    shipped read-only policy (labkit/policies/grader-readonly.json) is what keeps the account unchanged.
-    Reads are counted in the child, as it calls through the client it was given.
+    On the local AWS the child gets a grading session's credentials: the server refuses their writes, locks
+    every write from anyone out while the session is open, forces ``page_limit`` pages and logs every call,
+    and the reads are counted from that log, out of the learner's reach. On a live account the child gets the
+    grader's own credentials and reads are counted in the child; there the shipped read-only policy
+    (labkit/policies/grader-readonly.json) is what keeps the account unchanged.
     """
     def open_():
+        session = None
         if t.is_live:
             aws, client = _live_aws(t), {"region": t.region, "chain": True}
             endpoint = _live_endpoint(t)
@@ -406,15 +446,38 @@ def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None =
                 aws["AWS_ENDPOINT_URL"] = endpoint
         else:
             endpoint = _inprocess_endpoint(t) if t.mode == "inprocess" else t.endpoint
-            aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+            if t.mode == "local":
+                session = _grading_session(t, page_limit)
+                if session is not None:
+                    keys = {k: v for k, v in session.credentials.items() if k != "region_name"}
+            aws = {"AWS_ACCESS_KEY_ID": keys["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
                    "AWS_DEFAULT_REGION": t.region, "AWS_ENDPOINT_URL": endpoint}
-            client = {"region": t.region, "endpoint": endpoint,
-                      "credentials": {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}}
-        found = start(path, functions, client=client, aws=aws, page_limit=page_limit)
+            client = {"region": t.region, "endpoint": endpoint, "credentials": keys}
+        found = start(path, functions, client=client, aws=aws, page_limit=None if session else page_limit)
+        found.server = session
         _closing(t, found.close)
         return found
 
     return t.memo(f"learner.reads.{path}", open_)
+
+
+LOCKDOWN_S = 120  # the longest a grading run holds the local AWS read-only; it ends sooner when the run does
+
+
+def _grading_session(t, page_limit: int | None):
+    """A grading session on the local AWS ``t`` talks to, or None where the server offers none."""
+    from labkit.errors import LabkitError
+    from labkit.localaws.control import open_grading_session
+
+    try:
+        session = open_grading_session(page_limit=page_limit, lockdown=True, seconds=LOCKDOWN_S)
+    except (LabkitError, OSError, ValueError, KeyError):
+        return None
+    if session.endpoint.rstrip("/") != (t.endpoint or "").rstrip("/"):
+        session.close()  # another server than the one graded: its log would not see the calls
+        return None
+    return session
 
 
 def sandbox(t, path: Path, functions: tuple[str, ...], tables: list[dict]) -> Functions:
