@@ -319,7 +319,7 @@ def get_order_reads_one(t: Target):
         if reads.error:
             return failed(f"{reads.error}.")
         got = reads.value
-        if not reads.through_client or reads.ops("Scan") or reads.ops("Query"):
+        if not reads.through_client or not reads.ops("GetItem") or reads.ops("Scan") or reads.ops("Query"):
             made = ", ".join(c["op"] for c in reads.calls) or "no"
             return failed(f"get_order made {made} calls through the client it was given, reading {reads.read} items; "
                           "one order with both keys known is a single GetItem on that client.")

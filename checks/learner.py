@@ -112,8 +112,8 @@ class Session:
     environment reaches it).
     """
 
-    def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float = WALL_S, hide_state: bool = True):
-        self.wall_s = wall_s
+    def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float | None = None, hide_state: bool = True):
+        self.wall_s = WALL_S if wall_s is None else wall_s
         self.problem: str | None = None  # the module cannot be used: missing, does not compile, import failed
         self.failure: str | None = None  # the child is gone: killed for time or memory, or died
         self._home = tempfile.TemporaryDirectory(prefix="labkit-learner-")
@@ -397,18 +397,44 @@ def _inprocess_endpoint(t) -> str:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        _closing(t, server.stop)
+        _closing(t, server.stop, "learner.inprocess-endpoint")
         host, port = server.get_host_and_port()
         return f"http://{host}:{port}"
 
     return t.memo("learner.inprocess-endpoint", serve)
 
 
-def _closing(owner, close) -> None:
-    """``close`` when ``owner`` (a target) is gone, or at the latest when the grader exits."""
+def _once(close):
+    """``close`` that runs at most once, and never raises (it runs from finalizers and atexit too)."""
+    state = {"done": False}
+
+    def run():
+        if not state["done"]:
+            state["done"] = True
+            try:
+                close()
+            except Exception:
+                pass
+
+    return run
+
+
+def _closing(owner, close, key: str | None = None) -> None:
+    """``close`` when ``owner`` (a target) closes (the grading run ends), or is gone, or the grader exits;
+    on closing, the memo ``key`` is forgotten too, so a later run starts afresh."""
     import atexit
     import weakref
 
+    ref = weakref.ref(owner)  # no strong reference back: the finalizer must not keep the target alive
+    close = _once(close)
+
+    def done():
+        close()
+        found = ref()
+        if found is not None and key:
+            found._memo.pop(key, None)
+
+    owner.closing(done)
     weakref.finalize(owner, close)
     atexit.register(close)
 
@@ -456,10 +482,11 @@ def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None =
             client = {"region": t.region, "endpoint": endpoint, "credentials": keys}
         found = start(path, functions, client=client, aws=aws, page_limit=None if session else page_limit)
         found.server = session
-        _closing(t, found.close)
+        _closing(t, found.close, key)
         return found
 
-    return t.memo(f"learner.reads.{path}", open_)
+    key = f"learner.reads.{path}"
+    return t.memo(key, open_)
 
 
 LOCKDOWN_S = 120  # the longest a grading run holds the local AWS read-only; it ends sooner when the run does
@@ -490,7 +517,7 @@ def sandbox(t, path: Path, functions: tuple[str, ...], tables: list[dict]) -> Fu
         found = start(path, functions, client={"region": "us-east-1"}, sandbox=tables,
                       aws={"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
                            "AWS_DEFAULT_REGION": "us-east-1"})
-        _closing(t, found.close)
+        _closing(t, found.close, key)
         return found
 
     return t.memo(key, open_)
