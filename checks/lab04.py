@@ -129,20 +129,24 @@ PAGE_LIMIT = 4  # items per page while grading: a function that reads only the f
 MAX_CALLS = 50  # no access pattern on the data set needs more; a loop that never ends does
 
 
-def _learner(t: Target):
-    """(the learner's module running in a child process, None) or (None, a failed Outcome)."""
+# The checks that call the learner's read functions, each in a child process of its own.
+CALLERS = ("L04.04", "L04.05", "L04.06", "L04.18")
+
+
+def _learner(t: Target, caller: str):
+    """(the learner's module running in ``caller``'s child process, None) or (None, a failed Outcome)."""
     path = module_path()
     if not path.is_file():
         return None, failed(f"{path} does not exist; the notebook's step 3 writes it.")
-    module = learner.reads(t, path, FUNCTIONS, page_limit=PAGE_LIMIT)
+    module = learner.reads(t, path, FUNCTIONS, page_limit=PAGE_LIMIT, scope=caller, scopes=CALLERS)
     if module.problem:
         return None, failed(module.problem)
     return module, None
 
 
-def _function(t: Target, name: str):
+def _function(t: Target, name: str, caller: str):
     """(the module, None) when it defines ``name``, or (None, a failed Outcome)."""
-    module, problem = _learner(t)
+    module, problem = _learner(t, caller)
     if problem:
         return None, problem
     if not module.defines(name):
@@ -159,13 +163,13 @@ def _unreachable_error(error: dict) -> bool:
     return any(word in error.get("type", "") for word in ("Timeout", "Connect", "Unreachable"))
 
 
-def _pattern(t: Target, name: str, said: str, *args, **kwargs):
+def _pattern(t: Target, name: str, caller: str, said: str, *args, **kwargs):
     """Run access-pattern function ``name`` in the learner's child, counting its reads.
 
     Returns (items, the call, None), or (None, None, a failed Outcome) when the function is missing, fails, or
     reads with a Scan.
     """
-    module, problem = _function(t, name)
+    module, problem = _function(t, name, caller)
     if problem:
         return None, None, problem
     if _table(t) is None:
@@ -306,7 +310,7 @@ def _batch_get(t: Target, name: str, keys: list[dict], key: str = "orderId") -> 
             "None when there is none.",
        docs=f"{DOCS}#query-functions")
 def get_order_reads_one(t: Target):
-    module, problem = _function(t, "get_order")
+    module, problem = _function(t, "get_order", "L04.04")
     if problem:
         return problem
     if _table(t) is None:
@@ -342,7 +346,7 @@ def customer_orders_query(t: Target):
     for customer, limit in CUSTOMERS:
         want = sorted((o["orderId"] for o in _orders() if o["customerId"] == customer), reverse=True)[:limit]
         said = f"customer_orders({customer!r}, limit={limit})"
-        items, reads, problem = _pattern(t, "customer_orders", said, customer, limit=limit)
+        items, reads, problem = _pattern(t, "customer_orders", "L04.05", said, customer, limit=limit)
         if problem:
             return problem
         ids = [_order_id(i) for i in items]
@@ -368,7 +372,7 @@ def orders_by_status_query(t: Target):
     for status, day in PICK_LISTS:
         want = [o for o in _orders() if o["status"] == status and o["createdAt"].startswith(day)]
         said = f"orders_by_status({status!r}, {day!r})"
-        items, reads, problem = _pattern(t, "orders_by_status", said, status, day)
+        items, reads, problem = _pattern(t, "orders_by_status", "L04.06", said, status, day)
         if problem:
             return problem
         if want and not any(c.get("index") for c in reads.ops("Query")):
@@ -605,7 +609,7 @@ def _sandbox(t: Target, *tables: dict) -> learner.Functions:
             "'attribute_not_exists(orderId)'; catch ConditionalCheckFailedException and return False.",
        docs=f"{DOCS}#conditional-writes")
 def create_is_idempotent(t: Target):
-    module, problem = _function(t, "create_order")
+    module, problem = _function(t, "create_order", "L04.04")
     if problem:
         return problem
     table = _table(t)
@@ -653,7 +657,7 @@ def _judge_create(box: learner.Functions, name: str):
             "(condition attribute_not_exists(orderId)); return False on TransactionCanceledException.",
        docs=f"{DOCS}#transactions")
 def place_is_atomic(t: Target):
-    module, problem = _function(t, "place_order")
+    module, problem = _function(t, "place_order", "L04.04")
     if problem:
         return problem
     table, stock = _table(t), _describe(t, stock_name(t))
@@ -898,7 +902,7 @@ def dax_role(t: Target):
        local_note="The local AWS cannot serve a DAX endpoint; the DynamoDB path is graded offline and the DAX path "
                   "on a live account.")
 def read_path(t: Target):
-    module, problem = _function(t, "read_client")
+    module, problem = _function(t, "read_client", "L04.18")
     if problem:
         return problem
     for config in ({}, {"ORDERS_READ_PATH": "dynamodb"}):

@@ -114,7 +114,6 @@ class Session:
 
     def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float | None = None, hide_state: bool = True):
         self.wall_s = WALL_S if wall_s is None else wall_s
-        self.problem: str | None = None  # the module cannot be used: missing, does not compile, import failed
         self.failure: str | None = None  # the child is gone: killed for time or memory, or died
         self._home = tempfile.TemporaryDirectory(prefix="labkit-learner-")
         self._output = tempfile.TemporaryFile()
@@ -129,31 +128,66 @@ class Session:
                 cwd=self._home.name, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
                 pass_fds=(to_child_r, from_child_w), preexec_fn=_limits, start_new_session=True)
         except OSError as exc:
-            self.failure = f"the learner's code could not be started ({exc.strerror})"
+            self.failure = f"could not be started ({exc.strerror})"
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
-        self.defined: list[str] = []
+        self._defined: list[str] = []
+        self._problem: str | None = None
+        self._opened = self.failure is not None  # the child's first answer is read when first needed
+        self._init = None  # in a pid namespace: its first process, whose end is the end of all in it
         if self.failure is None:
-            first = self._ask(request)
-            self.problem = first.get("problem")
-            self.defined = first.get("defined", [])
+            # Sent now, answered later: children for several checks load side by side.
+            self._send(request)
+
+    def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            if _unshare():
+                self._init = _first_child(self.process.pid)
+            first = self._answer()
+            self._problem = first.get("problem")
+            self._defined = first.get("defined", [])
+
+    @property
+    def problem(self) -> str | None:
+        self._open()
+        return self._problem
+
+    @property
+    def defined(self) -> list[str]:
+        self._open()
+        return self._defined
 
     def step(self, step: dict) -> dict:
         """The child's answer to ``step``, or ``{"failure": why}`` when it has none."""
+        self._open()
         if self.failure:
             return {"failure": self.failure}
-        return self._ask(step)
+        if not self._send(step):
+            return {"failure": self.failure}
+        return self._answer()
 
-    def _ask(self, message: dict) -> dict:
+    def _send(self, message: dict) -> bool:
+        import time
+
+        try:
+            _write_all(self._to_child, json.dumps(message).encode() + b"\n", time.monotonic() + self.wall_s)
+        except TimeoutError:
+            self._gone(f"was stopped after {self.wall_s:g} s (an endless loop, or a call that never returns)")
+            return False
+        except OSError:
+            pass  # it is gone; reading its answer says how
+        return True
+
+    def _answer(self) -> dict:
         import time
 
         deadline = time.monotonic() + self.wall_s
         try:
-            _write_all(self._to_child, json.dumps(message).encode() + b"\n", deadline)
             line = self._read_line(deadline)
         except TimeoutError:
-            return self._gone(f"it was stopped after {self.wall_s:g} s (an endless loop, or a call that never returns)")
+            return self._gone(f"was stopped after {self.wall_s:g} s (an endless loop, or a call that never returns)")
         except OSError:
             line = b""
         if not line:
@@ -161,7 +195,7 @@ class Session:
         try:
             answer = json.loads(line)
         except ValueError:
-            return self._gone("its answer was not readable")
+            return self._gone("answered something unreadable")
         if "failure" in answer:
             self._gone(answer["failure"])
         return answer
@@ -196,7 +230,7 @@ class Session:
 
     def _stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            _kill(self.process)
+            _kill(self.process, self._init)
 
     def output(self) -> str:
         """The tail of what the learner's code printed so far."""
@@ -215,7 +249,15 @@ class Session:
 
     def close(self) -> None:
         """Stop the child and everything it started; forget its files."""
+        if self.process is not None and self.process.returncode is None and self._to_child >= 0:
+            os.close(self._to_child)  # the end of its input: it exits, and its pid namespace with it
+            self._to_child = -1
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         self._stop()
+        _gone(self._init)
         for fd in (self._to_child, self._from_child):
             try:
                 os.close(fd)
@@ -247,22 +289,56 @@ def _write_all(fd: int, data: bytes, deadline: float) -> None:
 
 def _died(code: int) -> str:
     if code in (-signal.SIGKILL, 137):
-        return "it was killed (out of memory, or by a signal)"
+        return "was killed (out of memory, or by a signal)"
     if code < 0:
-        return f"it died of signal {signal.Signals(-code).name}"
-    return f"it exited with code {code} before answering"
+        return f"died of signal {signal.Signals(-code).name}"
+    return f"exited with code {code} before answering"
 
 
-def _kill(process) -> None:
-    """The child and everything it started: its process group (and, in a pid namespace, all of it)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _kill(process, init: int | None = None) -> None:
+    """The child and everything it started: its process group and, in a pid namespace, all of it."""
+    for kill, pid in ((os.kill, init), (os.killpg, process.pid)):
+        if pid:
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
+    _gone(init)
+
+
+def _first_child(pid: int) -> int | None:
+    """The process ``unshare`` (``pid``) forked: the first process of the new pid namespace."""
+    import time
+
+    for _ in range(50):
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        if children:
+            return int(children[0])
+        time.sleep(0.01)
+    return None
+
+
+def _gone(pid: int | None, wait_s: float = 5.0) -> None:
+    """Wait until ``pid``, a pid namespace's first process, has ended: the kernel ends every other process of
+    its namespace before that, so nothing the learner started outlives the run."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while pid and time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
 
 
 # -- what checks use: a learner module's functions, called in the child -------------------------
@@ -292,13 +368,12 @@ class Functions:
 
     def __init__(self, session: Session, defined: list[str], path: Path):
         self.session, self.defined, self.path = session, defined, path
-        self.server = None  # a grading session whose log counts the reads (checks.learner.reads sets it)
-        self._seen = 0  # entries of its log already attributed to earlier calls
+        self.log: _Log | None = None  # the grading session's log that counts the reads (set by checks.learner.reads)
 
     @property
     def problem(self) -> str | None:
         return self.session.problem or (self.session.failure and
-                                        f"Loading {self.path.name} failed: {self.session.failure}{self.session.said()}.")
+                                        f"{self.path.name} {self.session.failure}{self.session.said()}.")
 
     def defines(self, name: str) -> bool:
         return name in self.defined
@@ -307,6 +382,8 @@ class Functions:
         step = {"call": name, "args": list(args), "kwargs": kwargs, "client": client}
         if client_from:
             step["client_from"] = client_from
+        if self.log is not None:
+            self.log.new()  # what came before (the module's import, say) is not this call's
         answer = self.session.step(step)
         if "failure" in answer:
             return Call(name, error=f"{name} {answer['failure']}{self.session.said()} (it ran in its "
@@ -316,9 +393,8 @@ class Functions:
         if "error" in answer:
             call.raw_error = answer["error"]
             call.error = _sentence(name, answer["error"])
-        if self.server is not None:  # the server's log, not what the child says, counts the reads
-            logged = self.server.calls()
-            mine, self._seen = logged[self._seen:], len(logged)
+        if self.log is not None:  # the server's log, not what the child says, counts the reads
+            mine = self.log.new()
             call.calls = [_counted(c) for c in mine if c.get("service") == "dynamodb"]
             tried = [c["operation"] for c in mine if not _reads(c)]
             if tried and not call.error:
@@ -326,14 +402,7 @@ class Functions:
         return call
 
     def close(self) -> None:
-        try:
-            self.session.close()
-        finally:
-            if self.server is not None:
-                try:
-                    self.server.close()
-                except Exception:  # the session ends by itself when its time is up
-                    pass
+        self.session.close()
 
     def put(self, table: str, item: dict) -> None:
         self.session.step({"put": table, "item": item})
@@ -454,39 +523,65 @@ def _live_aws(t) -> dict[str, str]:
     return env
 
 
-def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None = None) -> Functions:
-    """The learner's module in a child that reads ``t``'s account, one child per grading run (memoized on ``t``).
+def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None = None, scope: str = "",
+          scopes: tuple[str, ...] = ()) -> Functions:
+    """The learner's module in a child that reads ``t``'s account: one child per ``scope`` (a check) and grading
+    run, so what one check's run does to its process cannot reach another check. The first call starts the
+    children of every scope in ``scopes`` at once, so they load side by side.
 
-    On the local AWS the child gets a grading session's credentials: the server refuses their writes, locks
+    On the local AWS the children get a grading session's credentials: the server refuses their writes, locks
     every write from anyone out while the session is open, forces ``page_limit`` pages and logs every call,
     and the reads are counted from that log, out of the learner's reach. On a live account the child gets the
     grader's own credentials and reads are counted in the child; there the shipped read-only policy
     (labkit/policies/grader-readonly.json) is what keeps the account unchanged.
     """
-    def open_():
-        session = None
-        if t.is_live:
-            aws, client = _live_aws(t), {"region": t.region, "chain": True}
-            endpoint = _live_endpoint(t)
-            if endpoint:
-                aws["AWS_ENDPOINT_URL"] = endpoint
-        else:
-            endpoint = _inprocess_endpoint(t) if t.mode == "inprocess" else t.endpoint
-            keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-            if t.mode == "local":
-                session = _grading_session(t, page_limit)
-                if session is not None:
-                    keys = {k: v for k, v in session.credentials.items() if k != "region_name"}
-            aws = {"AWS_ACCESS_KEY_ID": keys["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
-                   "AWS_DEFAULT_REGION": t.region, "AWS_ENDPOINT_URL": endpoint}
-            client = {"region": t.region, "endpoint": endpoint, "credentials": keys}
-        found = start(path, functions, client=client, aws=aws, page_limit=None if session else page_limit)
-        found.server = session
-        _closing(t, found.close, key)
-        return found
+    client, aws, log = t.memo("learner.where", lambda: _where(t, page_limit))
 
-    key = f"learner.reads.{path}"
-    return t.memo(key, open_)
+    def child(name: str):
+        key = f"learner.reads.{path}.{name}"
+
+        def open_():
+            found = start(path, functions, client=client, aws=aws, page_limit=None if log else page_limit)
+            found.log = log
+            _closing(t, found.close, key)
+            return found
+
+        return t.memo(key, open_)
+
+    for name in scopes:
+        child(name)
+    return child(scope)
+
+
+def _where(t, page_limit: int | None):
+    """(the child's client spec, its AWS_* variables, the server's call log or None) for target ``t``."""
+    if t.is_live:
+        aws, client = _live_aws(t), {"region": t.region, "chain": True}
+        endpoint = _live_endpoint(t)
+        if endpoint:
+            aws["AWS_ENDPOINT_URL"] = endpoint
+        return client, aws, None
+    endpoint = _inprocess_endpoint(t) if t.mode == "inprocess" else t.endpoint
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    session = _grading_session(t, page_limit) if t.mode == "local" else None
+    if session is not None:
+        keys = {k: v for k, v in session.credentials.items() if k != "region_name"}
+        _closing(t, session.close, "learner.where")
+    aws = {"AWS_ACCESS_KEY_ID": keys["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
+           "AWS_DEFAULT_REGION": t.region, "AWS_ENDPOINT_URL": endpoint}
+    return {"region": t.region, "endpoint": endpoint, "credentials": keys}, aws, session and _Log(session)
+
+
+class _Log:
+    """A grading session's call log, read in pieces: each piece is what was called since the last."""
+
+    def __init__(self, session):
+        self.session, self.seen = session, 0
+
+    def new(self) -> list[dict]:
+        logged = self.session.calls()
+        found, self.seen = logged[self.seen:], len(logged)
+        return found
 
 
 LOCKDOWN_S = 120  # the longest a grading run holds the local AWS read-only; it ends sooner when the run does
