@@ -154,6 +154,9 @@ PER_CUSTOMER = module_defining(orders_by_status='''
         return sorted(items, key=lambda i: i["createdAt"]["S"])
 ''')
 
+# Stores the order as handed over: no statusDay, so the pick list never finds a new order.
+NO_STATUS_DAY = module_with(("order = dict(order, statusDay=f\"{order['status']}#{order['createdAt'][:10]}\")",
+                             "order = dict(order)"))
 CREATE_OVERWRITES = module_with(('Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")',
                                  "Item=_item(order))"))
 CREATE_RAISES = module_defining(create_order='''
@@ -570,6 +573,8 @@ CASES = [
     Case("L04.13", "returns-nothing", FAIL, (("create_order returned None for a new order; it should store it and "
                                               "return True"),),
          build={"module": CREATE_RETURNS_NOTHING}),
+    Case("L04.13", "status-day-not-derived", FAIL, ("create_order stored the order with statusDay None, not "
+                                                     "'NEW#2026-11-02'",), build={"module": NO_STATUS_DAY}),
     Case("L04.13", "check-then-put", FAIL, ("attribute_not_exists(orderId)",),
          build={"module": CREATE_CHECK_THEN_PUT}),
     # L04.14 place_order (run in the grader's private sandbox)
@@ -589,6 +594,8 @@ CASES = [
     Case("L04.14", "cancellation-escapes", FAIL, ("place_order raised TransactionCanceledException",
                                                   "when one line lacked stock; return False on TransactionCanceledException"),
          build={"module": PLACE_RAISES}),
+    Case("L04.14", "status-day-not-derived", FAIL, ("place_order stored the order with statusDay None",),
+         build={"module": NO_STATUS_DAY}),
     Case("L04.14", "check-then-write", FAIL, ("transact_write_items",),
          build={"module": PLACE_CHECK_THEN_WRITE}),
     # L04.15 the DAX cluster
