@@ -316,5 +316,8 @@ def preflight(target: Target) -> None:
 def grade(checks: Iterable[Check], target: Target) -> Report:
     start = time.perf_counter()
     grading = target.for_grading()
-    results = [run_check(c, grading) for c in checks]
+    try:
+        results = [run_check(c, grading) for c in checks]
+    finally:
+        grading.close()  # learner code's processes end with the run, and the local AWS's lockdown with them
     return Report(results, target=target.describe(), seconds=time.perf_counter() - start)

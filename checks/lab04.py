@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 from labkit import assets, remember
 from labkit.config import work_dir
 from labkit.policyeval import action_match, applies, arn_match, statements
-from labkit.target import Target, WriteRefused
+from labkit.target import Target
 
-from . import iam, sandbox
+from . import iam, learner, sandbox
 from .aws import absent, as_list, missing_tags
 from .core import LOCAL_PARTIAL, Outcome, Status, check, failed, passed, skipped
 
@@ -128,143 +126,70 @@ def _plain(value):
 
 # -- the learner's module ---------------------------------------------------------------
 
-def _module(t: Target):
-    """(module, None) or (None, the sentence saying why it cannot be used). Loaded once per grading run."""
-
-    def load():
-        path = module_path()
-        if not path.is_file():
-            return None, f"{path} does not exist; the notebook's step 3 writes it."
-        spec = importlib.util.spec_from_file_location(f"lab04_queries_{id(t)}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except SyntaxError as exc:
-            return None, f"{path.name} does not compile: {exc.msg} on line {exc.lineno}."
-        except Exception as exc:  # the learner's import-time code failed; say how, in one sentence
-            return None, f"Importing {path.name} failed: {type(exc).__name__}: {exc}."
-        return module, None
-
-    return t.memo("lab04.module", load)
-
-
-def _function(t: Target, name: str):
-    """(function, None) or (None, a failed Outcome)."""
-    module, problem = _module(t)
-    if module is None:
-        return None, failed(problem)
-    func = getattr(module, name, None)
-    if not callable(func):
-        return None, failed(f"{module_path().name} defines no function {name}.")
-    return func, None
-
-
+PAGE_LIMIT = 4  # items per page while grading: a function that reads only the first page shows it
 MAX_CALLS = 50  # no access pattern on the data set needs more; a loop that never ends does
 
 
-class TooManyCalls(RuntimeError):
-    """Raised into the learner's function to stop a loop that does not end."""
-
-    def __init__(self):
-        super().__init__(f"it made more than {MAX_CALLS} DynamoDB calls for one answer; does its loop end?")
+# The checks that call the learner's read functions, each in a child process of its own.
+CALLERS = ("L04.04", "L04.05", "L04.06", "L04.18")
 
 
-class Reads:
-    """The DynamoDB calls a function made through a client, with items read and returned."""
-
-    def __init__(self):
-        self.calls: list[dict] = []
-        self.started = 0
-
-    def params(self, params, context, **_):
-        self.started += 1
-        if self.started > MAX_CALLS:
-            raise TooManyCalls()
-        context["lab04"] = {"index": params.get("IndexName"), "limit": params.get("Limit")}
-
-    def answer(self, parsed, model, context, **_):
-        call = dict(context.get("lab04", {}), op=model.name)
-        if model.name == "GetItem":
-            call["read"] = call["returned"] = 1 if parsed.get("Item") else 0
-        else:
-            call["read"] = parsed.get("ScannedCount", parsed.get("Count", 0))
-            call["returned"] = parsed.get("Count", 0)
-        self.calls.append(call)
-
-    def ops(self, name: str) -> list[dict]:
-        return [c for c in self.calls if c["op"] == name]
-
-    @property
-    def read(self) -> int:
-        return sum(c.get("read", 0) for c in self.calls)
+def _learner(t: Target, caller: str):
+    """(the learner's module running in ``caller``'s child process, None) or (None, a failed Outcome)."""
+    path = module_path()
+    if not path.is_file():
+        return None, failed(f"{path} does not exist; the notebook's step 3 writes it.")
+    module = learner.reads(t, path, FUNCTIONS, page_limit=PAGE_LIMIT, scope=caller, scopes=CALLERS)
+    if module.problem:
+        return None, failed(module.problem)
+    return module, None
 
 
-@contextmanager
-def _counting(client):
-    reads = Reads()
-    events = client.meta.events
-    events.register("provide-client-params.dynamodb", reads.params, unique_id="lab04-params")
-    events.register("after-call.dynamodb", reads.answer, unique_id="lab04-answer")
-    try:
-        yield reads
-    finally:
-        events.unregister("provide-client-params.dynamodb", unique_id="lab04-params")
-        events.unregister("after-call.dynamodb", unique_id="lab04-answer")
+def _function(t: Target, name: str, caller: str):
+    """(the module, None) when it defines ``name``, or (None, a failed Outcome)."""
+    module, problem = _learner(t, caller)
+    if problem:
+        return None, problem
+    if not module.defines(name):
+        return None, failed(f"{module_path().name} defines no function {name}.")
+    return module, None
 
 
-def _call(name: str, func, *args, **kwargs):
-    """(result, None) or (None, a sentence naming what went wrong in the learner's function)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return func(*args, **kwargs), None
-    except WriteRefused as exc:
-        return None, f"{name} tried a write ({exc.operation}); a read function must only read"
-    except TooManyCalls as exc:
-        return None, f"{name} was stopped: {exc}"
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        return None, f"{name} raised {error.get('Code')}: {error.get('Message')}"
-    except Exception as exc:
-        return None, f"{name} raised {type(exc).__name__}: {exc}"
-
-
-def _unreachable(exc: Exception) -> bool:
-    """Whether an error says the network could not reach the endpoint (not that the code is wrong)."""
-    if isinstance(exc, OSError):  # ConnectionError, TimeoutError, socket.gaierror and socket.timeout among them
+def _unreachable_error(error: dict) -> bool:
+    """Whether an error (as the learner's child reports it) says the network could not reach the endpoint."""
+    if error.get("os_error"):  # ConnectionError, TimeoutError, socket.gaierror and socket.timeout among them
         return True
-    if isinstance(exc, (TypeError, ValueError, AttributeError, NameError, ImportError, LookupError)):
+    if error.get("mistake"):
         return False  # the code's own mistakes, whatever their text says
-    return any(word in type(exc).__name__ for word in ("Timeout", "Connect", "Unreachable"))
+    return any(word in error.get("type", "") for word in ("Timeout", "Connect", "Unreachable"))
 
 
-def _pattern(t: Target, name: str, client, said: str, *args, **kwargs):
-    """Run access-pattern function ``name`` through ``client``, counting its reads.
+def _pattern(t: Target, name: str, caller: str, said: str, *args, **kwargs):
+    """Run access-pattern function ``name`` in the learner's child, counting its reads.
 
-    Returns (items, reads, None), or (None, None, a failed Outcome) when the function is missing, fails, or
+    Returns (items, the call, None), or (None, None, a failed Outcome) when the function is missing, fails, or
     reads with a Scan.
     """
-    func, problem = _function(t, name)
+    module, problem = _function(t, name, caller)
     if problem:
         return None, None, problem
     if _table(t) is None:
         return None, None, _no_table(t)
-    with _counting(client) as reads:
-        got, error = _call(name, func, client, table_name(t), *args, **kwargs)
-    if error:
-        return None, None, failed(f"{error}.")
-    items = as_list(got)
-    scan = _scans(reads, said, len(items))
+    call = module.call(name, table_name(t), *args, **kwargs)
+    if call.error:
+        return None, None, failed(f"{call.error}.")
+    items = as_list(call.value)
+    scan = _scans(call, said, len(items))
     if scan:
         return None, None, failed(f"{scan}.")
-    return items, reads, None
+    return items, call, None
 
 
-def _scans(reads: Reads, name: str, returned: int) -> str | None:
-    if not reads.calls:
+def _scans(call: learner.Call, name: str, returned: int) -> str | None:
+    if not call.through_client:
         return (f"{name} made no call through the client it was given, so its reads cannot be counted; "
                 "use that client")
-    scans = reads.ops("Scan")
+    scans = call.ops("Scan")
     if scans:
         return (f"{name} made {len(scans)} Scan call(s), reading {sum(c['read'] for c in scans)} items to return "
                 f"{returned}; serve the pattern with a key (GetItem or Query)")
@@ -386,7 +311,7 @@ def _batch_get(t: Target, name: str, keys: list[dict], key: str = "orderId") -> 
             "None when there is none.",
        docs=f"{DOCS}#query-functions")
 def get_order_reads_one(t: Target):
-    func, problem = _function(t, "get_order")
+    module, problem = _function(t, "get_order", "L04.04")
     if problem:
         return problem
     if _table(t) is None:
@@ -394,13 +319,12 @@ def get_order_reads_one(t: Target):
     orders = _orders()
     cases = [(orders[0], True), (orders[len(orders) // 2], True),
              ({"customerId": orders[0]["customerId"], "orderId": orders[1]["orderId"]}, False)]
-    client = t.client("dynamodb")
     for order, exists in cases:
-        with _counting(client) as reads:
-            got, error = _call("get_order", func, client, table_name(t), order["customerId"], order["orderId"])
-        if error:
-            return failed(f"{error}.")
-        if not reads.calls or reads.ops("Scan") or reads.ops("Query"):
+        reads = module.call("get_order", table_name(t), order["customerId"], order["orderId"])
+        if reads.error:
+            return failed(f"{reads.error}.")
+        got = reads.value
+        if not reads.through_client or not reads.ops("GetItem") or reads.ops("Scan") or reads.ops("Query"):
             made = ", ".join(c["op"] for c in reads.calls) or "no"
             return failed(f"get_order made {made} calls through the client it was given, reading {reads.read} items; "
                           "one order with both keys known is a single GetItem on that client.")
@@ -416,14 +340,14 @@ def get_order_reads_one(t: Target):
 @check("L04.05", "customer_orders returns a customer's newest orders with one Query, reading only what it returns", step=3,
        points=3,
        hint="customer_orders(client, table, customer_id, limit=10): client.query with KeyConditionExpression on "
-            "customerId, ScanIndexForward=False and Limit=limit; return the Items.",
+            "customerId, ScanIndexForward=False and Limit=limit, asking on with ExclusiveStartKey while a page "
+            "leaves orders missing; return the Items.",
        docs=f"{DOCS}#query-functions")
 def customer_orders_query(t: Target):
-    client = t.client("dynamodb")
     for customer, limit in CUSTOMERS:
         want = sorted((o["orderId"] for o in _orders() if o["customerId"] == customer), reverse=True)[:limit]
         said = f"customer_orders({customer!r}, limit={limit})"
-        items, reads, problem = _pattern(t, "customer_orders", client, said, customer, limit=limit)
+        items, reads, problem = _pattern(t, "customer_orders", "L04.05", said, customer, limit=limit)
         if problem:
             return problem
         ids = [_order_id(i) for i in items]
@@ -446,13 +370,14 @@ def customer_orders_query(t: Target):
             "statusDay = f'{status}#{day}', following LastEvaluatedKey; return the Items oldest first.",
        docs=f"{DOCS}#query-functions")
 def orders_by_status_query(t: Target):
-    client = t.client("dynamodb")
     for status, day in PICK_LISTS:
         want = [o for o in _orders() if o["status"] == status and o["createdAt"].startswith(day)]
         said = f"orders_by_status({status!r}, {day!r})"
-        items, reads, problem = _pattern(t, "orders_by_status", client, said, status, day)
+        items, reads, problem = _pattern(t, "orders_by_status", "L04.06", said, status, day)
         if problem:
             return problem
+        if want and not any(c.get("index") for c in reads.ops("Query")):
+            return failed(f"{said} did not Query an index: the table's keys cannot find orders by status.")
         ids = [_order_id(i) for i in items]
         if sorted(ids) != sorted(o["orderId"] for o in want):
             return failed(f"{said} returned {len(ids)} orders; the data set has {len(want)} {status} orders "
@@ -461,8 +386,6 @@ def orders_by_status_query(t: Target):
         if times != sorted(times):
             return failed(f"{said} returned the orders out of time order; the index's sort key createdAt gives "
                           "them oldest first.")
-        if want and not any(c.get("index") for c in reads.ops("Query")):
-            return failed(f"{said} did not Query an index: the table's keys cannot find orders by status.")
         if reads.read > len(ids):
             return failed(f"{said} read {reads.read} items to return {len(ids)}; a key condition on statusDay "
                           "reads only the matching orders (a FilterExpression still reads, and bills, the rest).")
@@ -641,30 +564,13 @@ def deletion_protected(t: Target):
 
 
 def _sample_order(order_id: str, sku: str = "SKU-001", quantity: int = 1, total: int = 1299) -> dict:
+    """An order as the service hands it to a write: without statusDay, which the write derives."""
     return {"orderId": order_id, "customerId": "course-grader", "createdAt": "2026-11-02T09:00:00Z",
-            "status": "NEW", "statusDay": "NEW#2026-11-02", "items": [{"sku": sku, "quantity": quantity}],
-            "total": total}
+            "status": "NEW", "items": [{"sku": sku, "quantity": quantity}], "total": total}
 
 
-WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
-
-
-@contextmanager
-def _writes(client):
-    """The write calls made through ``client``: (operation, whether it carried a ConditionExpression)."""
-    made: list[tuple[str, bool]] = []
-
-    def note(params, model, **_):
-        if len(made) > MAX_CALLS:
-            raise TooManyCalls()
-        if model.name in WRITES:
-            made.append((model.name, bool(params.get("ConditionExpression"))))
-
-    client.meta.events.register("provide-client-params.dynamodb", note, unique_id="lab04-writes")
-    try:
-        yield made
-    finally:
-        client.meta.events.unregister("provide-client-params.dynamodb", unique_id="lab04-writes")
+def _status_day(order: dict) -> str:
+    return f"{order['status']}#{order['createdAt'][:10]}"
 
 
 def _remembered(check_id: str, tables: list[dict], judge) -> Outcome:
@@ -690,9 +596,13 @@ def _remembered(check_id: str, tables: list[dict], judge) -> Outcome:
     return Outcome(Status(status), message)
 
 
-def _stored(client, table: str, order: dict) -> dict | None:
-    return client.get_item(TableName=table, Key={"customerId": {"S": order["customerId"]},
-                                                 "orderId": {"S": order["orderId"]}}).get("Item")
+def _key(order: dict) -> dict:
+    return {"customerId": {"S": order["customerId"]}, "orderId": {"S": order["orderId"]}}
+
+
+def _sandbox(t: Target, *tables: dict) -> learner.Functions:
+    """The learner's module in a child with empty, private copies of ``tables`` (checks.sandbox)."""
+    return learner.sandbox(t, module_path(), FUNCTIONS, [sandbox.definition(table) for table in tables])
 
 
 @check("L04.13", "create_order refuses a duplicate instead of overwriting", step=5, points=2,
@@ -700,41 +610,45 @@ def _stored(client, table: str, order: dict) -> dict | None:
             "'attribute_not_exists(orderId)'; catch ConditionalCheckFailedException and return False.",
        docs=f"{DOCS}#conditional-writes")
 def create_is_idempotent(t: Target):
-    func, problem = _function(t, "create_order")
+    module, problem = _function(t, "create_order", "L04.04")
     if problem:
         return problem
     table = _table(t)
     if table is None:
         return _no_table(t)
-    return _remembered("L04.13", [table], lambda: _judge_create(func, table_name(t), table))
+    return _remembered("L04.13", [table], lambda: _judge_create(_sandbox(t, table), table_name(t)))
 
 
-def _judge_create(func, name: str, table: dict):
+def _judge_create(box: learner.Functions, name: str):
     first = _sample_order("20261102T090000Z-grader")
     retry = dict(first, total=99999)  # same key, other content: a second create must not replace the first
-    with sandbox.dynamodb(table) as (client, names), _writes(client) as writes:
-        copy = names[name]
-        made, error = _call("create_order", func, client, copy, first)
-        if error:
-            return failed(f"{error} on a new order.")
-        if made is not True or _stored(client, copy, first) is None:
-            return failed(f"create_order returned {made!r} for a new order; it should store it and return True.")
-        again, error = _call("create_order", func, client, copy, retry)
-        if error:
-            if "ConditionalCheckFailed" in error:
-                return failed("create_order let ConditionalCheckFailedException escape for a duplicate; catch it and "
-                              "return False so the service can answer 409.")
-            return failed(f"{error} on a duplicate order.")
-        kept = _plain((_stored(client, copy, first) or {}).get("total"))
-        if kept != first["total"]:
-            return failed("A second create_order with the same orderId overwrote the first order; add "
-                          "ConditionExpression='attribute_not_exists(orderId)'.")
-        if ("PutItem", False) in writes:
-            return failed("create_order writes with a PutItem that carries no condition: two retries arriving together "
-                          "both find no order and both write. Put the check in the write itself: "
-                          "ConditionExpression='attribute_not_exists(orderId)'.")
-        if again is not False:
-            return failed(f"create_order returned {again!r} for a duplicate; return False so the caller knows.")
+    made = box.call("create_order", name, first)
+    if made.error:
+        return failed(f"{made.error} on a new order.")
+    if made.value is not True or box.get(name, _key(first)) is None:
+        return failed(f"create_order returned {made.value!r} for a new order; it should store it and return True.")
+    again = box.call("create_order", name, retry)
+    if again.error:
+        if "ConditionalCheckFailed" in again.error:
+            return failed("create_order let ConditionalCheckFailedException escape for a duplicate; catch it and "
+                          "return False so the service can answer 409.")
+        return failed(f"{again.error} on a duplicate order.")
+    stored = box.get(name, _key(first)) or {}
+    kept = _plain(stored.get("total"))
+    if kept != first["total"]:
+        return failed("A second create_order with the same orderId overwrote the first order; add "
+                      "ConditionExpression='attribute_not_exists(orderId)'.")
+    if ["PutItem", False] in made.writes + again.writes:
+        return failed("create_order writes with a PutItem that carries no condition: two retries arriving together "
+                      "both find no order and both write. Put the check in the write itself: "
+                      "ConditionExpression='attribute_not_exists(orderId)'.")
+    if again.value is not False:
+        return failed(f"create_order returned {again.value!r} for a duplicate; return False so the caller knows.")
+    derived = _plain(stored.get("statusDay"))
+    if derived != _status_day(first):
+        return failed(f"create_order stored the order with statusDay {derived!r}, not {_status_day(first)!r}: the "
+                      "status-day index finds an order only by the statusDay the write derives from its status "
+                      "and createdAt.")
     return passed("create_order stores a new order and refuses a duplicate, keeping the first.")
 
 
@@ -744,7 +658,7 @@ def _judge_create(func, name: str, table: dict):
             "(condition attribute_not_exists(orderId)); return False on TransactionCanceledException.",
        docs=f"{DOCS}#transactions")
 def place_is_atomic(t: Target):
-    func, problem = _function(t, "place_order")
+    module, problem = _function(t, "place_order", "L04.04")
     if problem:
         return problem
     table, stock = _table(t), _describe(t, stock_name(t))
@@ -752,54 +666,70 @@ def place_is_atomic(t: Target):
         return _no_table(t)
     if stock is None:
         return _no_table(t, stock_name(t))
-    return _remembered("L04.14", [table, stock], lambda: _judge_place(func, table, stock))
+    return _remembered("L04.14", [table, stock], lambda: _judge_place(_sandbox(t, table, stock), table, stock))
 
 
-def _judge_place(func, table: dict, stock: dict):
-    with sandbox.dynamodb(table, stock) as (client, names), _writes(client) as writes:
-        orders, skus = names[table["TableName"]], names[stock["TableName"]]
-        for sku, available in (("SKU-A", 5), ("SKU-B", 1)):
-            client.put_item(TableName=skus, Item={"sku": {"S": sku}, "available": {"N": str(available)}})
-        writes.clear()  # from here on, only place_order's own writes
+def _judge_place(box: learner.Functions, table: dict, stock: dict):
+    orders, skus = table["TableName"], stock["TableName"]
+    for sku, available in (("SKU-A", 5), ("SKU-B", 1)):
+        box.put(skus, {"sku": {"S": sku}, "available": {"N": str(available)}})
 
-        def levels():
-            return {s: int(_plain(client.get_item(TableName=skus, Key={"sku": {"S": s}})["Item"]["available"]))
-                    for s in ("SKU-A", "SKU-B")}
+    def levels():
+        found = {s: (box.get(skus, {"sku": {"S": s}}) or {}).get("available") for s in ("SKU-A", "SKU-B")}
+        return {s: _count(v) for s, v in found.items()}
 
-        too_many = dict(_sample_order("20261102T090000Z-short"), items=[
-            {"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-B", "quantity": 2}])
-        placed, error = _call("place_order", func, client, orders, skus, too_many)
-        if error:
-            return failed(f"{error} when one line lacked stock; return False on TransactionCanceledException.")
-        if levels() != {"SKU-A": 5, "SKU-B": 1} or _stored(client, orders, too_many):
-            return failed(f"When SKU-B lacked stock, place_order still changed something (stock now {levels()}); "
-                          "all writes must be in one transact_write_items call, each line with its condition.")
-        if placed is not False:
-            return failed(f"place_order returned {placed!r} when SKU-B lacked stock; return False.")
-        fits = dict(_sample_order("20261102T090000Z-fits"), items=[
-            {"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-B", "quantity": 1}])
-        placed, error = _call("place_order", func, client, orders, skus, fits)
-        if error:
-            return failed(f"{error} on an order the stock covers.")
-        if placed is not True or levels() != {"SKU-A": 3, "SKU-B": 0} or not _stored(client, orders, fits):
-            return failed(f"place_order returned {placed!r} for an order the stock covers, leaving stock {levels()}; "
-                          "it should store the order, take 2 SKU-A and 1 SKU-B, and return True.")
-        apart = sorted({op for op, _ in writes if op != "TransactWriteItems"})
-        if apart:
-            return failed(f"place_order wrote with {', '.join(apart)} outside a transaction: another order can slip in "
-                          "between its reads and writes, and a failure midway leaves stock taken for no order. Make "
-                          "all of it one transact_write_items call, each line with its condition.")
-        replay = dict(fits, items=[{"sku": "SKU-A", "quantity": 2}])
-        placed, error = _call("place_order", func, client, orders, skus, replay)
-        if error:
-            return failed(f"{error} on a repeated order id.")
-        if levels() != {"SKU-A": 3, "SKU-B": 0}:
-            return failed(f"Placing an order id a second time took stock again (now {levels()}); the order's Put needs "
-                          "attribute_not_exists(orderId) inside the same transaction.")
-        if placed is not False:
-            return failed(f"place_order returned {placed!r} for a repeated order id; return False.")
+    too_many = dict(_sample_order("20261102T090000Z-short"), items=[
+        {"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-B", "quantity": 2}])
+    placed = box.call("place_order", orders, skus, too_many)
+    if placed.error:
+        return failed(f"{placed.error} when one line lacked stock; return False on TransactionCanceledException.")
+    if levels() != {"SKU-A": 5, "SKU-B": 1} or box.get(orders, _key(too_many)):
+        return failed(f"When SKU-B lacked stock, place_order still changed something (stock now {levels()}); "
+                      "all writes must be in one transact_write_items call, each line with its condition.")
+    if placed.value is not False:
+        return failed(f"place_order returned {placed.value!r} when SKU-B lacked stock; return False.")
+    fits = dict(_sample_order("20261102T090000Z-fits"), items=[
+        {"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-B", "quantity": 1}])
+    placed = box.call("place_order", orders, skus, fits)
+    if placed.error:
+        return failed(f"{placed.error} on an order the stock covers.")
+    stored = box.get(orders, _key(fits))
+    if placed.value is not True or levels() != {"SKU-A": 3, "SKU-B": 0} or not stored:
+        return failed(f"place_order returned {placed.value!r} for an order the stock covers, leaving stock "
+                      f"{levels()}; it should store the order, take 2 SKU-A and 1 SKU-B, and return True.")
+    apart = sorted({op for op, _ in placed.writes if op != "TransactWriteItems"})
+    if apart:
+        return failed(f"place_order wrote with {', '.join(apart)} outside a transaction: another order can slip in "
+                      "between its reads and writes, and a failure midway leaves stock taken for no order. Make "
+                      "all of it one transact_write_items call, each line with its condition.")
+    strings = [s for s in ("SKU-A", "SKU-B") if "S" in ((box.get(skus, {"sku": {"S": s}}) or {}).get("available") or {})]
+    if strings:
+        return failed(f"place_order left the stock of {', '.join(strings)} as a string, not a number: "
+                      "'available >= :q' then compares text, so '10' < '9'; keep available a number (N).")
+    derived = _plain(stored.get("statusDay"))
+    if derived != _status_day(fits):
+        return failed(f"place_order stored the order with statusDay {derived!r}, not {_status_day(fits)!r}: the "
+                      "status-day index finds an order only by the statusDay the write derives.")
+    replay = dict(fits, items=[{"sku": "SKU-A", "quantity": 2}])
+    placed = box.call("place_order", orders, skus, replay)
+    if placed.error:
+        return failed(f"{placed.error} on a repeated order id.")
+    if levels() != {"SKU-A": 3, "SKU-B": 0}:
+        return failed(f"Placing an order id a second time took stock again (now {levels()}); the order's Put needs "
+                      "attribute_not_exists(orderId) inside the same transaction.")
+    if placed.value is not False:
+        return failed(f"place_order returned {placed.value!r} for a repeated order id; return False.")
     return passed("place_order takes stock and stores the order in one transaction, and changes nothing when a "
                   "line lacks stock or the order exists.")
+
+
+def _count(value) -> int | str | None:
+    """A stock level as stored: a number, or the text a string attribute holds."""
+    if not isinstance(value, dict):
+        return None
+    if "N" in value:
+        return int(float(value["N"]))
+    return value.get("S")
 
 
 # -- DAX ---------------------------------------------------------------------------------------
@@ -987,17 +917,17 @@ def dax_role(t: Target):
        local_note="The local AWS cannot serve a DAX endpoint; the DynamoDB path is graded offline and the DAX path "
                   "on a live account.")
 def read_path(t: Target):
-    func, problem = _function(t, "read_client")
+    module, problem = _function(t, "read_client", "L04.18")
     if problem:
         return problem
     for config in ({}, {"ORDERS_READ_PATH": "dynamodb"}):
-        client, error = _call("read_client", func, config)
-        if error:
-            return failed(f"{error} for the configuration {config}.")
-        service = getattr(getattr(getattr(client, "meta", None), "service_model", None), "service_name", None)
-        if service != "dynamodb":
-            return failed(f"read_client({config}) returned {type(client).__name__}, not a DynamoDB client; "
-                          "DynamoDB is the default read path.")
+        made = module.call("read_client", config, client=False)
+        if made.error:
+            return failed(f"{made.error} for the configuration {config}.")
+        got = made.value if isinstance(made.value, dict) else {}
+        if got.get("service") != "dynamodb" or "__object__" not in got:
+            return failed(f"read_client({config}) returned {got.get('__object__') or type(made.value).__name__}, not a "
+                          "DynamoDB client; DynamoDB is the default read path.")
     cluster = _cluster(t)
     if cluster is None:
         return _no_cluster(t)
@@ -1007,23 +937,30 @@ def read_path(t: Target):
     endpoint = (cluster.get("ClusterDiscoveryEndpoint") or {}).get("URL")
     if not endpoint:
         return failed(f"DAX cluster {cluster_name(t)} has no endpoint yet (status {cluster.get('Status')}); wait for it.")
-    customers, problem = _function(t, "customer_orders")
-    if problem:
-        return problem
+    if not module.defines("customer_orders"):
+        return failed(f"{module_path().name} defines no function customer_orders.")
     customer, limit = CUSTOMERS[0]
-    try:
-        client = func({"ORDERS_READ_PATH": "dax", "DAX_ENDPOINT": endpoint})
-        if not type(client).__module__.startswith("amazondax"):
-            return failed(f"read_client with ORDERS_READ_PATH=dax returned {type(client).__name__}, not the DAX client.")
-        got = customers(client, table_name(t), customer, limit=limit)
-    except Exception as exc:  # the learner's code or the DAX client failed; say which, in one sentence
-        if _unreachable(exc):
+    config = {"ORDERS_READ_PATH": "dax", "DAX_ENDPOINT": endpoint}
+    made = module.call("read_client", config, client=False)
+    got = None
+    if not made.raw_error:
+        client = made.value if isinstance(made.value, dict) else {}
+        if not str(client.get("module", "")).startswith("amazondax"):
+            shown = client.get("__object__") or type(made.value).__name__
+            if client.get("service") == "dynamodb":
+                shown = "DynamoDB"
+            return failed(f"read_client with ORDERS_READ_PATH=dax returned {shown}, not the DAX client.")
+        made = module.call("customer_orders", table_name(t), customer, limit=limit,
+                           client_from={"call": "read_client", "args": [config]})
+        got = made.value
+    error = made.raw_error or ({"type": "Failure", "message": made.error} if made.error else None)
+    if error:
+        if _unreachable_error(error):
             return Outcome(Status.SKIP, f"DAX cluster {cluster_name(t)} answers only inside its VPC, and this grader "
-                                        f"runs outside it ({type(exc).__name__}); run the grader on an instance in "
+                                        f"runs outside it ({error['type']}); run the grader on an instance in "
                                         "the cluster's VPC to verify the DAX read path.")
-        return failed(f"With ORDERS_READ_PATH=dax, {type(exc).__name__}: {exc}.")
+        return failed(f"With ORDERS_READ_PATH=dax, {error['type']}: {error['message']}.")
     want = sorted((o["orderId"] for o in _orders() if o["customerId"] == customer), reverse=True)[:limit]
     if [_order_id(i) for i in as_list(got)] != want:
         return failed("Through DAX, customer_orders returned other orders than through DynamoDB.")
     return passed("read_client reads through DynamoDB by default and through DAX when configured, with the same answers.")
-

@@ -186,7 +186,7 @@ checks.run("L04.03")
 # | function | returns | reads with |
 # | --- | --- | --- |
 # | `get_order(client, table, customer_id, order_id)` | the item, or `None` | one `GetItem` with both keys |
-# | `customer_orders(client, table, customer_id, limit=10)` | the newest `limit` orders, newest first | one `Query` on `customerId`, `ScanIndexForward=False`, `Limit=limit` |
+# | `customer_orders(client, table, customer_id, limit=10)` | the newest `limit` orders, newest first | `Query` on `customerId`, `ScanIndexForward=False`, `Limit` = what is still missing, following `LastEvaluatedKey` |
 # | `orders_by_status(client, table, status, day)` | every order of that status placed that day, oldest first | `Query` on the index with `statusDay = :sd`, following `LastEvaluatedKey` |
 #
 # Return the items as DynamoDB returns them. Never `Scan`; never read more
@@ -211,10 +211,16 @@ def get_order(client, table, customer_id, order_id):
 
 def customer_orders(client, table, customer_id, limit=10):
     """AP2: a customer's newest orders, newest first (order ids begin with their time)."""
-    answer = client.query(TableName=table, KeyConditionExpression="customerId = :c",
-                          ExpressionAttributeValues={":c": {"S": customer_id}},
-                          ScanIndexForward=False, Limit=limit)
-    return answer["Items"]
+    items, after = [], {}
+    while len(items) < limit:  # a page may hold fewer than asked: ask on for the rest
+        answer = client.query(TableName=table, KeyConditionExpression="customerId = :c",
+                              ExpressionAttributeValues={":c": {"S": customer_id}},
+                              ScanIndexForward=False, Limit=limit - len(items), **after)
+        items += answer["Items"]
+        if not answer.get("LastEvaluatedKey"):
+            break
+        after = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}
+    return items
 
 
 def orders_by_status(client, table, status, day):
@@ -300,7 +306,9 @@ chart
 # `ConditionExpression="attribute_not_exists(orderId)"` succeeds once and
 # then fails with `ConditionalCheckFailedException`. Write
 # `create_order(client, table, order)` returning `True` when it stored the
-# order and `False` for a duplicate (the API answers 409). See
+# order and `False` for a duplicate (the API answers 409). Store the order
+# as the loader did, with `statusDay` derived from its status and
+# `createdAt`, or the pick list never finds it. See
 # [Conditional writes](../site/labs/04-dynamodb-dax.md#conditional-writes).
 #
 # **A transaction.** Placing an order must take its items from stock *and*

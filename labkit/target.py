@@ -69,6 +69,7 @@ class Target:
         self._session = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._memo: dict[str, Any] = {}
+        self._closers: list[Callable[[], None]] = []
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -184,6 +185,18 @@ class Target:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def closing(self, close: Callable[[], None]) -> None:
+        """Have ``close()`` run when this target's work is done (the grader's processes for learner code)."""
+        self._closers.append(close)
+
+    def close(self) -> None:
+        """Run what ``closing`` registered, newest first; a failing one does not stop the others."""
+        while self._closers:
+            try:
+                self._closers.pop()()
+            except Exception:  # best effort: each closer also runs when its owner is collected
+                pass
 
     @property
     def account_id(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -44,6 +43,15 @@ READS_DATA = {"L04.03", "L04.04", "L04.05", "L04.06", "L04.18"}
 NO_DATA = {"orders": None, "stock_levels": None}
 DAX_URL = "dax://ada-dax.a1b2c3.dax-clusters.us-east-1.amazonaws.com"
 ACCOUNT_ARN = "arn:aws:dynamodb:us-east-1:123456789012"
+
+
+@pytest.fixture(autouse=True)
+def _live_rows_read_in_process(request, monkeypatch):
+    """Rows graded "as live" run on in-process moto: the learner's child reaches it as it reaches the local AWS."""
+    if "aws" in request.fixturenames:
+        from checks import learner
+
+        monkeypatch.setattr(learner, "_live_endpoint", learner._inprocess_endpoint)
 
 
 @pytest.fixture(autouse=True)
@@ -93,9 +101,18 @@ CUSTOMER_SCAN = module_defining(customer_orders='''
                              ExpressionAttributeValues={":c": {"S": customer_id}})
         return sorted(answer["Items"], key=lambda i: i["orderId"]["S"], reverse=True)[:limit]
 ''')
-OLDEST_FIRST = module_with(("ScanIndexForward=False, Limit=limit", "Limit=limit"))
-SLICED = module_with(("ScanIndexForward=False, Limit=limit)", "ScanIndexForward=False)"),
-                     ('return answer["Items"]\n', 'return answer["Items"][:limit]\n'))
+OLDEST_FIRST = module_with(("ScanIndexForward=False, Limit=limit - len(items)", "Limit=limit - len(items)"))
+SLICED = module_with(("ScanIndexForward=False, Limit=limit - len(items), **after)", "ScanIndexForward=False, **after)"),
+                     ('        after = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}\n    return items\n',
+                      '        after = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}\n    return items[:limit]\n'))
+# One Query and no more: right while a page holds all that was asked, wrong once the pages are small.
+CUSTOMER_FIRST_PAGE = module_defining(customer_orders='''
+    def customer_orders(client, table, customer_id, limit=10):
+        answer = client.query(TableName=table, KeyConditionExpression="customerId = :c",
+                              ExpressionAttributeValues={":c": {"S": customer_id}},
+                              ScanIndexForward=False, Limit=limit)
+        return answer["Items"]
+''')
 
 STATUS_SCAN = module_defining(orders_by_status='''
     def orders_by_status(client, table, status, day):
@@ -106,10 +123,21 @@ STATUS_SCAN = module_defining(orders_by_status='''
 # For an index keyed by status alone: the day becomes a filter, read (and billed) over every order of the status.
 STATUS_FILTER = module_defining(orders_by_status='''
     def orders_by_status(client, table, status, day):
-        answer = client.query(TableName=table, IndexName="status-day", KeyConditionExpression="#s = :s",
-                              FilterExpression="begins_with(createdAt, :d)", ExpressionAttributeNames={"#s": "status"},
-                              ExpressionAttributeValues={":s": {"S": status}, ":d": {"S": day}})
-        return answer["Items"]
+        items, start = [], {}
+        while True:
+            answer = client.query(TableName=table, IndexName="status-day", KeyConditionExpression="#s = :s",
+                                  FilterExpression="begins_with(createdAt, :d)", ExpressionAttributeNames={"#s": "status"},
+                                  ExpressionAttributeValues={":s": {"S": status}, ":d": {"S": day}}, **start)
+            items += answer["Items"]
+            if "LastEvaluatedKey" not in answer:
+                return items
+            start = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}
+''')
+# The first page only: right while the pick list fits one page.
+STATUS_FIRST_PAGE = module_defining(orders_by_status='''
+    def orders_by_status(client, table, status, day):
+        return client.query(TableName=table, IndexName="status-day", KeyConditionExpression="statusDay = :sd",
+                            ExpressionAttributeValues={":sd": {"S": f"{status}#{day}"}})["Items"]
 ''')
 NEWEST_PICK_LIST = module_with(('IndexName="status-day",', 'IndexName="status-day", ScanIndexForward=False,'))
 DASHED_KEY = module_with(('f"{status}#{day}"', 'f"{status}-{day}"'))
@@ -126,6 +154,9 @@ PER_CUSTOMER = module_defining(orders_by_status='''
         return sorted(items, key=lambda i: i["createdAt"]["S"])
 ''')
 
+# Stores the order as handed over: no statusDay, so the pick list never finds a new order.
+NO_STATUS_DAY = module_with(("order = dict(order, statusDay=f\"{order['status']}#{order['createdAt'][:10]}\")",
+                             "order = dict(order)"))
 CREATE_OVERWRITES = module_with(('Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")',
                                  "Item=_item(order))"))
 CREATE_RAISES = module_defining(create_order='''
@@ -269,30 +300,47 @@ def dax_network(*, subnet_group=True, security_groups=None):
     return prepare
 
 
+# A stand-in ``amazondax`` for the learner's child: AmazonDaxClient speaks DynamoDB's API to the endpoint the
+# child was given; ``QUERY`` says how the "cache" answers Query: DynamoDB's own answer, nothing, or no network.
+DAX_STAND_IN = """
+import boto3
+
+QUERY = {query!r}
+
+
+class AmazonDaxClient:
+    def __init__(self, endpoint_url=None, region_name=None):
+        assert endpoint_url == {url!r}, f"connected to {{endpoint_url}}, not the cluster's endpoint"
+        self._client = boto3.client("dynamodb", region_name=region_name or "us-east-1")
+
+    def query(self, **request):
+        if QUERY == "stale":
+            return {{"Items": [], "Count": 0, "ScannedCount": 0}}
+        if QUERY == "unreachable":
+            raise ConnectionRefusedError(111, "Connection refused")
+        return self._client.query(**request)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+"""
+NOT_INSTALLED = 'raise ModuleNotFoundError("No module named \'amazondax\'", name="amazondax")\n'
+stale, unreachable = "stale", "unreachable"  # the cache answers Query with nothing / cannot be reached
+
+
 def fake_amazondax(query=None):
-    """A stand-in ``amazondax`` module: AmazonDaxClient speaks DynamoDB's API through ``client``.
+    """A stand-in ``amazondax`` module's source (see DAX_STAND_IN)."""
+    return DAX_STAND_IN.format(query=query, url=DAX_URL)
 
-    ``query(client, **request)`` replaces the cache's answer to Query (default: DynamoDB's own).
-    """
 
-    def build(client):
-        class AmazonDaxClient:
-            def __init__(self, endpoint_url=None, region_name=None):
-                assert endpoint_url == DAX_URL, f"connected to {endpoint_url}, not the cluster's endpoint"
-                self._client = client
+def _importable(monkeypatch, source: str) -> None:
+    """``import amazondax`` in the learner's child gives ``source``."""
+    import tempfile
 
-            def query(self, **request):
-                return query(self._client, **request) if query else self._client.query(**request)
+    from checks import learner
 
-            def __getattr__(self, name):
-                return getattr(self._client, name)
-
-        AmazonDaxClient.__module__ = "amazondax"  # the check knows the DAX client by its module
-        module = types.ModuleType("amazondax")
-        module.AmazonDaxClient = AmazonDaxClient
-        return module
-
-    return build
+    folder = Path(tempfile.mkdtemp(prefix="amazondax-"))
+    (folder / "amazondax.py").write_text(source)
+    monkeypatch.setattr(learner, "EXTRA_PATH", [str(folder)])
 
 
 def dax_endpoint(*, status="available", amazondax=DEFAULT):
@@ -308,23 +356,14 @@ def dax_endpoint(*, status="available", amazondax=DEFAULT):
         if amazondax is None:
             without_amazondax(view, state, monkeypatch)
         else:
-            monkeypatch.setitem(sys.modules, "amazondax", amazondax(view.client("dynamodb")))
+            _importable(monkeypatch, amazondax)
 
     return prepare
 
 
 def without_amazondax(view, state, monkeypatch):
     """prepare: ``import amazondax`` fails, as where the package is not installed (the local grader)."""
-    monkeypatch.setitem(sys.modules, "amazondax", None)
-
-
-def stale(client, **request):
-    """A cache answering Query with nothing (the stand-in for a DAX that returns other items)."""
-    return {"Items": [], "Count": 0, "ScannedCount": 0}
-
-
-def unreachable(client, **request):
-    raise ConnectionRefusedError(111, "Connection refused")
+    _importable(monkeypatch, NOT_INSTALLED)
 
 
 CASES = [
@@ -416,7 +455,9 @@ CASES = [
          build={"module": OLDEST_FIRST}),
     Case("L04.05", "oldest-first-says-why", FAIL, ("(oldest first: use ScanIndexForward=False)",),
          build={"module": OLDEST_FIRST}),
-    Case("L04.05", "sliced-in-python", FAIL, (("customer_orders('customer-001', limit=5) read 188 items to return 5: "
+    Case("L04.05", "first-page-only", FAIL, (("customer_orders('customer-001', limit=5) returned 4 orders starting"),),
+         build={"module": CUSTOMER_FIRST_PAGE}),
+    Case("L04.05", "sliced-in-python", FAIL, (("customer_orders('customer-001', limit=5) read 8 items to return 5: "
                                                "pass Limit to the Query"),),
          build={"module": SLICED}),
     Case("L04.05", "own-client", FAIL, (("customer_orders('customer-001', limit=5) made no call through the client it "
@@ -437,6 +478,9 @@ CASES = [
          build={"index": (("status", "HASH", "S"), ("createdAt", "RANGE", "S")), "module": STATUS_FILTER}),
     Case("L04.06", "no-index", FAIL, ("did not Query an index: the table's keys cannot find orders by status",),
          build={"module": PER_CUSTOMER}),
+    Case("L04.06", "first-page-only", FAIL, (("orders_by_status('SHIPPED', '2026-10-05') returned 4 orders; the data "
+                                              "set has 13 SHIPPED orders placed on 2026-10-05"),),
+         build={"module": STATUS_FIRST_PAGE}),
     Case("L04.06", "newest-first", FAIL, ("returned the orders out of time order",),
          build={"module": NEWEST_PICK_LIST}),
     Case("L04.06", "other-key-format", FAIL, (("orders_by_status('SHIPPED', '2026-10-05') returned 0 orders; the data "
@@ -529,6 +573,8 @@ CASES = [
     Case("L04.13", "returns-nothing", FAIL, (("create_order returned None for a new order; it should store it and "
                                               "return True"),),
          build={"module": CREATE_RETURNS_NOTHING}),
+    Case("L04.13", "status-day-not-derived", FAIL, ("create_order stored the order with statusDay None, not "
+                                                     "'NEW#2026-11-02'",), build={"module": NO_STATUS_DAY}),
     Case("L04.13", "check-then-put", FAIL, ("attribute_not_exists(orderId)",),
          build={"module": CREATE_CHECK_THEN_PUT}),
     # L04.14 place_order (run in the grader's private sandbox)
@@ -548,6 +594,8 @@ CASES = [
     Case("L04.14", "cancellation-escapes", FAIL, ("place_order raised TransactionCanceledException",
                                                   "when one line lacked stock; return False on TransactionCanceledException"),
          build={"module": PLACE_RAISES}),
+    Case("L04.14", "status-day-not-derived", FAIL, ("place_order stored the order with statusDay None",),
+         build={"module": NO_STATUS_DAY}),
     Case("L04.14", "check-then-write", FAIL, ("transact_write_items",),
          build={"module": PLACE_CHECK_THEN_WRITE}),
     # L04.15 the DAX cluster
@@ -742,7 +790,7 @@ def test_grading_the_writes_leaves_the_learners_tables_as_they_were(aws):
     assert after == before
     assert len(after[state["table"]]) == len(ORDERS)
     assert not [i for i in after[state["table"]] if i["customerId"]["S"] == "course-grader"]
-    # The sandbox's copies are gone again (in-process, they share moto's account with the learner's tables).
+    # The sandbox's copies lived in the learner's child, never in the learner's account.
     assert aws.client("dynamodb").list_tables()["TableNames"] == tables_before
 
 
@@ -757,15 +805,15 @@ def test_grading_twice_gives_the_same_report(aws):
 
 def test_the_sandbox_verdict_is_remembered_until_the_module_changes(aws, monkeypatch):
     """Regrading unchanged work skips the private DynamoDB; any edit to the module judges it again."""
-    from checks import sandbox
+    from checks import learner
 
     build_lab04(aws, orders=None, stock_levels=None)
     assert grade(aws, "L04.13").status is PASS
 
-    def no_sandbox(*tables):
+    def no_sandbox(*args, **kwargs):
         raise AssertionError("the sandbox ran again")
 
-    monkeypatch.setattr(sandbox, "dynamodb", no_sandbox)
+    monkeypatch.setattr(learner, "sandbox", no_sandbox)
     assert grade(aws, "L04.13").status is PASS  # remembered: the sandbox was not needed
     path = lab04.module_path()
     path.write_text(path.read_text() + "\n# edited\n")
@@ -793,6 +841,8 @@ def test_every_call_the_lab04_checks_make_is_in_the_grader_policy(local_target, 
     calls = recording_calls(monkeypatch)
     report = checks.grade(checks.select("04"), local_target)
     assert report.exit_code == 0, report
+    # The learner's functions read in a child with the grader's credentials: on a live account the policy allows them.
+    calls |= {("dynamodb", "GetItem"), ("dynamodb", "Query")}
     assert ("dynamodb", "Query") in calls and ("dax", "DescribeClusters") in calls
     missing = missing_from_policy(calls)
     assert missing == set(), f"add to grader-readonly.json: {sorted(missing)}"

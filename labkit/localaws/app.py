@@ -4,6 +4,9 @@ A request goes, in order, through:
 
 0. the guard (``guard.py``): a foreign ``Host``, any browser ``Origin`` and a
    control path without the install's secret are refused (never on replay);
+   then the grading rules (``grading.py``): a grading session's key is
+   read-only and its calls are logged, and a lockdown refuses every write
+   and control path from anyone (never on replay either);
 1. the control paths (``/_labkit/...``: status, journal, replay), which are
    the app's own and never journaled;
 2. the extensions (``extensions.REGISTERED``), each of which may claim it:
@@ -31,6 +34,7 @@ from urllib.parse import parse_qs, urlparse
 
 from . import extensions, snapshots
 from .extensions import Claim
+from .grading import Grading
 from .guard import Guard, forget_secret, read_secret, without_cors
 from .http import BodyRefused, Request, Response, json_response
 from .journal import (CONTROL, REPLAYING, Journal, JournalFull, classify, crash_point, entry_for, environ_for,
@@ -65,6 +69,7 @@ class LocalAWS:
         self.tail = 0  # journal lines after the checkpoint
         self.extensions: list[extensions.Extension] = extensions.load(self, extension_names) if endpoint else []
         self.guard = Guard(urlparse(endpoint).port if endpoint else None, read_secret(self.state_dir))
+        self.grading = Grading(on_end=self.journal.cut_foreign)  # sessions: in memory only, never state
 
     def extension(self, name: str) -> extensions.Extension:
         return next(e for e in self.extensions if e.name == name)
@@ -81,9 +86,18 @@ class LocalAWS:
             return refused.send(start_response)
         authorized = self.guard.authorized(request)
         forget_secret(request)
+        gate = self.grading.gate(request, self.is_write(request))
+        if isinstance(gate, Response):
+            return gate.send(start_response)  # refused: never journaled, never reaching moto or an extension
         if request.path.startswith(CONTROL):
             return self._control(request, authorized).send(start_response)
+        if gate is not None:  # signed with a grading session's key: logged, its pages capped
+            return self.grading.serve(gate, request, self.dispatch, start_response)
         return self.dispatch(request, start_response)
+
+    def is_write(self, request: Request) -> bool:
+        """Whether ``request`` would change state: a write as the journal classifies it, or one an extension claims."""
+        return classify(request) == "write" or any(ext.claims(request) is Claim.WRITE for ext in self.extensions)
 
     def dispatch(self, request: Request, start_response):
         start_response = _Status(start_response)
@@ -96,7 +110,7 @@ class LocalAWS:
                 return self._serve(request, "write" if claim is Claim.WRITE else "read", answer, start_response, ext)
         if request.path == "/moto-api/reset" and request.method == "POST":
             with self.lock:
-                refused = self._keep_before("before-reset")
+                refused = self._locked(request) or self._keep_before("before-reset")
                 if refused is not None:
                     return refused.send(start_response)
                 try:
@@ -116,6 +130,9 @@ class LocalAWS:
                     return answer()
                 finally:
                     self.random.setstate(state)
+            refused = self._locked(request)
+            if refused is not None:
+                return refused.send(start_response)
             number = self.writes + 1
             offset = None
             if not self.replaying:
@@ -148,21 +165,30 @@ class LocalAWS:
         name = request.path[len(CONTROL):]
         if name == "replay" and request.method == "POST":
             with self.lock:
-                refused = self._keep_before("before-restore")
+                refused = self._locked(request) or self._keep_before("before-restore")
                 if refused is not None:
                     return refused
                 self.reset_all()
                 return json_response({"replayed": self.replay(request.body)})
         if name == "snapshot" and request.method == "POST":
-            return self._snapshot(parse_qs(request.query))
+            return self._snapshot(request, parse_qs(request.query))
+        if name == "grading" or name.startswith("grading/"):
+            with self.lock:  # a session opens between requests: none that it would refuse is under way
+                return self.grading.control(request)
         if name == "journal" and request.method == "GET":
             return Response(200, self.plain_journal(), {"Content-Type": "application/x-ndjson"})
         if name == "status" and not authorized:
             return json_response({"local_aws": "labkit", "pid": os.getpid()})  # who it is, nothing it holds
         if name == "status":
+            self.journal.cut_foreign()
             return json_response({"local_aws": "labkit", "writes": self.writes, "pid": os.getpid(),
-                                  "extensions": {e.name: e.status() for e in self.extensions}})
+                                  "extensions": {e.name: e.status() for e in self.extensions},
+                                  "grading": self.grading.status(), "foreign_journal_appends": self.journal.foreign})
         return json_response({"error": "unknown control path"}, 404)
+
+    def _locked(self, request: Request) -> Response | None:
+        """A lockdown's refusal, asked again under the lock (never of a replay: it rebuilds what was)."""
+        return None if self.replaying else self.grading.locked(request, write=True)
 
     # -- state ---------------------------------------------------------------
     def _keep_before(self, name: str) -> Response | None:
@@ -174,13 +200,16 @@ class LocalAWS:
             return _refused(exc)
         return None
 
-    def _snapshot(self, params: dict) -> Response:
+    def _snapshot(self, request: Request, params: dict) -> Response:
         """Save the state as a snapshot, here where its checkpoint is: ``name``, ``force``, and ``keep``
         (keep a copy unless a snapshot holds this state already, as `reset` and `start` do)."""
         from ..errors import LabkitError
 
         name = (params.get("name") or [""])[0]
         with self.lock:
+            refused = self._locked(request)
+            if refused is not None:
+                return refused
             data = self.plain_journal()
             try:
                 if params.get("keep"):
@@ -364,6 +393,10 @@ class LocalAWS:
                 ext.reset()
 
     def close(self) -> None:
+        try:
+            self.journal.cut_foreign()  # before the next start replays it
+        except OSError:
+            log.exception("the journal could not be checked for foreign lines")
         for ext in self.extensions:
             try:
                 ext.close()

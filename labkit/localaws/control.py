@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import config as cfg
 from ..errors import LabkitError
-from . import guard, snapshots
+from . import grading, guard, snapshots
 from .journal import count_changes, header_line
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
@@ -81,9 +81,9 @@ CONTROL_TIMEOUT_S = 5.0
 
 
 def _http(method: str, url: str, data: bytes | None = None, timeout: float = CONTROL_TIMEOUT_S,
-          secret: bool = True) -> bytes:
+          secret: bool = True, headers: dict | None = None) -> bytes:
     """A control request, with this install's secret (the server refuses control paths without it)."""
-    headers = {guard.SECRET_HEADER: guard.read_secret(cfg.state_dir()) or ""} if secret else {}
+    headers = {**({guard.SECRET_HEADER: guard.read_secret(cfg.state_dir()) or ""} if secret else {}), **(headers or {})}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -101,10 +101,11 @@ def _reason(exc: "urllib.error.HTTPError") -> str:
     return message or f"The local AWS answered {exc.code} to a control request; its log is {cfg.state_dir() / 'server.log'}."
 
 
-def _ask(method: str, url: str, data: bytes | None = None, timeout: float = CONTROL_TIMEOUT_S) -> bytes:
+def _ask(method: str, url: str, data: bytes | None = None, timeout: float = CONTROL_TIMEOUT_S,
+         headers: dict | None = None) -> bytes:
     """``_http`` for commands: a server that does not answer is one sentence, not a traceback."""
     try:
-        return _http(method, url, data, timeout)
+        return _http(method, url, data, timeout, headers=headers)
     except OSError as exc:
         raise LabkitError(f"The local AWS at {url} did not answer within {timeout:g} s ({exc}); "
                           "stop it with `python -m labkit down` and start it again with `python -m labkit up`.") from None
@@ -354,3 +355,78 @@ def restore(name: str) -> int:
     label = meta.get("state")
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
     return replayed
+
+
+class GradingSession:
+    """An open grading session: read-only credentials whose every call the server logs.
+
+    While it is open with ``lockdown``, the local AWS refuses every write from anyone and every control
+    path but its own; it ends on ``close()`` or by itself after its ``seconds``."""
+
+    def __init__(self, endpoint: str, answer: dict, region: str):
+        self.id: str = answer["id"]
+        self.endpoint = endpoint
+        self.access_key_id: str = answer["access_key_id"]
+        self.secret_access_key: str = answer["secret_access_key"]
+        self.region = region
+        self._token: str = answer["token"]
+        self.closed = False
+
+    def __repr__(self) -> str:  # never the secret key or the token
+        return f"GradingSession(id={self.id!r}, access_key_id={self.access_key_id!r}, endpoint={self.endpoint!r})"
+
+    @property
+    def credentials(self) -> dict:
+        """Keyword arguments for ``boto3.Session``."""
+        return {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self.secret_access_key,
+                "region_name": self.region}
+
+    def _call(self, method: str) -> dict:
+        url = f"{self.endpoint}{grading.PATH}/{self.id}"
+        return json.loads(_ask(method, url, headers={grading.TOKEN_HEADER: self._token}))
+
+    def calls(self) -> list[dict]:
+        """The requests made with this session's key, in order (the server keeps the first 2000)."""
+        return self._call("GET")["calls"]
+
+    def close(self) -> None:
+        """End the session (the lockdown lifts); closing twice is harmless."""
+        if not self.closed:
+            self._call("DELETE")
+            self.closed = True
+
+    def __enter__(self) -> "GradingSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_grading_session(page_limit: int | None = None, lockdown: bool = True,
+                         seconds: int = grading.DEFAULT_SECONDS) -> GradingSession:
+    """Open a grading session on the running local AWS (see ``grading_session``)."""
+    if page_limit is not None and (isinstance(page_limit, bool) or not isinstance(page_limit, int) or page_limit < 1):
+        raise LabkitError(f"A grading session's page_limit must be None or a whole number of at least 1, not {page_limit!r}.")
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= grading.MAX_SECONDS:
+        raise LabkitError(f"A grading session lasts 1 to {grading.MAX_SECONDS} whole seconds, not {seconds!r}.")
+    record = require_running()
+    body = json.dumps({"page_limit": page_limit, "lockdown": bool(lockdown), "seconds": seconds}).encode()
+    answer = json.loads(_ask("POST", f"{record['endpoint']}{grading.PATH}", data=body))
+    return GradingSession(record["endpoint"], answer, cfg.load_settings().region)
+
+
+@contextlib.contextmanager
+def grading_session(page_limit: int | None = None, lockdown: bool = True, seconds: int = grading.DEFAULT_SECONDS):
+    """A grading session for the ``with`` block: its credentials are read-only in the server, every call made
+    with them is logged (``.calls()``), ``page_limit`` caps DynamoDB Query and Scan pages, and ``lockdown``
+    makes the whole local AWS read-only until the block ends (or ``seconds`` pass, whichever is first)."""
+    session = open_grading_session(page_limit, lockdown, seconds)
+    try:
+        yield session
+    except BaseException:
+        try:
+            session.close()
+        except LabkitError:  # the first error is the one to see; the session ends by itself anyway
+            pass
+        raise
+    session.close()

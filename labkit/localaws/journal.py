@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
 
 from .http import Request
 
+log = logging.getLogger("labkit.localaws")
 CONTROL = "/_labkit/"  # the local AWS's own control paths, never journaled
 REPLAYING = threading.Event()  # set while a journal is being replayed (fidelity patches ask)
 
@@ -153,47 +156,144 @@ def _sync_folder(folder: Path) -> None:
 
 
 class Journal:
-    """The journal file: appended a line per change, rewritten only atomically."""
+    """The journal file: appended a line per change, rewritten only atomically.
+
+    The server is its only writer, so it knows the file and its size after its own last write. What
+    another process did to it (learner code under grading could forge a change that way) is undone
+    before the next append, read, rewrite, session end and stop, and kept beside it as
+    ``<journal>.foreign.<n>``, never replayed: appended bytes are cut off; a file put in its place (or
+    its removal) is answered by writing the server's own lines back, from the file it still holds open.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
+        self._fd: int | None = None  # the server's own file, open for as long as it is the journal
+        self._size = 0
+        self.foreign = 0  # how many times foreign changes were undone since this server started
+        try:  # what the last run left is ours: it is replayed and rewritten at start
+            self._hold(os.open(self.path, os.O_RDWR))
+        except FileNotFoundError:
+            pass
+
+    def _hold(self, fd: int) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+
+    def _ours(self, stat: os.stat_result | None) -> bool:
+        if self._fd is None:
+            return stat is None or stat.st_size == 0  # nothing written yet: an empty file is nothing to undo
+        own = os.fstat(self._fd)
+        return stat is not None and (stat.st_dev, stat.st_ino) == (own.st_dev, own.st_ino)
 
     def exists(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
     def read(self) -> bytes:
+        with self._lock:
+            self._cut_foreign()
+            try:
+                return self.path.read_bytes()
+            except FileNotFoundError:
+                return b""
+
+    def cut_foreign(self) -> None:
+        with self._lock:
+            self._cut_foreign()
+
+    def _cut_foreign(self) -> None:
         try:
-            return self.path.read_bytes()
+            stat = os.stat(self.path)
         except FileNotFoundError:
-            return b""
+            stat = None
+        if not self._ours(stat):
+            self._put_back(stat)
+        elif stat is not None and stat.st_size > self._size:
+            aside = self._foreign_path()
+            with open(self.path, "rb+") as journal:
+                journal.seek(self._size)
+                with os.fdopen(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as kept:
+                    shutil.copyfileobj(journal, kept)
+                journal.truncate(self._size)
+            self._said(f"{stat.st_size - self._size} byte(s) another process appended to it were cut off", aside)
+        elif stat is not None and stat.st_size < self._size:  # nothing to cut; the lines lost are said
+            log.error("the journal %s shrank from %d to %d bytes outside the local AWS", self.path, self._size,
+                      stat.st_size)
+            self._size = stat.st_size
+
+    def _put_back(self, stat: os.stat_result | None) -> None:
+        """Another file is at the journal's path, or none is: keep that one aside and write ours back."""
+        aside = None
+        if stat is not None:
+            aside = self._foreign_path()
+            os.rename(self.path, aside)
+        ours = b""
+        if self._fd is not None:
+            parts, done = [], 0
+            while done < self._size:
+                piece = os.pread(self._fd, min(1 << 20, self._size - done), done)
+                if not piece:
+                    break
+                parts.append(piece)
+                done += len(piece)
+            ours = b"".join(parts)
+        write_atomically(self.path, ours)
+        self._hold(os.open(self.path, os.O_RDWR))
+        self._said("it was replaced by another file" if aside else "it was removed", aside)
+
+    def _said(self, what: str, aside: Path | None) -> None:
+        self.foreign += 1
+        kept = f"; that is kept as {aside.name}" if aside else ""
+        log.warning("the journal %s was changed by another process: %s%s; it is never replayed", self.path.name,
+                    what, kept)
+
+    def _foreign_path(self) -> Path:
+        taken = {p.name for p in self.path.parent.glob(f"{self.path.name}.foreign.*")}
+        n = 1
+        while f"{self.path.name}.foreign.{n}" in taken:
+            n += 1
+        return self.path.with_name(f"{self.path.name}.foreign.{n}")
 
     def append(self, entry: dict) -> int:
         """Write one line; returns the file's size before it, for ``take_back``. Raises JournalFull."""
         line = (json.dumps(entry) + "\n").encode()
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                offset = os.fstat(fd).st_size
-                try:
-                    written = os.write(fd, line)
-                    if written != len(line):
-                        raise OSError(28, "short write")
-                except OSError as exc:
-                    os.ftruncate(fd, offset)  # never leave half a line
-                    raise JournalFull(exc.errno, f"the journal {self.path} could not be written ({exc.strerror})") from None
-            finally:
-                os.close(fd)
+                self._cut_foreign()
+                if self._fd is None:
+                    self._hold(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise JournalFull(exc.errno, f"the journal {self.path} could not be checked ({exc.strerror})") from None
+            offset = self._size
+            try:
+                # At the server's own end, not O_APPEND's: bytes appended since the check are overwritten
+                # or left after this line, where the next check finds them.
+                written = os.pwrite(self._fd, line, offset)
+                if written != len(line):
+                    raise OSError(28, "short write")
+            except OSError as exc:
+                os.ftruncate(self._fd, offset)  # never leave half a line
+                raise JournalFull(exc.errno, f"the journal {self.path} could not be written ({exc.strerror})") from None
+            self._size = offset + len(line)
             return offset
 
     def take_back(self, offset: int) -> None:
         """Remove the last line (the request it records changed nothing)."""
         with self._lock:
-            os.truncate(self.path, offset)
+            self._cut_foreign()
+            os.ftruncate(self._fd, offset)
+            self._size = offset
 
     def rewrite(self, data: bytes) -> None:
         with self._lock:
+            try:
+                self._cut_foreign()  # kept aside, not folded into the new journal
+            except OSError as exc:
+                log.error("the journal %s could not be checked for foreign changes: %s", self.path, exc)
             write_atomically(self.path, data)
+            self._hold(os.open(self.path, os.O_RDWR))
 
 
 def parse_lines(data: bytes):
