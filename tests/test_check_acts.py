@@ -31,7 +31,10 @@ def _calls(tree: ast.AST) -> dict[str, set[str]]:
             for sub in ast.walk(node):
                 if isinstance(sub, ast.Call):
                     fn = sub.func
-                    names.add(fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else "")
+                    if isinstance(fn, ast.Name):
+                        names.add(fn.id)
+                    elif isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name) and fn.value.id == "api":
+                        names.add(fn.attr)  # api.call(...); another object's .call (a learner child's) is not the API
             found[node.name] = names
     return found
 
