@@ -729,7 +729,9 @@ def _count(value) -> int | str | None:
         return None
     if "N" in value:
         return int(float(value["N"]))
-    return value.get("S")
+    text = value.get("S")
+    # Digits stored as text count by their value here, so the check can name the type itself.
+    return int(text) if isinstance(text, str) and text.lstrip("-").isdigit() else text
 
 
 # -- DAX ---------------------------------------------------------------------------------------

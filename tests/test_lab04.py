@@ -218,6 +218,27 @@ PLACE_CHECK_THEN_WRITE = module_defining(place_order='''
         return True
 ''')
 
+PLACE_STOCK_AS_TEXT = module_defining(place_order='''
+    def place_order(client, orders_table, stock_table, order):
+        lines = []
+        for line in order["items"]:
+            key = {"sku": {"S": line["sku"]}}
+            level = int(client.get_item(TableName=stock_table, Key=key)["Item"]["available"]["N"])
+            if level < line["quantity"]:
+                return False
+            lines.append({"Update": {"TableName": stock_table, "Key": key, "UpdateExpression": "SET available = :left",
+                                     "ConditionExpression": "available = :was",
+                                     "ExpressionAttributeValues": {":left": {"S": str(level - line["quantity"])},
+                                                                   ":was": {"N": str(level)}}}})
+        store = {"Put": {"TableName": orders_table, "Item": _item(order),
+                         "ConditionExpression": "attribute_not_exists(orderId)"}}
+        try:
+            client.transact_write_items(TransactItems=lines + [store])
+            return True
+        except client.exceptions.TransactionCanceledException:
+            return False
+''')
+
 READ_RESOURCE = module_with(('return labkit.target().client("dynamodb")', 'return boto3.resource("dynamodb")'),
                             ("import labkit\n", "import boto3\nimport labkit\n"))
 READ_NEEDS_SETTING = module_with(('path = config.get("ORDERS_READ_PATH", "dynamodb")',
@@ -596,6 +617,8 @@ CASES = [
          build={"module": PLACE_RAISES}),
     Case("L04.14", "status-day-not-derived", FAIL, ("place_order stored the order with statusDay None",),
          build={"module": NO_STATUS_DAY}),
+    Case("L04.14", "stock-left-as-text", FAIL, ("place_order left the stock of SKU-A, SKU-B as a string, not a number",),
+         build={"module": PLACE_STOCK_AS_TEXT}),
     Case("L04.14", "check-then-write", FAIL, ("transact_write_items",),
          build={"module": PLACE_CHECK_THEN_WRITE}),
     # L04.15 the DAX cluster
