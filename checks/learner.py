@@ -14,6 +14,7 @@ names which applied, in one short phrase.
 """
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -114,6 +115,9 @@ class Session:
 
     def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float | None = None, hide_state: bool = True):
         self.wall_s = WALL_S if wall_s is None else wall_s
+        # The module's source travels with the request: the child's namespaces may hide the folder it
+        # lives in (a work folder inside the state folder), and what the grader read is what is graded.
+        request = dict(request, source=base64.b64encode(Path(request["module"]).read_bytes()).decode())
         self.failure: str | None = None  # the child is gone: killed for time or memory, or died
         self._home = tempfile.TemporaryDirectory(prefix="labkit-learner-")
         self._output = tempfile.TemporaryFile()

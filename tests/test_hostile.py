@@ -210,6 +210,15 @@ def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
     assert seen == {"state": [], "pids": ["1"], "frozen": True}
 
 
+def test_a_module_in_a_folder_the_child_cannot_see_is_still_graded():
+    """The state folder is hidden from the child; a work folder inside it (a layout some set up) still grades."""
+    path = state_dir() / "work" / "inside.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("def answer():\n    return 42\n")
+    with learner.Session({"module": str(path), "functions": ["answer"]}, aws={}) as session:
+        assert session.step({"call": "answer"})["value"] == 42
+
+
 def test_judging_the_writes_sends_nothing_to_an_endpoint_in_the_environment(local_target, monkeypatch):
     """The write sandbox is hermetic: with AWS_ENDPOINT_URL naming the running local AWS,
     L04.13 and L04.14 still judge in the child's own moto, and the local AWS journals nothing."""
