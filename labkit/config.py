@@ -115,6 +115,19 @@ def _valid_port(value) -> bool:
 LOOPBACK_ENDPOINT = re.compile(r"^http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\]):([0-9]{1,5})$")
 
 
+def process_alive(pid) -> bool:
+    """Whether a recorded pid still names a running process (one of another user's counts as running)."""
+    if type(pid) is not int or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def server_record_path() -> Path:
     return state_dir() / "server.json"
 

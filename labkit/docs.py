@@ -36,25 +36,13 @@ def record_path() -> Path:
     return config.state_dir() / "docs.json"
 
 
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recorded_url() -> str | None:
     """The URL a running docs server recorded, or None (no record, a damaged one, or its process is gone)."""
     try:
         record = json.loads(record_path().read_text(encoding="utf-8"))
     except (OSError, ValueError, LabkitError):
         return None
-    if not isinstance(record, dict) or not isinstance(record.get("url"), str) or not _alive(record.get("pid")):
+    if not isinstance(record, dict) or not isinstance(record.get("url"), str) or not config.process_alive(record.get("pid")):
         return None
     return record["url"]
 

@@ -36,7 +36,7 @@ from . import extensions, snapshots
 from .extensions import Claim
 from .grading import Grading
 from .guard import Guard, forget_secret, read_secret, without_cors
-from .http import BodyRefused, Request, Response, json_response
+from .http import BodyRefused, Request, Response, StatusKept, json_response
 from .journal import (CONTROL, REPLAYING, Journal, JournalFull, classify, crash_point, entry_for, environ_for,
                       header_line, parse_lines, split_header, write_atomically)
 
@@ -100,7 +100,7 @@ class LocalAWS:
         return classify(request) == "write" or any(ext.claims(request) is Claim.WRITE for ext in self.extensions)
 
     def dispatch(self, request: Request, start_response):
-        start_response = _Status(start_response)
+        start_response = StatusKept(start_response)
         for ext in self.extensions:
             claim = ext.claims(request)
             if claim is Claim.DATA:
@@ -122,7 +122,7 @@ class LocalAWS:
         return self._serve(request, classify(request), lambda: list(self.moto(request.environ, start_response)),
                            start_response)
 
-    def _serve(self, request: Request, kind: str, answer, start_response: "_Status", claimant=None):
+    def _serve(self, request: Request, kind: str, answer, start_response: StatusKept, claimant=None):
         with self.lock:
             if kind != "write":
                 state = self.random.getstate()
@@ -412,21 +412,6 @@ class LocalAWS:
                 return look()
             finally:
                 self.random.setstate(state)
-
-
-class _Status:
-    """A start_response that remembers the status code (a rejected write is taken back)."""
-
-    def __init__(self, start_response):
-        self.start_response = start_response
-        self.status: int | None = None
-
-    def __call__(self, status, headers, exc_info=None):
-        try:
-            self.status = int(str(status).split(" ", 1)[0])
-        except ValueError:
-            self.status = None
-        return self.start_response(status, headers, exc_info) if exc_info else self.start_response(status, headers)
 
 
 def _refused(exc: OSError) -> Response:

@@ -62,18 +62,6 @@ def _write_record(record: dict) -> None:
     cfg.write_private(_record_path(), json.dumps(record, indent=2) + "\n")
 
 
-def _alive(pid: int) -> bool:
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # Every wait on the server is bounded: it answers its control paths in milliseconds, so a
 # status probe that takes a second means something else (or a stuck server) holds the port.
 STATUS_TIMEOUT_S = 1.0
@@ -156,7 +144,7 @@ def endpoint_up(endpoint: str) -> bool:
 def running() -> dict | None:
     """The record of the running server, or None when it is not running."""
     record = _read_record()
-    if record and _alive(record.get("pid") or 0) and _ours(_answers(record["endpoint"]), record["pid"]):
+    if record and cfg.process_alive(record.get("pid") or 0) and _ours(_answers(record["endpoint"]), record["pid"]):
         return record
     return None
 
@@ -254,7 +242,7 @@ def down() -> bool:
 
 def _down() -> bool:
     record = _read_record()
-    if not record or not _alive(record.get("pid") or 0):
+    if not record or not cfg.process_alive(record.get("pid") or 0):
         return False
     if not _serves_this_folder(record["pid"], record.get("endpoint")):
         _write_record({**record, "pid": 0})
@@ -262,7 +250,7 @@ def _down() -> bool:
                           "now), so nothing was stopped.")
     os.kill(record["pid"], signal.SIGTERM)
     for _ in range(100):
-        if not _alive(record["pid"]):
+        if not cfg.process_alive(record["pid"]):
             break
         time.sleep(0.05)
     else:

@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 
 from . import sigv4
 from .guard import GUARDED, OPEN_WITHOUT_SECRET
-from .http import Request, Response, json_response
+from .http import Request, Response, StatusKept, json_response
 
 log = logging.getLogger("labkit.localaws")
 PATH = "/_labkit/grading"
@@ -192,7 +192,7 @@ class Grading:
             if applied != asked:
                 params["Limit"] = applied
                 _replace_body(request, json.dumps(params).encode())
-        heard = _Heard(start_response)
+        heard = StatusKept(start_response)
         out = dispatch(request, heard)
         answer = None
         if params is not None:
@@ -325,21 +325,6 @@ def _replace_body(request: Request, body: bytes) -> None:
     request.body = body
     request.environ["wsgi.input"] = io.BytesIO(body)
     request.environ["CONTENT_LENGTH"] = str(len(body))
-
-
-class _Heard:
-    """A start_response that remembers the status code, for the log."""
-
-    def __init__(self, start_response):
-        self.start_response = start_response
-        self.status: int | None = None
-
-    def __call__(self, status, headers, exc_info=None):
-        try:
-            self.status = int(str(status).split(" ", 1)[0])
-        except ValueError:
-            self.status = None
-        return self.start_response(status, headers, exc_info) if exc_info else self.start_response(status, headers)
 
 
 def aws_error(request: Request, status: int, code: str, message: str) -> Response:

