@@ -187,8 +187,10 @@ def test_isolation_is_named():
     assert learner.isolation() in learner.PHRASES.values()
 
 
-def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
-    """Where namespaces work, the learner's child sees an empty state folder, one process, frozen code."""
+@pytest.mark.parametrize("forked", [False, True], ids=["own-child", "forked-by-zygote"])
+def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path, forked):
+    """Where namespaces work, the learner's child sees an empty state folder, frozen code, and no process but
+    the grading run's own children (itself alone, or, forked by the run's zygote, the zygote and its siblings)."""
     if learner.isolation() != learner.PHRASES["namespaces"]:
         pytest.skip("user namespaces are not available here: a plain child process with limits is used")
     folder = state_dir()
@@ -197,7 +199,9 @@ def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
     path.write_text(textwrap.dedent(f'''
         import os
         def look():
-            seen = {{"state": sorted(os.listdir({str(folder)!r})), "pids": [p for p in os.listdir("/proc") if p.isdigit()]}}
+            pids = [p for p in os.listdir("/proc") if p.isdigit()]
+            seen = {{"state": sorted(os.listdir({str(folder)!r})), "pids": pids,
+                    "commands": [open(f"/proc/{{p}}/cmdline", "rb").read().split(b"\\0")[2:3] for p in pids]}}
             try:
                 open({str(learner.REPO_ROOT / "checks" / "probe.txt")!r}, "w")
                 seen["frozen"] = False
@@ -205,9 +209,24 @@ def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
                 seen["frozen"] = True
             return seen
     '''))
-    with learner.Session({"module": str(path), "functions": ["look"]}, aws={}) as session:
-        seen = session.step({"call": "look"})["value"]
-    assert seen == {"state": [], "pids": ["1"], "frozen": True}
+    zygote = learner.Zygote() if forked else None
+    try:
+        if zygote:  # a sibling, so the probe has one to see
+            sibling = learner.Session({"module": str(path), "functions": ["look"]}, aws={}, zygote=zygote)
+            assert sibling.defined == ["look"]
+        with learner.Session({"module": str(path), "functions": ["look"]}, aws={}, zygote=zygote) as session:
+            assert isinstance(session.process, learner._Forked) == forked
+            seen = session.step({"call": "look"})["value"]
+    finally:
+        if zygote:
+            sibling.close()
+            zygote.close()
+    assert seen["state"] == [] and seen["frozen"] is True
+    if forked:
+        assert len(seen["pids"]) == 3 and "1" in seen["pids"], seen
+        assert {tuple(c) for c in seen["commands"]} == {(str(learner.CHILD),)}, seen  # learner_child.py, nothing else
+    else:
+        assert seen["pids"] == ["1"]
 
 
 def test_a_module_in_a_folder_the_child_cannot_see_is_still_graded():
