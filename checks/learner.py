@@ -11,6 +11,11 @@ started dies with it) and its own mount namespace with an empty tmpfs over the l
 folder (the install secret, the journal and remembered verdicts are out of its reach). Elsewhere
 it is still a separate process with the same limits, killed as a process group; ``isolation()``
 names which applied, in one short phrase.
+
+A grading run starts one such child, the ``Zygote``, with boto3 already loaded, and has it fork a
+fresh process per check: each check's learner code still gets a process (and module import) of its
+own, killed with its process group when it overruns, and everything any check started ends with the
+zygote's pid namespace when the run ends, before the run's grading session lifts its lockdown.
 """
 from __future__ import annotations
 
