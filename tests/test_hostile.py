@@ -248,3 +248,31 @@ def test_judging_the_writes_sends_nothing_to_an_endpoint_in_the_environment(loca
     report = checks.grade(checks.select("L04.13-L04.14"), local_target)
     assert [r.status for r in report.results] == [Status.PASS, Status.PASS], report
     assert count_changes(journal_path()) == before
+
+
+@pytest.mark.parametrize("zygote_first", [False, True], ids=["session-first", "zygote-first"])
+def test_the_zygote_ends_before_the_lockdown_lifts(graded, local_target, monkeypatch, zygote_first):
+    """Whatever a check left running ends with the run's zygote, and that happens before the grading session
+    closes (its lockdown lifts), even when the zygote was started first (a sandbox check before the reads)."""
+    from labkit.localaws import control
+    from labkit.target import Target
+
+    runs, seen = [], []
+    close, for_grading = control.GradingSession.close, Target.for_grading
+
+    def grading_target(self):
+        made = for_grading(self)
+        if zygote_first:
+            learner._zygote(made)
+        runs.append(made)
+        return made
+
+    def closing(session):
+        zygote = runs[-1]._memo.get("learner.zygote")
+        seen.append(zygote is not None and zygote.process.poll() is None)  # still running as the lockdown lifts?
+        close(session)
+
+    monkeypatch.setattr(Target, "for_grading", grading_target)
+    monkeypatch.setattr(control.GradingSession, "close", closing)
+    checks.grade(checks.select(GRADED), local_target)
+    assert seen == [False] and runs[-1]._memo.get("learner.zygote") is None
