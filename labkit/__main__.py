@@ -266,6 +266,11 @@ def _image(args) -> int:
         build_args[name] = value
     say = lambda sentence: print(sentence, flush=True)  # noqa: E731
     source = Path(getattr(args, "context", None) or args.source)
+    if args.verb == "push":
+        from . import localaws
+
+        images.repository_parts(args.repository)  # a bad URI is said before anything is built
+        localaws.require_running()
     if args.verb == "push" and (source / "oci-layout").is_file():
         image = images.BuiltImage.load(source)
     else:
@@ -275,9 +280,6 @@ def _image(args) -> int:
             print(f"saved as an OCI image layout in {image.save(Path(args.output))}")
         print(image.digest)
         return 0
-    from . import localaws
-
-    localaws.require_running()
     images.push(image, args.repository, tag=args.tag, progress=say)
     return 0
 

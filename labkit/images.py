@@ -589,6 +589,15 @@ class PushError(LabkitError):
     """The registry refused a push; the sentence says what it answered."""
 
 
+def repository_parts(repository_uri: str) -> dict:
+    """account, region, name and tag of an ECR repository URI; PushError for anything else."""
+    found = REPOSITORY_URI.match((repository_uri or "").strip())
+    if not found:
+        raise PushError(f"{repository_uri!r} is not an ECR repository URI like "
+                        "123456789012.dkr.ecr.us-east-1.amazonaws.com/<repository>.")
+    return found.groupdict()
+
+
 def push(image: BuiltImage, repository_uri: str, target=None, tag: str | None = None,
          progress: Callable[[str], None] | None = print) -> str:
     """Push ``image`` to the local ECR repository ``repository_uri`` (``...amazonaws.com/<repo>[:tag]``)
@@ -596,11 +605,7 @@ def push(image: BuiltImage, repository_uri: str, target=None, tag: str | None = 
     from . import config as cfg
     from .target import Target
 
-    found = REPOSITORY_URI.match((repository_uri or "").strip())
-    if not found:
-        raise PushError(f"{repository_uri!r} is not an ECR repository URI like "
-                        "123456789012.dkr.ecr.us-east-1.amazonaws.com/<repository>.")
-    parts = found.groupdict()
+    parts = repository_parts(repository_uri)
     tag = tag or parts["tag"] or "latest"
     target = target or Target.from_settings()
     if target.is_live:
