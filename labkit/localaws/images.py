@@ -165,7 +165,7 @@ def unpack(image: Image, dest: Path) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         work = Path(dest) / f".{folder.name}.partial"
         shutil.rmtree(work, ignore_errors=True)
-        (work / "rootfs").mkdir(parents=True, mode=0o700)
+        (work / "rootfs").mkdir(parents=True, mode=0o755)  # a task may run as another, unprivileged user
         try:
             for number, layer in enumerate(image.layers, 1):
                 _apply_layer(work / "rootfs", layer, f"layer {number} of {image.repository}@{image.digest}")
