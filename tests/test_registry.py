@@ -166,6 +166,42 @@ def test_a_manifest_lands_in_ecr_with_its_real_digest_and_comes_back_byte_for_by
     assert status == 404 and code(body) == "MANIFEST_UNKNOWN"
 
 
+def test_uploads_can_be_asked_about_cancelled_and_mounted_from_another_repository(registry):
+    status, headers, _ = registry("POST", "/v2/ada-catalog/blobs/uploads/")
+    location = headers["location"]
+    registry("PATCH", location, b"12345")
+    status, headers, _ = registry("GET", location)
+    assert status == 204 and headers["range"] == "0-4" and headers["docker-upload-uuid"] in location
+    assert registry("DELETE", location)[0] == 204
+    status, _, body = registry("GET", location)
+    assert status == 404 and code(body) == "BLOB_UPLOAD_UNKNOWN"
+    digest = push_blob_monolithic(registry, "ada-catalog", b"shared layer")
+    status, headers, _ = registry("POST", f"/v2/ada-fixed/blobs/uploads/?mount={digest}&from=ada-catalog")
+    assert status == 201 and headers["location"] == f"/v2/ada-fixed/blobs/{digest}"
+    status, headers, _ = registry("POST", f"/v2/ada-fixed/blobs/uploads/?mount={digest_of(b'nowhere')}&from=ada-catalog")
+    assert status == 202 and "/blobs/uploads/" in headers["location"]  # not mountable: an upload starts instead
+
+
+def test_an_index_names_manifests_the_repository_holds_and_a_delete_removes_the_image(registry, local_target):
+    child = push_image(registry, "ada-catalog", "amd64")
+    index_for = lambda digest: json.dumps({  # noqa: E731
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": len(child),
+                       "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+    index_type = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+    status, _, body = registry("PUT", "/v2/ada-catalog/manifests/v1", index_for(digest_of(b"unknown")), index_type)
+    assert status == 400 and code(body) == "MANIFEST_BLOB_UNKNOWN"
+    index = index_for(digest_of(child))
+    status, headers, _ = registry("PUT", "/v2/ada-catalog/manifests/v1", index, index_type)
+    assert status == 201 and headers["docker-content-digest"] == digest_of(index)
+    status, headers, body = registry("GET", "/v2/ada-catalog/manifests/v1")
+    assert (status, body, headers["content-type"]) == (200, index, index_type["Content-Type"])
+    assert registry("DELETE", f"/v2/ada-catalog/manifests/{digest_of(index)}")[0] == 202
+    assert registry("GET", "/v2/ada-catalog/manifests/v1")[0] == 404
+    left = local_target.client("ecr").describe_images(repositoryName="ada-catalog")["imageDetails"]
+    assert [i["imageDigest"] for i in left] == [digest_of(child)]
+
+
 def test_a_manifest_naming_a_missing_blob_or_the_wrong_digest_is_refused(registry, local_target):
     config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
     push_blob_monolithic(registry, "ada-catalog", config)
