@@ -111,9 +111,11 @@ def test_the_ping_challenges_with_ecr_basic_auth_and_refuses_wrong_credentials(r
     assert Raw(local.port, wrong)("GET", "/v2/ada-catalog/tags/list")[0] == 401  # not only the ping
     status, headers, _ = registry("GET", "/v2/")
     assert status == 200 and headers["docker-distribution-api-version"] == "registry/2.0"
+    for method, path in (("POST", "/v2/ada-catalog/blobs/uploads/"), ("PUT", "/v2/ada-catalog/manifests/v1")):
+        assert Raw(local.port, None)(method, path, b"{}")[0] == 401  # writes need the login too
 
 
-def test_a_chunked_upload_follows_the_spec_and_is_verified_by_digest(registry):
+def test_a_chunked_upload_follows_the_spec_and_is_verified_by_digest(registry, local):
     data = bytes(range(256)) * 40
     digest = digest_of(data)
     status, headers, _ = registry("POST", "/v2/ada-catalog/blobs/uploads/")
@@ -143,6 +145,8 @@ def test_a_chunked_upload_follows_the_spec_and_is_verified_by_digest(registry):
     assert status == 200 and body == data
     status, _, body = registry("GET", f"/v2/ada-catalog/blobs/{digest_of(b'never pushed')}")
     assert status == 404 and code(body) == "BLOB_UNKNOWN"
+    stored = local.home / "registry" / "blobs" / "sha256" / digest.split(":")[1]
+    assert stored.read_bytes() == data and stored.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_manifest_lands_in_ecr_with_its_real_digest_and_comes_back_byte_for_byte(registry, local_target):
@@ -231,6 +235,12 @@ def test_an_immutable_tag_refuses_a_changed_image_as_ecr_does_but_takes_the_same
     assert "cannot be overwritten because the repository is immutable" in json.loads(body)["errors"][0]["detail"]["message"]
     images = local_target.client("ecr").describe_images(repositoryName="ada-fixed")["imageDetails"]
     assert [i["imageDigest"] for i in images] == [digest_of(first)]
+    # the journal holds each accepted manifest PUT, never the refused one, and never blob bytes
+    from labkit import localaws
+
+    lines = [json.loads(line) for line in localaws.read_journal().splitlines() if line.strip()]
+    registry_lines = [(line["method"], line["url"].split("/v2/", 1)[1]) for line in lines if "/v2/" in line["url"]]
+    assert registry_lines == [("PUT", "ada-fixed/manifests/v1")] * 2
     # a mutable repository moves the tag to the changed image
     push_image(registry, "ada-catalog", "v1", b"one")
     moved = push_image(registry, "ada-catalog", "v1", b"two")
