@@ -380,3 +380,10 @@ def test_skopeo_pushes_an_oci_layout_to_the_local_registry(local, local_target, 
     assert run.returncode == 0, run.stderr[-2000:]
     detail = ecr.describe_images(repositoryName="ada-catalog")["imageDetails"][0]
     assert detail["imageDigest"] == image.digest and detail["imageTags"] == ["v1"]
+    # and pulls it back, byte for byte
+    run = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--src-creds", password,
+                          f"docker://localhost:{local.port}/ada-catalog:v1", f"oci:{tmp_path / 'pulled'}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    pulled = images.BuiltImage.load(tmp_path / "pulled")
+    assert (pulled.manifest, pulled.config, pulled.layers) == (image.manifest, image.config, image.layers)
