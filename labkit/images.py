@@ -402,6 +402,7 @@ def build(context_dir, dockerfile: str = "Dockerfile", build_args: dict | None =
     copied: dict[str, bytes] = {}  # image path -> bytes, for RUN pip install -r
     requirements: list[str] = []
     base: str | None = None
+    before_from: dict[str, str] = {}
     workdir = "/"
     files = 0
     for step in parse(text):
@@ -420,7 +421,7 @@ def build(context_dir, dockerfile: str = "Dockerfile", build_args: dict | None =
             if not words:
                 raise BuildError(f"{where}: FROM names no base image.")
             base = _qualified(words[0])
-            args = {}  # ARGs before FROM are for FROM only, as in Docker
+            before_from, args = args, {}  # ARGs before FROM are for FROM, and for a bare ARG NAME after it
             history.append({"created": EPOCH, "created_by": f"FROM {base} (the base is a reference: its layers are "
                                                              "not in this image)", "empty_layer": True})
             continue
@@ -429,7 +430,8 @@ def build(context_dir, dockerfile: str = "Dockerfile", build_args: dict | None =
             name = name.strip()
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
                 raise BuildError(f"{where}: {name!r} is not an ARG name.")
-            args[name] = str(given.get(name, substitute(default.strip().strip('"'), values) if sep else ""))
+            inherited = before_from.get(name, "") if base is not None else ""
+            args[name] = str(given.get(name, substitute(default.strip().strip('"'), values) if sep else inherited))
             continue
         if keyword == "ENV":
             for key, value in _pairs(step.args, where, values):

@@ -104,6 +104,10 @@ def test_copy_honours_dockerignore_args_env_and_a_numeric_chown(tmp_path):
     assert sorted(files) == ["opt/app/keep.py", "opt/app/sub/more.py"]
     assert {(m.uid, m.gid, m.mode) for m in files.values()} == {(10001, 10001, 0o640)}
     assert json.loads(image.config)["config"]["Env"] == ["HOME_DIR=/opt/app"]
+    bare = images.build(context(tmp_path, "ARG APP=/srv\nFROM python:3.12-slim\nARG APP\nWORKDIR $APP\n"))
+    assert json.loads(bare.config)["config"]["WorkingDir"] == "/srv"  # a bare ARG takes the value from before FROM
+    given = images.build(context(tmp_path, "FROM python:3.12-slim\nARG APP=/srv\nWORKDIR $APP\n"), build_args={"APP": "/x"})
+    assert json.loads(given.config)["config"]["WorkingDir"] == "/x"
     with pytest.raises(images.BuildError, match="numeric ids"):
         images.build(context(tmp_path, "FROM python:3.12-slim\nCOPY --chown=app:app src/ /x/\n"))
     with pytest.raises(images.BuildError, match="outside the build context"):

@@ -387,3 +387,24 @@ def test_skopeo_pushes_an_oci_layout_to_the_local_registry(local, local_target, 
     assert run.returncode == 0, run.stderr[-2000:]
     pulled = images.BuiltImage.load(tmp_path / "pulled")
     assert (pulled.manifest, pulled.config, pulled.layers) == (image.manifest, image.config, image.layers)
+
+
+def test_a_lockdown_refuses_pushes_and_uploads_but_not_pulls(registry, local):
+    from labkit import localaws
+
+    manifest = push_image(registry, "ada-catalog", "v1")
+    with localaws.grading_session(lockdown=True):
+        for method, path in (("POST", "/v2/ada-catalog/blobs/uploads/"),
+                             ("POST", f"/v2/ada-catalog/blobs/uploads/?digest={digest_of(b'x')}"),
+                             ("PUT", "/v2/ada-catalog/manifests/v2")):
+            status, _, body = registry(method, path, b"x" if "digest" in path else manifest)
+            assert status == 403 and b"read-only while the grader runs learner code" in body, path
+        assert registry("GET", "/v2/ada-catalog/manifests/v1")[:3:2] == (200, manifest)
+    status, _, body = registry("GET", "/v2/ada-catalog/tags/list")
+    assert json.loads(body)["tags"] == ["v1"]
+
+
+def test_aws_apis_under_v2_still_reach_moto(registry, local_target):
+    # API Gateway v2 lives at /v2/apis: a signed request there is not the registry's
+    api = local_target.client("apigatewayv2").create_api(Name="ada-http", ProtocolType="HTTP")
+    assert local_target.client("apigatewayv2").get_api(ApiId=api["ApiId"])["Name"] == "ada-http"

@@ -16,6 +16,8 @@ the one region holding a repository of that name, else the learner's region), wi
 - errors in the spec's shape, ``{"errors": [{"code", "message", "detail"}]}``.
 
 Blob traffic is data (outside the lock and the journal); a manifest PUT or DELETE is a write.
+A SigV4-signed request under ``/v2/`` is an AWS API that lives there (API Gateway v2, SES v2, ...)
+and goes on to moto: registry clients send Basic auth or none.
 """
 from __future__ import annotations
 
@@ -77,6 +79,8 @@ class Registry(Extension):
     def claims(self, request: Request) -> Claim | None:
         if not (request.path == "/v2" or request.path.startswith(PREFIX)):
             return None
+        if request.scope[1] is not None or "X-Amz-Credential=" in request.query:
+            return None  # SigV4-signed: an AWS API under /v2/ (API Gateway v2, SES v2, AppSync, MSK), moto's
         kind, _ = route(request.path)
         if kind == "manifest" and request.method in ("PUT", "DELETE"):
             return Claim.WRITE
