@@ -22,7 +22,7 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp, logs, s3
+    from . import apigateway, awslambda, cloudfront, cognitoidp, ecs, logs, s3
 
     apigateway.apply()
     awslambda.apply_models()
@@ -30,6 +30,7 @@ def apply_models() -> None:
     cloudfront.apply()
     cognitoidp.apply()
     s3.apply()
+    ecs.apply()
 
 
 def apply_server() -> None:
