@@ -22,7 +22,7 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp, ecs, logs, s3
+    from . import apigateway, awslambda, cloudfront, cognitoidp, ecr, ecs, logs, s3
 
     apigateway.apply()
     awslambda.apply_models()
@@ -31,6 +31,7 @@ def apply_models() -> None:
     cognitoidp.apply()
     s3.apply()
     ecs.apply()
+    ecr.apply()
 
 
 def apply_server() -> None:
