@@ -22,7 +22,7 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp, ecr, ecs, logs, s3
+    from . import apigateway, awslambda, cloudfront, cognitoidp, ecr, ecs, elbv2, logs, s3
 
     apigateway.apply()
     awslambda.apply_models()
@@ -32,6 +32,7 @@ def apply_models() -> None:
     s3.apply()
     ecs.apply()
     ecr.apply()
+    elbv2.apply()
 
 
 def apply_server() -> None:
