@@ -155,3 +155,24 @@ def test_awsvpc_needs_a_network_configuration_and_security_groups_are_optional(a
     subnets_only = {"awsvpcConfiguration": {"subnets": network["awsvpcConfiguration"]["subnets"]}}
     made = cluster.create_service(serviceName="a", desiredCount=1, networkConfiguration=subnets_only, **base)
     assert made["service"]["networkConfiguration"] == subnets_only
+
+
+def test_the_local_aws_refuses_and_keeps_the_same_and_a_restart_keeps_it(local, local_target):
+    from labkit import localaws
+
+    ecs, ec2 = local_target.client("ecs"), local_target.client("ec2")
+    assert refused(lambda: ecs.register_task_definition(**fargate(cpu="256", memory="4096")))[0] == "ClientException"
+    ecs.create_cluster(clusterName="ada-cluster")
+    ecs.register_task_definition(**fargate())
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    ecs.create_service(cluster="ada-cluster", serviceName="ada-orders", taskDefinition="ada-orders", desiredCount=1,
+                       launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    nlb = local_target.client("elbv2").create_load_balancer(Name="ada-provider", Type="network", Subnets=[subnet])
+    localaws.down()
+    localaws.up()  # the journal is replayed through the same rules
+    service = ecs.describe_services(cluster="ada-cluster", services=["ada-orders"])["services"][0]
+    assert service["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert ecs.list_task_definitions()["taskDefinitionArns"][0].endswith("task-definition/ada-orders:1")
+    arn = local_target.client("elbv2").describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
+    assert arn == nlb["LoadBalancers"][0]["LoadBalancerArn"] and ":loadbalancer/net/" in arn
