@@ -1,4 +1,5 @@
-"""ECR: image digests, tags and lifecycle policies as ECR keeps them.
+"""ECR: an image's digest is its manifest's sha256, an immutable tag refuses a changed push, a moved
+tag leaves the old image untagged, and lifecycle policies are held to ECR's rules.
 
 moto names an image by a hash of its layer digests (every config-only manifest gets the same
 digest), answers a changed push to an immutable tag with the wrong exception, drops the old image

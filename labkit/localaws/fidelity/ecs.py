@@ -1,4 +1,6 @@
-"""ECS: task definitions and services held to AWS's rules.
+"""ECS: Fargate task sizes, awsvpc networking, execution roles and awsvpc port mappings are refused
+as AWS refuses them; services keep their circuit breaker, grace period and placement; a load balancer
+must name a container and port the task definition has.
 
 moto registers any task definition (256 CPU with 4096 MiB, bridge networking on
 Fargate, awslogs without an execution role) and its ``create_service`` drops the

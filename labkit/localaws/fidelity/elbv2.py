@@ -1,4 +1,5 @@
-"""Elastic Load Balancing v2: ARNs, health checks, listeners and rule priorities as AWS has them.
+"""Elastic Load Balancing v2: an NLB's ARNs say net, health-check settings stay within AWS's ranges,
+a port takes one listener, and rule priorities run from 1 to 50000.
 
 moto writes ``loadbalancer/app/`` into every load balancer ARN (an NLB's included, and so its
 listeners'), stores health-check settings outside AWS's ranges, never notices a second listener
