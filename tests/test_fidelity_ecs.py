@@ -54,8 +54,11 @@ def test_the_fargate_table_has_every_size_aws_offers():
      "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'."),
     ({"containerDefinitions": [container(portMappings=[{"containerPort": 8080, "hostPort": 80}])]},
      "When networkMode=awsvpc, the host ports and container ports in port mappings must match."),
+    ({"requiresCompatibilities": ["EC2"], "networkMode": "host", "containerDefinitions": [
+        container(memory=256, portMappings=[{"containerPort": 8080, "hostPort": 80}])]},
+     "When networkMode=host, the host ports and container ports in port mappings must match."),
 ], ids=["size", "cpu-3", "bridge", "no-network-mode", "no-cpu", "no-memory", "awslogs-no-role", "secrets-no-role",
-        "host-port"])
+        "host-port", "host-mode-port"])
 def test_a_task_definition_aws_refuses_is_refused(aws, overrides, message):
     ecs = aws.client("ecs")
     assert refused(lambda: ecs.register_task_definition(**fargate(**overrides))) == ("ClientException", message)
@@ -121,6 +124,11 @@ def test_placement_on_fargate_is_refused(aws, cluster, network):
     assert refused(lambda: cluster.create_service(
         serviceName="b", placementConstraints=[{"type": "distinctInstance"}], **base)) == (
         "InvalidParameterException", "Placement constraints are not supported with FARGATE launch type.")
+    spot = {k: v for k, v in base.items() if k != "launchType"}
+    assert refused(lambda: cluster.create_service(
+        serviceName="d", placementStrategy=[{"type": "random"}],
+        capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}], **spot))[0] == \
+        "InvalidParameterException"
     cluster.create_service(serviceName="c", **base)
     assert refused(lambda: cluster.update_service(cluster="ada-cluster", service="c",
                                                   placementStrategy=[{"type": "random"}]))[0] == "InvalidParameterException"

@@ -32,7 +32,7 @@ NO_SIZE = ("No Fargate configuration exists for given values: {cpu} CPU, {memory
 AWSLOGS_ROLE = "Fargate requires task definition to have execution role ARN to support log driver awslogs."
 SECRETS_ROLE = ("When you are specifying container secrets, you must also specify a value for "
                 "'executionRoleArn'.")
-AWSVPC_PORTS = "When networkMode=awsvpc, the host ports and container ports in port mappings must match."
+SAME_PORTS = "When networkMode={mode}, the host ports and container ports in port mappings must match."
 # InvalidParameterException:
 NO_CONTAINER = "The container {name} does not exist in the task definition."
 NO_PORT = "The container {name} did not have a container port {port} defined."
@@ -81,12 +81,12 @@ def task_definition_refusal(*, requires_compatibilities, network_mode, cpu, memo
             return AWSLOGS_ROLE
     if not execution_role_arn and any(c.get("secrets") for c in containers):
         return SECRETS_ROLE
-    if network_mode == "awsvpc":
+    if network_mode in ("awsvpc", "host"):  # the task owns its ports: nothing to map them to
         for c in containers:
             for mapping in c.get("portMappings") or []:
                 host = mapping.get("hostPort")
                 if host not in (None, 0) and host != mapping.get("containerPort"):
-                    return AWSVPC_PORTS
+                    return SAME_PORTS.format(mode=network_mode)
     return None
 
 
@@ -101,6 +101,14 @@ def load_balancer_refusal(load_balancers, container_definitions) -> str | None:
         if port not in ports:
             return NO_PORT.format(name=name, port=port)
     return None
+
+
+def effective_launch_type(given, capacity_provider_strategy) -> str | None:
+    """The launch type a request runs on: its launchType, or FARGATE when its capacity providers are Fargate's."""
+    providers = {p.get("capacityProvider") for p in capacity_provider_strategy or []}
+    if not given and providers and providers <= {"FARGATE", "FARGATE_SPOT"}:
+        return "FARGATE"
+    return given
 
 
 def placement_refusal(launch_type, strategy, constraints) -> str | None:
@@ -173,7 +181,8 @@ def _create_service() -> None:
     def create_service(self):
         task_definition = _task_definition(self.ecs_backend, self._get_param("taskDefinition"))
         strategy, constraints = self._get_param("placementStrategy"), self._get_param("placementConstraints")
-        refusal = placement_refusal(self._get_param("launchType"), strategy, constraints)
+        refusal = placement_refusal(effective_launch_type(self._get_param("launchType"), self._get_param("capacityProviderStrategy")),
+                                    strategy, constraints)
         if refusal is None and task_definition is not None:
             refusal = load_balancer_refusal(self._get_param("loadBalancers"), task_definition.container_definitions)
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
@@ -220,8 +229,8 @@ def _run_task() -> None:
 
     def run_task(self):
         task_definition = _task_definition(self.ecs_backend, self._get_param("taskDefinition"))
-        refusal = placement_refusal(self._get_param("launchType"), self._get_param("placementStrategy"),
-                                    self._get_param("placementConstraints"))
+        kind = effective_launch_type(self._get_param("launchType"), self._get_param("capacityProviderStrategy"))
+        refusal = placement_refusal(kind, self._get_param("placementStrategy"), self._get_param("placementConstraints"))
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
             refusal = NETWORK_CONFIGURATION
         if refusal:
