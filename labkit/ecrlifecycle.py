@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 # ECR's own framing of a lifecycle policy refusal (InvalidParameterException).
-REFUSAL = "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: {}'"
+REFUSAL = ("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: "
+           "'Lifecycle policy validation failure: {}'")
 TAG_STATUSES = ("tagged", "untagged", "any")
 COUNT_TYPES = ("imageCountMoreThan", "sinceImagePushed")
 MAX_WILDCARDS = 4

@@ -93,7 +93,8 @@ def test_a_lifecycle_policy_ecr_refuses_is_refused(aws, rules, reason):
                                                              lifecyclePolicyText=json.dumps({"rules": rules})))
     assert code == "InvalidParameterException" and reason in message
     assert message.startswith(REFUSAL.split("{}")[0])
-    assert refused(lambda: ecr.get_lifecycle_policy(repositoryName="ada-orders"))[0] == "LifecyclePolicyNotFoundException"
+    nothing_stored = refused(lambda: ecr.get_lifecycle_policy(repositoryName="ada-orders"))
+    assert nothing_stored[0] == "LifecyclePolicyNotFoundException"
 
 
 def test_a_good_lifecycle_policy_is_stored_and_images_stay(aws):

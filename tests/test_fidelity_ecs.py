@@ -130,8 +130,9 @@ def test_placement_on_fargate_is_refused(aws, cluster, network):
         capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}], **spot))[0] == \
         "InvalidParameterException"
     cluster.create_service(serviceName="c", **base)
-    assert refused(lambda: cluster.update_service(cluster="ada-cluster", service="c",
-                                                  placementStrategy=[{"type": "random"}]))[0] == "InvalidParameterException"
+    update = refused(lambda: cluster.update_service(cluster="ada-cluster", service="c",
+                                                    placementStrategy=[{"type": "random"}]))
+    assert update[0] == "InvalidParameterException"
     assert cluster.list_services(cluster="ada-cluster")["serviceArns"][0].endswith("/c")
 
 

@@ -32,7 +32,8 @@ def test_an_nlb_arn_says_net_and_an_alb_arn_says_app(aws, vpc):
     listener = elbv2.create_listener(LoadBalancerArn=nlb["LoadBalancerArn"], Protocol="TCP", Port=80,
                                      DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
     assert ":listener/net/ada-provider/" in listener["Listeners"][0]["ListenerArn"]
-    assert elbv2.describe_load_balancers(LoadBalancerArns=[nlb["LoadBalancerArn"]])["LoadBalancers"][0]["Type"] == "network"
+    described = elbv2.describe_load_balancers(LoadBalancerArns=[nlb["LoadBalancerArn"]])["LoadBalancers"][0]
+    assert described["Type"] == "network"
 
 
 @pytest.mark.parametrize("setting, value, bound", [

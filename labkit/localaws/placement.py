@@ -187,7 +187,8 @@ def _check_rules(constraints: Sequence[Mapping], strategy: Sequence[Mapping]) ->
                 raise PlacementError("A memberOf placement constraint needs an expression.")
             parsed.append(("memberOf", _Parser(c["expression"]).parse()))
         else:
-            raise PlacementError(f"The placement constraint type '{kind}' is not valid: use distinctInstance or memberOf.")
+            raise PlacementError(f"The placement constraint type '{kind}' is not valid: "
+                                 "use distinctInstance or memberOf.")
     for s in strategy:
         kind, field_ = s.get("type"), s.get("field")
         if kind not in ("spread", "binpack", "random"):

@@ -181,8 +181,8 @@ def _create_service() -> None:
     def create_service(self):
         task_definition = _task_definition(self.ecs_backend, self._get_param("taskDefinition"))
         strategy, constraints = self._get_param("placementStrategy"), self._get_param("placementConstraints")
-        refusal = placement_refusal(effective_launch_type(self._get_param("launchType"), self._get_param("capacityProviderStrategy")),
-                                    strategy, constraints)
+        kind = effective_launch_type(self._get_param("launchType"), self._get_param("capacityProviderStrategy"))
+        refusal = placement_refusal(kind, strategy, constraints)
         if refusal is None and task_definition is not None:
             refusal = load_balancer_refusal(self._get_param("loadBalancers"), task_definition.container_definitions)
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
