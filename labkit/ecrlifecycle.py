@@ -129,22 +129,24 @@ def expired(policy, images, now: datetime | None = None) -> list[Expiry]:
     if reason:
         raise ValueError(reason)
     now = now or datetime.now(timezone.utc)
-    known = sorted(({"digest": i["imageDigest"], "tags": tuple(i.get("imageTags") or ()), "at": _pushed_at(i)}
-                    for i in images), key=lambda i: (i["at"], i["digest"]))
+    # Images pushed in the same instant are ordered as given (describe_images lists them as pushed).
+    known = sorted(({"digest": i["imageDigest"], "tags": tuple(i.get("imageTags") or ()), "at": _pushed_at(i),
+                     "order": n} for n, i in enumerate(images)), key=lambda i: (i["at"], i["order"]))
     claimed: set[str] = set()  # selected by a rule of higher priority: no lower rule may expire them
-    out: dict[str, Expiry] = {}
+    out: dict[str, tuple[int, Expiry]] = {}
     for rule in sorted(_rules(policy), key=lambda r: r["rulePriority"]):
         selection = rule["selection"]
         matched = [i for i in known if _selects(selection, i["tags"])]
         if selection["countType"] == "imageCountMoreThan":
             keep = selection["countNumber"]
-            newest_first = sorted(matched, key=lambda i: (i["at"], i["digest"]), reverse=True)
+            newest_first = sorted(matched, key=lambda i: (i["at"], i["order"]), reverse=True)
             candidates = newest_first[keep:]
         else:
             cutoff = now - timedelta(days=selection["countNumber"])
             candidates = [i for i in matched if i["at"] < cutoff]
         for image in candidates:
             if image["digest"] not in claimed:
-                out[image["digest"]] = Expiry(image["digest"], image["tags"], image["at"], rule["rulePriority"])
+                out[image["digest"]] = (image["order"], Expiry(image["digest"], image["tags"], image["at"],
+                                                               rule["rulePriority"]))
         claimed.update(i["digest"] for i in matched)
-    return sorted(out.values(), key=lambda e: (e.pushed_at, e.digest))
+    return [e for _, e in sorted(out.values(), key=lambda pair: (pair[1].pushed_at, pair[0]))]

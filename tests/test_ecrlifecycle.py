@@ -68,3 +68,9 @@ def test_a_policy_ecr_refuses_cannot_be_evaluated():
         expired({"rules": [rule(1, "tagged")]}, REPO, now=NOW)
     assert refusal("{not json") == "Could not map policyString into LifecyclePolicy."
     assert refusal({"rules": [rule(1, "untagged", "sinceImagePushed", 14)]}) is None
+
+
+def test_images_pushed_in_the_same_second_count_in_the_order_listed():
+    same = NOW - timedelta(days=1)
+    repo = [{"imageDigest": d, "imagePushedAt": same} for d in ("sha256:first", "sha256:second")]
+    assert [e.digest for e in expired({"rules": [rule(1, "any", number=1)]}, repo, now=NOW)] == ["sha256:first"]

@@ -106,3 +106,23 @@ def test_a_good_lifecycle_policy_is_stored_and_images_stay(aws):
     ecr.put_lifecycle_policy(repositoryName="ada-orders", lifecyclePolicyText=text)
     assert json.loads(ecr.get_lifecycle_policy(repositoryName="ada-orders")["lifecyclePolicyText"]) == json.loads(text)
     assert len(images(ecr, "ada-orders")) == 1
+
+
+def test_the_lifecycle_preview_says_what_the_policy_would_expire(aws):
+    ecr = aws.client("ecr")
+    ecr.create_repository(repositoryName="ada-orders")
+    assert refused(lambda: ecr.get_lifecycle_policy_preview(repositoryName="ada-orders"))[0] == \
+        "LifecyclePolicyPreviewNotFoundException"
+    assert refused(lambda: ecr.start_lifecycle_policy_preview(repositoryName="ada-orders"))[0] == \
+        "LifecyclePolicyNotFoundException"
+    for n in range(4):
+        push(ecr, "ada-orders", n, f"v{n}")
+    push(ecr, "ada-orders", 9, "v3")  # v3 moves: its old image is now untagged
+    text = json.dumps({"rules": [rule(1, "untagged", number=1), rule(2, "tagged", tagPrefixList=["v"], number=2)]})
+    ecr.put_lifecycle_policy(repositoryName="ada-orders", lifecyclePolicyText=text)
+    assert ecr.start_lifecycle_policy_preview(repositoryName="ada-orders")["status"] == "IN_PROGRESS"
+    preview = ecr.get_lifecycle_policy_preview(repositoryName="ada-orders")
+    assert preview["status"] == "COMPLETE" and preview["summary"]["expiringImageTotalCount"] == 2
+    assert sorted(tuple(r["imageTags"]) for r in preview["previewResults"]) == [("v0",), ("v1",)]
+    assert {r["appliedRulePriority"] for r in preview["previewResults"]} == {2}
+    assert len(images(ecr, "ada-orders")) == 5  # a preview deletes nothing

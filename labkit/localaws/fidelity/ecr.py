@@ -5,14 +5,15 @@ moto names an image by a hash of its layer digests (every config-only manifest g
 digest), answers a changed push to an immutable tag with the wrong exception, drops the old image
 when a mutable tag moves (ECR keeps it, untagged: what an "expire untagged" rule is for), and
 accepts lifecycle policies ECR refuses. Which images a policy expires is ``labkit.ecrlifecycle``'s
-to say; nothing is deleted here, as moto deletes nothing either.
+to say: the lifecycle policy preview (which moto lacks) reports it, as on AWS; nothing is deleted,
+as moto deletes nothing either.
 """
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 
-from labkit.ecrlifecycle import refusal_message
+from labkit.ecrlifecycle import expired, refusal_message
 
 IMMUTABLE_TAG = ("The image tag '{tag}' already exists in the '{repository}' repository and cannot be "
                  "overwritten because the repository is immutable.")
@@ -38,6 +39,7 @@ def apply() -> None:
     _digest_of_the_manifest()
     _put_image()
     _lifecycle_policy_rules()
+    _lifecycle_policy_preview()
 
 
 def _digest_of_the_manifest() -> None:
@@ -101,3 +103,53 @@ def _lifecycle_policy_rules() -> None:
         return original(self, registry_id, repository_name, lifecycle_policy_text)
 
     ECRBackend.put_lifecycle_policy = put_lifecycle_policy
+
+
+def preview_results(repository, policy_text: str) -> list[dict]:
+    """GetLifecyclePolicyPreview's previewResults for this repository's images under ``policy_text``."""
+    from datetime import datetime, timezone
+
+    details = [{"imageDigest": i.get_image_digest(), "imageTags": list(i.image_tags),
+                "imagePushedAt": datetime.fromtimestamp(i.image_pushed_at, timezone.utc)} for i in repository.images]
+    return [{"imageTags": list(e.tags), "imageDigest": e.digest, "imagePushedAt": e.pushed_at,
+             "action": {"type": "EXPIRE"}, "appliedRulePriority": e.rule_priority}
+            for e in expired(policy_text, details)]
+
+
+def _lifecycle_policy_preview() -> None:
+    """StartLifecyclePolicyPreview / GetLifecyclePolicyPreview, answered from the one evaluator.
+
+    ECR runs the preview in the background; here it is complete at once (its result is the same)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import ActionResult
+    from moto.ecr.exceptions import InvalidParameterException, LifecyclePolicyNotFoundException
+    from moto.ecr.responses import ECRResponse
+
+    def start_lifecycle_policy_preview(self):
+        name = self._get_param("repositoryName")
+        repository = self.ecr_backend._get_repository(name, self._get_param("registryId"))
+        text = self._get_param("lifecyclePolicyText") or repository.lifecycle_policy
+        if not text:
+            raise LifecyclePolicyNotFoundException(name, repository.registry_id)
+        message = refusal_message(text)
+        if message:
+            raise InvalidParameterException(message)
+        repository.labkit_lifecycle_preview = {"text": text, "results": preview_results(repository, text)}
+        return ActionResult({"registryId": repository.registry_id, "repositoryName": name,
+                             "lifecyclePolicyText": text, "status": "IN_PROGRESS"})
+
+    def get_lifecycle_policy_preview(self):
+        name = self._get_param("repositoryName")
+        repository = self.ecr_backend._get_repository(name, self._get_param("registryId"))
+        preview = getattr(repository, "labkit_lifecycle_preview", None)
+        if preview is None:
+            raise JsonRESTError("LifecyclePolicyPreviewNotFoundException",
+                                f"There is no dry run for the repository with name '{name}' in the registry "
+                                f"with id '{repository.registry_id}'")
+        return ActionResult({"registryId": repository.registry_id, "repositoryName": name,
+                             "lifecyclePolicyText": preview["text"], "status": "COMPLETE",
+                             "previewResults": preview["results"],
+                             "summary": {"expiringImageTotalCount": len(preview["results"])}})
+
+    ECRResponse.start_lifecycle_policy_preview = start_lifecycle_policy_preview
+    ECRResponse.get_lifecycle_policy_preview = get_lifecycle_policy_preview
