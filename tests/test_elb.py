@@ -68,6 +68,10 @@ class Target:
                     self.wfile.write(b"this is not HTTP\r\n\r\n")
                     self.close_connection = True
                     return
+                if self.path == "/then-close":  # keeps the connection alive in words, then closes it
+                    self._answer(200, {"target": target.name, "path": self.path, "headers": {}})
+                    self.close_connection = True
+                    return
                 if self.path == "/slow":
                     target.release.wait(30)
                     return
@@ -287,6 +291,16 @@ def test_forwarded_headers_and_body_reach_the_target(aws, targets):
     assert seen["x-amzn-trace-id"].startswith("Root=1-")
 
 
+def test_a_kept_alive_connection_the_target_closed_is_not_a_502(aws, targets):
+    a = targets("a", 2)
+    alb = Alb(aws.endpoint)
+    ga = alb.group("ada-a", a)
+    alb.elb.modify_listener(ListenerArn=alb.listener, DefaultActions=[forward(ga)])
+    alb.wait_state(ga, "healthy")
+    for _ in range(5):  # each request finds the connection the previous one left, closed by now
+        assert served_by(alb.url, "/then-close") == "a"
+
+
 # -- health ----------------------------------------------------------------------------
 
 def test_health_follows_the_thresholds_down_and_up(aws, targets):
@@ -380,6 +394,19 @@ def test_the_listed_url_is_stable_and_nothing_answers_after_down(aws, targets):
     localaws.up()  # replays the state: the listener comes back where it was
     assert alb.url == url
     until(lambda: get(url)[0] == 200, "the listener answering again")
+
+
+def test_reset_stops_every_listener(aws, targets):
+    from labkit import localaws
+
+    alb = Alb(aws.endpoint)
+    url = alb.url
+    assert get(url)[0] == 404  # the default fixed response: it answers
+    localaws.reset()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) != 0
+    listed = subprocess.run([sys.executable, "-m", "labkit", "lb"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "No application load balancer listener answers" in listed.stdout
 
 
 # -- a target inside a network namespace ------------------------------------------------------

@@ -47,6 +47,8 @@ BIND = "127.0.0.1"
 MAX_CONCURRENT = 64     # requests in flight per listener; more wait to be accepted
 MAX_BODY = 10 * 1024 * 1024
 CLIENT_IDLE_S = 120.0   # a client that sends nothing for this long is closed
+# Connections to targets are kept alive where a delayed ACK can be asked away (Linux), else closed.
+KEEP_ALIVE = hasattr(socket, "TCP_QUICKACK")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "content-length"}
 
@@ -126,6 +128,7 @@ class LoadBalancers(Extension):
         self.counts: Counter = Counter()  # (target group ARN, id, port) -> requests sent there
         self.turn: Counter = Counter()    # round robin position per target group
         self.rng = random.Random()        # never moto's seeded generator: ids must stay deterministic
+        self.idle = Idle()
         self.checker: Checker | None = None
         self.record_path = host.state_dir / RECORD
         self.ports: dict[str, int] = self._recorded_ports()
@@ -190,6 +193,7 @@ class LoadBalancers(Extension):
             self.listeners, self.groups = {}, {}
         for server in servers.values():
             server.stop()
+        self.idle.clear()
         if checker is not None:
             checker.stop()
         with self.lock:
@@ -251,7 +255,7 @@ class LoadBalancers(Extension):
             return alb_error(503, f"target group {group.name if group else group_arn} {why}")
         with self.lock:
             self.counts[(group_arn, *picked)] += 1
-        return forward(picked, r, headers, body, target, listener)
+        return forward(picked, r, headers, body, target, listener, self.idle)
 
     def _pick_target(self, group_arn: str | None):
         checker = self.checker
@@ -304,45 +308,109 @@ def alb_error(status: int, reason: str) -> Answer:
                   alb_error_body(status))
 
 
-def forward(picked: tuple, r: Incoming, headers: list, body: bytes, target: str, listener: Listener) -> Answer:
-    """Send the request to a target (id, port) and return its answer, or ALB's 502/504."""
-    address, port = picked
-    where = f"{address}:{port}"
-    try:
-        sock = netns.connect(address, port, min(10.0, listener.idle_timeout))
-    except socket.timeout:
-        return alb_error(504, f"target {where} did not accept the connection in time")
-    except OSError as exc:
-        return alb_error(502, f"target {where} refused the connection ({exc.strerror or exc})")
+class Idle:
+    """Kept-alive connections to targets, as ALB keeps them: a request reuses one when it can."""
+
+    PER_TARGET = 8
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.free: dict[tuple, list] = {}
+
+    def take(self, key: tuple):
+        with self.lock:
+            found = self.free.get(key)
+            return found.pop() if found else None
+
+    def give(self, key: tuple, conn) -> None:
+        with self.lock:
+            found = self.free.setdefault(key, [])
+            if len(found) < self.PER_TARGET:
+                found.append(conn)
+                return
+        conn.close()
+
+    def clear(self) -> None:
+        with self.lock:
+            kept, self.free = self.free, {}
+        for conns in kept.values():
+            for conn in conns:
+                conn.close()
+
+
+def _headers_for_target(r: Incoming, headers: list) -> list:
     sent = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP
             and k.lower() not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")]
     earlier = ", ".join(v for k, v in headers if k.lower() == "x-forwarded-for")
     sent += [("X-Forwarded-For", f"{earlier}, {r.client_ip}" if earlier else r.client_ip),
-             ("X-Forwarded-Proto", r.protocol), ("X-Forwarded-Port", str(r.listener_port)), ("Connection", "close")]
+             ("X-Forwarded-Proto", r.protocol), ("X-Forwarded-Port", str(r.listener_port))]
+    if not KEEP_ALIVE:
+        sent.append(("Connection", "close"))
     if not any(k.lower() == "x-amzn-trace-id" for k, _ in sent):
         sent.append(("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"))
-    conn = http.client.HTTPConnection(address, port, timeout=listener.idle_timeout)
-    conn.sock = sock
+    return sent
+
+
+def _ack_at_once(sock) -> None:
+    # A target that writes its headers and its body separately (Python's http.server does) would
+    # otherwise wait for our delayed ACK of the first write on a kept-alive connection: 40 ms each time.
     try:
-        sock.settimeout(listener.idle_timeout)
-        conn.putrequest(r.method, target, skip_host=True, skip_accept_encoding=True)
-        for k, v in sent:
-            conn.putheader(k, v)
-        if body or r.method in ("POST", "PUT", "PATCH"):
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body or None)
-        response = conn.getresponse()
-        data = response.read() if r.method != "HEAD" else b""
+        if KEEP_ALIVE:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+    except OSError:
+        pass
+
+
+def forward(picked: tuple, r: Incoming, headers: list, body: bytes, target: str, listener: Listener,
+            idle: Idle | None = None) -> Answer:
+    """Send the request to a target (id, port) and return its answer, or ALB's 502/504."""
+    address, port = picked
+    where = f"{address}:{port}"
+    sent = _headers_for_target(r, headers)
+    idle = idle or Idle()
+    reused = idle.take(picked)
+    while True:
+        conn = reused
+        # only a kept-alive connection the target had closed is tried again, once, on a new one
+        stale = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) if reused else ()
+        if conn is None:
+            try:
+                sock = netns.connect(address, port, min(10.0, listener.idle_timeout))
+            except socket.timeout:
+                return alb_error(504, f"target {where} did not accept the connection in time")
+            except OSError as exc:
+                return alb_error(502, f"target {where} refused the connection ({exc.strerror or exc})")
+            conn = http.client.HTTPConnection(address, port, timeout=listener.idle_timeout)
+            conn.sock = sock
+        try:
+            conn.sock.settimeout(listener.idle_timeout)
+            conn.putrequest(r.method, target, skip_host=True, skip_accept_encoding=True)
+            for k, v in sent:
+                conn.putheader(k, v)
+            if body or r.method in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body or None)
+            _ack_at_once(conn.sock)
+            response = conn.getresponse()
+            data = response.read() if r.method != "HEAD" else b""
+        except stale:
+            conn.close()
+            reused = None
+            continue
+        except socket.timeout:
+            conn.close()
+            return alb_error(504, f"target {where} did not answer within the idle timeout of {listener.idle_timeout:g} s")
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            return alb_error(502, f"target {where} did not answer with HTTP ({type(exc).__name__})")
         out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         if r.method == "HEAD" and response.getheader("Content-Length"):
             out.append(("Content-Length", response.getheader("Content-Length")))
+        if response.will_close or not KEEP_ALIVE:
+            conn.close()
+        else:
+            idle.give(picked, conn)
         return Answer(response.status, out, data)
-    except socket.timeout:
-        return alb_error(504, f"target {where} did not answer within the idle timeout of {listener.idle_timeout:g} s")
-    except (OSError, http.client.HTTPException) as exc:
-        return alb_error(502, f"target {where} did not answer with HTTP ({type(exc).__name__})")
-    finally:
-        conn.close()
 
 
 # -- the listener's HTTP server --------------------------------------------------------
