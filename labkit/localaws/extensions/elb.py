@@ -25,6 +25,7 @@ import copy
 import http.client
 import json
 import logging
+import queue
 import random
 import socket
 import threading
@@ -416,12 +417,19 @@ def forward(picked: tuple, r: Incoming, headers: list, body: bytes, target: str,
 # -- the listener's HTTP server --------------------------------------------------------
 
 class ListenerServer(ThreadingHTTPServer):
+    """One listener's port. Connections are served by reused daemon threads, at most MAX_CONCURRENT
+    at once (a thread per connection would cost a start per request; more than that many wait)."""
+
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, ext: LoadBalancers, arn: str, port: int):
         self.ext, self.arn = ext, arn
         self.slots = threading.BoundedSemaphore(MAX_CONCURRENT)
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.spare = 0  # workers waiting for a connection and not promised one yet
+        self.workers = 0
+        self.count_lock = threading.Lock()
         super().__init__((BIND, port), Handler)
         self.port = self.server_address[1]
         self.thread: threading.Thread | None = None
@@ -434,20 +442,31 @@ class ListenerServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+        with self.count_lock:
+            for _ in range(self.workers):
+                self.jobs.put(None)
 
     def process_request(self, request, client_address):
         self.slots.acquire()
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
+        with self.count_lock:
+            if self.spare > 0:
+                self.spare -= 1  # that worker is this connection's
+            else:
+                self.workers += 1
+                threading.Thread(target=self._work, name=f"elb-{self.port}-worker", daemon=True).start()
+        self.jobs.put((request, client_address))
 
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                self.process_request_thread(*job)  # handles, then closes the connection
+            finally:
+                self.slots.release()
+                with self.count_lock:
+                    self.spare += 1
 
 
 class Handler(BaseHTTPRequestHandler):
