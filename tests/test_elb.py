@@ -44,7 +44,7 @@ def until(look, what: str, limit: float = WAIT_S):
 class Target:
     """An HTTP server on 127.0.0.<n>: answers with its name and what it was sent; its health path is switchable."""
 
-    def __init__(self, name: str, address: str, sock: socket.socket | None = None):
+    def __init__(self, name: str, address: str, sock: socket.socket | None = None, port: int | None = None):
         self.name, self.health_code = name, 200
         self.health_seen: list[int] = []  # codes answered to health checks, in order
         self.release = threading.Event()  # stalled requests wait for it
@@ -94,7 +94,8 @@ class Target:
             self.server.socket.close()
             self.server.socket = sock
         self.server.daemon_threads = True
-        self.address, self.port = address, self.server.server_address[1] if sock is None else sock.getsockname()[1]
+        # a socket made by netns.listen is at (address, port), whatever loopback port it may be published on
+        self.address, self.port = address, self.server.server_address[1] if sock is None else port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
@@ -428,7 +429,7 @@ INSIDE = textwrap.dedent('''
     out = {}
     try:
         inside = netns.create(f"t{port}", ["10.0.1.10"])
-        target = Target("inside", "10.0.1.10", sock=netns.listen(inside, "10.0.1.10", 8080))
+        target = Target("inside", "10.0.1.10", sock=netns.listen(inside, "10.0.1.10", 8080), port=8080)
         alb = Alb(f"http://localhost:{port}")
         group = alb.group("ada-inside", target)
         nowhere = alb.group("ada-nowhere")
@@ -451,18 +452,31 @@ INSIDE = textwrap.dedent('''
         app.close()
         server.shutdown()
     out["left"] = [n for n in netns.listed() if n == f"labkit-t{port}"]
+    out["mode"] = netns.mode()
+    ours = lambda: [t.name for t in threading.enumerate() if t.name.startswith(("elb-", "netns-"))]
+    deadline = time.monotonic() + 30  # threads end on their own after close: wait for them, boundedly
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out["threads"] = ours()
     print(json.dumps(out))
 ''')
 
 
-@pytest.mark.skipif(not netns.available(), reason="network namespaces need root and `ip netns` (loopback mode here)")
-def test_a_target_inside_a_namespace_is_probed_and_served_from_inside(tmp_path):
+@pytest.mark.parametrize("mode", [
+    pytest.param("namespaces", marks=pytest.mark.skipif(
+        not netns.available(), reason="network namespaces need root and `ip netns` (loopback mode here)")),
+    "loopback"])
+def test_a_target_in_a_vpc_is_probed_and_served_where_it_lives(tmp_path, mode):
+    """In its namespace where namespaces exist, at its published loopback port elsewhere; then close
+    leaves no namespace and no thread of the load balancer."""
     from labkit.config import REPO_ROOT
 
     root = str(REPO_ROOT)
+    env = {**os.environ, "LABKIT_ELB_TIME_SCALE": SCALE, "PYTHONPATH": root}
+    if mode == "loopback":
+        env["LABKIT_NETNS"] = "off"
     done = subprocess.run([sys.executable, "-c", INSIDE, str(tmp_path / "journal.ndjson"), root, str(_port())],
-                          capture_output=True, text=True, timeout=180, cwd=root,
-                          env={**os.environ, "LABKIT_ELB_TIME_SCALE": SCALE, "PYTHONPATH": root})
+                          capture_output=True, text=True, timeout=180, cwd=root, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["states"] and (out["status"], out["body"]["target"]) == (200, "inside"), out
@@ -471,3 +485,4 @@ def test_a_target_inside_a_namespace_is_probed_and_served_from_inside(tmp_path):
     assert unreachable and unreachable[0][0]["Reason"] == "Target.FailedHealthChecks"
     assert out["nowhere"] == 502  # 10.0.1.99 is nobody's: refused, nothing sent from the host
     assert out["left"] == []  # closing the local AWS removed its namespace
+    assert (out["mode"], out["threads"]) == (mode, [])

@@ -103,7 +103,10 @@ def _probe() -> bool:
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("ip"):
         return False
     name = f"{PREFIX}probe-{os.getpid()}"
+    owner = OWNERS_DIR / name
     try:
+        OWNERS_DIR.mkdir(mode=0o700, exist_ok=True)
+        owner.write_text(str(os.getpid()))  # another process's sweep must not take it mid-probe
         if _ip("netns", "add", name, check=False).returncode != 0:
             return False
         maker = _Maker(NETNS_DIR / name)
@@ -116,6 +119,7 @@ def _probe() -> bool:
         return False
     finally:
         _ip("netns", "delete", name, check=False)
+        owner.unlink(missing_ok=True)
 
 
 def create(name: str, addresses: list[str]) -> Namespace:

@@ -133,6 +133,7 @@ class LoadBalancers(Extension):
         self.checker: Checker | None = None
         self.record_path = host.state_dir / RECORD
         self.ports: dict[str, int] = self._recorded_ports()
+        self.recorded: bytes | None = None
         self.closed = False
         install_health_answers(self)
 
@@ -224,8 +225,12 @@ class LoadBalancers(Extension):
                 rows.append({"name": listener.name, "dns_name": listener.dns_name, "load_balancer_arn": listener.load_balancer,
                              "listener_arn": arn, "listener_port": listener.port, "url": f"http://{BIND}:{server.port}"})
         rows.sort(key=lambda r: (r["name"], r["listener_port"]))
+        data = json.dumps({"ports": self.ports, "serving": rows}, indent=1).encode()
+        if data == self.recorded:
+            return  # read again every second: written only when it changed
         try:
-            write_atomically(self.record_path, json.dumps({"ports": self.ports, "serving": rows}, indent=1).encode())
+            write_atomically(self.record_path, data)
+            self.recorded = data
         except OSError:
             log.exception("the load balancer ports could not be recorded")
 
