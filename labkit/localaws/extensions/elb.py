@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -547,8 +548,13 @@ class Handler(BaseHTTPRequestHandler):
 
 # -- describe_target_health answers with the probes' findings ---------------------------
 
-_active: list = []   # the running extension (one per local AWS process)
+_active: list = []   # weak references to the running extension (one per local AWS process)
 _original = None
+
+
+def _current():
+    live = [ref() for ref in _active if ref() is not None]
+    return live[-1] if live else None
 
 
 def install_health_answers(ext: LoadBalancers) -> None:
@@ -560,17 +566,15 @@ def install_health_answers(ext: LoadBalancers) -> None:
 
         def describe_target_health(backend, target_group_arn, targets):
             statuses = _original(backend, target_group_arn, targets)
-            if not _active:
-                return statuses
-            return _active[-1].health_of(target_group_arn, targets, statuses)
+            ext = _current()  # none (moto in-process, or the local AWS closed): moto's own answer
+            return statuses if ext is None else ext.health_of(target_group_arn, targets, statuses)
 
         ELBv2Backend.describe_target_health = describe_target_health
-    _active.append(ext)
+    _active.append(weakref.ref(ext))
 
 
 def uninstall_health_answers(ext: LoadBalancers) -> None:
-    if ext in _active:
-        _active.remove(ext)
+    _active[:] = [ref for ref in _active if ref() is not None and ref() is not ext]
 
 
 EXTENSION = LoadBalancers
