@@ -1,4 +1,4 @@
-"""``python -m labkit up | down | status | api | reset | save NAME | restore NAME | snapshots | start NN | image``.
+"""``python -m labkit up | down | status | api | lb | reset | save NAME | restore NAME | snapshots | start NN | image``.
 
 Every failure is one sentence on stderr and exit code 2; nothing here deletes
 what the learner built except ``reset`` and ``start``, which say so.
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="say whether the local AWS runs, where, and what state it holds")
     p = sub.add_parser("api", help="list the deployed API stages and their invoke URLs")
     p.add_argument("--live", action="store_true", help="list the stages on your live account instead")
+    p = sub.add_parser("lb", help="list the application load balancers and the URLs their listeners answer at")
+    p.add_argument("--live", action="store_true", help="list the load balancers on your live account instead")
     sub.add_parser("reset", help="empty the local AWS (the old state is kept as snapshot before-reset)")
     p = sub.add_parser("save", help="save the local AWS state as a named snapshot")
     p.add_argument("name")
@@ -121,6 +123,26 @@ def _api(args) -> int:
     width = max(len(r["api"]) for r in rows)
     for row in rows:
         print(f"{row['api']:<{width}}  {row['stage']:<8}  {row['url']}")
+    return 0
+
+
+def _lb(args) -> int:
+    from . import target
+    from .balancers import balancers
+
+    t = target(live=True if args.live else None)
+    if t.is_local:
+        from . import localaws
+
+        localaws.require_running()
+    rows = balancers(t)
+    if not rows:
+        print(f"No application load balancer listener answers on {t.describe()}.")
+        return 0
+    name = max(len(r["name"]) for r in rows)
+    dns = max(len(r["dns_name"]) for r in rows)
+    for row in rows:
+        print(f"{row['name']:<{name}}  {row['dns_name']:<{dns}}  {row['listener_port']:>5}  {row['url']}")
     return 0
 
 
@@ -284,7 +306,7 @@ def _image(args) -> int:
     return 0
 
 
-COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "reset": _reset, "save": _save, "restore": _restore,
+COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "lb": _lb, "reset": _reset, "save": _save, "restore": _restore,
             "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks,
             "my-labs": _my_labs, "image": _image}
 

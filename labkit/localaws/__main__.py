@@ -83,6 +83,9 @@ def main(argv=None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log: it would grow without bound
     os.environ["MOTO_PORT"] = str(args.port)  # moto builds some URLs (queues, endpoints) from it
     app = build_app(args.journal, f"http://localhost:{args.port}")
+    from . import netns
+
+    netns.remove_all()  # namespaces a killed local AWS left (never another running one's)
 
     def stop(signum, frame):
         app.close()  # runtimes the local AWS started stop with it

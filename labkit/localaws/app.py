@@ -402,6 +402,12 @@ class LocalAWS:
                 ext.close()
             except Exception:  # stopping must go on for the others
                 log.exception("extension %s did not stop cleanly", ext.name)
+        try:
+            from . import netns
+
+            netns.remove_all()  # what an extension left behind: no namespace outlives the local AWS
+        except Exception:
+            log.exception("network namespaces could not all be removed")
 
     # -- moto's models, for extensions -----------------------------------------
     def read_backend(self, look):

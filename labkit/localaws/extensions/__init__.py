@@ -23,6 +23,7 @@ REGISTERED = (
     "lambdarun",  # Lambda's Invoke runs the deployed code
     "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
     "registry",   # the local ECR's OCI distribution API at /v2/...
+    "elb",        # each ALB listener answers on its own loopback port, targets probed for real
 )
 
 
