@@ -112,7 +112,10 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
+    """Whether an engine could listen on 127.0.0.1:``port`` now (as engines do: SO_REUSEADDR, so a
+    port its last run left in TIME_WAIT is free)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
