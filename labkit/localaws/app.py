@@ -65,6 +65,7 @@ class LocalAWS:
         self.lock = threading.RLock()  # one request at a time keeps ids deterministic
         self.writes = 0  # the sequence number of the last write
         self.replaying = False
+        self.emptying = False  # while the state about to be replaced is kept (before a reset or a restore)
         self.base: str | None = None  # the checkpoint file the journal starts from
         self.history: list[bytes] = []  # the journal lines that checkpoint holds, compressed
         self.changes = 0  # how many changes the checkpoint holds
@@ -210,14 +211,28 @@ class LocalAWS:
     def _keep_before(self, name: str) -> Response | None:
         """Keep the journal as snapshot ``name`` before it is emptied; the refusal if it cannot be kept."""
         try:
-            kept = snapshots.keep_before(self.state_dir, name, self.plain_journal())
+            kept = self._keep_state(name, self.plain_journal())
             self._attach(kept)
             if kept:
-                self.save_data(snapshots.data_of(snapshots.folder(self.state_dir), kept))
+                self.emptying = True  # the data is replaced next: an extension may move it rather than copy it
+                try:
+                    self.save_data(snapshots.data_of(snapshots.folder(self.state_dir), kept))
+                finally:
+                    self.emptying = False
         except OSError as exc:
             log.error("state not kept before %s: %s", name, exc)
             return _refused(exc)
         return None
+
+    def _keep_state(self, name: str, data: bytes) -> str | None:
+        """``snapshots.keep_before``, except that while engines hold data a snapshot with the same journal
+        is not the same state (rows live outside the journal): then the state is kept as ``name`` itself."""
+        engines = self.state_dir / "engines"
+        if data.strip() and engines.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in engines.iterdir()):
+            snapshots.write(snapshots.folder(self.state_dir), name, data, state=snapshots.state_label(self.state_dir),
+                            force=True)
+            return name
+        return snapshots.keep_before(self.state_dir, name, data)
 
     def _snapshot(self, request: Request, params: dict) -> Response:
         """Save the state as a snapshot, here where its checkpoint is: ``name``, ``force``, and ``keep``
@@ -232,7 +247,7 @@ class LocalAWS:
             data = self.plain_journal()
             try:
                 if params.get("keep"):
-                    kept = snapshots.keep_before(self.state_dir, name, data)
+                    kept = self._keep_state(name, data)
                 else:
                     kept = name
                     snapshots.write(snapshots.folder(self.state_dir), name, data, state=snapshots.state_label(self.state_dir),

@@ -122,6 +122,9 @@ class RDS(Extension):
             except engines.EngineError as exc:
                 log.error("%s: %s", action, exc)
                 self._mark_failed(params.get("DBInstanceIdentifier"), region)
+            except Exception:  # moto applied the write: the answer stands, the instance shows it failed
+                log.exception("%s: the engine could not follow", action)
+                self._mark_failed(params.get("DBInstanceIdentifier"), region)
 
     def _apply(self, action: str, params: dict, region: str | None) -> None:
         ident = params.get("DBInstanceIdentifier", "")
@@ -175,6 +178,11 @@ class RDS(Extension):
         with self.lock:
             source = engines.data_root(self.host.state_dir) / "rds"
             if not source.is_dir() or not any(source.iterdir()):
+                return
+            if self.host.emptying:  # about to be wiped: the data moves into the kept state, nothing restarts
+                self._stop_all()
+                folder.rmdir()
+                os.replace(source, folder)
                 return
             was = dict(self.running)
             for cluster in was.values():
@@ -256,7 +264,7 @@ class RDS(Extension):
             engines.copy_data(from_snapshot / "data", instance.folder / "primary" / "data")
             instance.save()
             return
-        password = postgres.new_password() if managed else (getattr(db, "master_user_password", None) or "")
+        password = postgres.new_password() if managed else (getattr(db, "_master_user_password", None) or "")
         instance.meta = {"port": self._port(), "admin": postgres.new_password(), "user": db.master_username,
                          "password": password, "managed": managed}
         instance.save()
