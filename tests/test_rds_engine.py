@@ -116,11 +116,13 @@ def test_an_engine_cannot_read_the_install_secret_or_the_journal(local):
         uid = int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                        if line.startswith("Uid:")).split()[1])
         assert uid != 0
-        probe = engines.Process("probe", ["/bin/cat", str(local.home / "secret")], data_dir=None,
-                                log_file=local.home / "engines" / "probe.log")
-        probe.spawn()
-        assert probe.popen.wait(10) != 0
-        assert "Permission denied" in (local.home / "engines" / "probe.log").read_text()
+        for path in (local.home / "secret", local.home / "journal.ndjson"):  # nor can anything it runs
+            log = local.home / "engines" / "probe.log"
+            log.unlink(missing_ok=True)
+            probe = engines.Process("probe", ["/bin/cat", str(path)], data_dir=None, log_file=log)
+            probe.spawn()
+            assert probe.popen.wait(10) != 0
+            assert "Permission denied" in log.read_text()
 
 
 def local_cluster(local, name):

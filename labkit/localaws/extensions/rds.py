@@ -207,13 +207,15 @@ class RDS(Extension):
 
     # -- keeping engines in step with moto -------------------------------------------------
     def _known(self) -> set[str]:
-        root = self.root
-        return {p.name for p in root.iterdir() if p.is_dir() and p.name != SNAPSHOTS}
+        root = engines.data_root(self.host.state_dir) / "rds"  # not made here: a state without RDS keeps none
+        return {p.name for p in root.iterdir() if p.is_dir() and p.name != SNAPSHOTS} if root.is_dir() else set()
 
     def _sync(self, restore_from: Path | None = None, new: str = "") -> None:
         """Start an engine for every PostgreSQL instance moto holds (on its data, or new) and remove the
         engines of instances that are gone. Replicas after their sources."""
         databases = self._databases()
+        if not databases and not self._known():
+            return
         for key in self._known() - set(databases):
             self._remove(key)
         order = sorted(databases, key=lambda k: bool(getattr(databases[k], "is_replica", False)))
