@@ -17,10 +17,11 @@ from pathlib import Path
 from . import engines
 
 ADMIN = "labkit_admin"
-# Small: a learner runs a few instances on a laptop, each with a standby.
+# Small: a learner runs a few instances on a laptop, each with a standby, and every snapshot copies their
+# folders, so WAL comes in 1 MB segments (initdb) and little of it is kept.
 SETTINGS = {"shared_buffers": "16MB", "max_connections": "40", "wal_level": "replica", "max_wal_senders": "10",
             "hot_standby": "on", "unix_socket_directories": "", "listen_addresses": "127.0.0.1",
-            "wal_keep_size": "64MB", "fsync": "on"}
+            "min_wal_size": "4MB", "max_wal_size": "48MB", "wal_keep_size": "16MB", "fsync": "on"}
 
 
 class Cluster:
@@ -56,7 +57,7 @@ class Cluster:
         """A new, empty cluster (initdb), the admin's password set, TCP on loopback only."""
         engines.remove_data(self.data)
         engines.run([self._bin("initdb"), "-D", str(self.data), "-U", ADMIN, "--auth=scram-sha-256",
-                     "--pwfile=/dev/stdin", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                     "--pwfile=/dev/stdin", "-E", "UTF8", "--locale=C", "--wal-segsize=1", "--no-sync", "--no-instructions"],
                     data_dir=self.data, log_file=self.log, stdin=f"{self.admin_password}\n".encode(), timeout=120)
 
     def base_backup(self, source: "Cluster") -> None:

@@ -162,8 +162,8 @@ class RDS(Extension):
         with self.lock:
             try:
                 self._sync()
-            except engines.EngineError as exc:
-                log.error("after a restore: %s", exc)
+            except Exception:  # a start must go on: the instances that could not start show it
+                log.exception("after a restore, an engine could not start")
 
     def load_data(self, folder: Path | None) -> None:
         with self.lock:
@@ -219,10 +219,18 @@ class RDS(Extension):
         for key in self._known() - set(databases):
             self._remove(key)
         order = sorted(databases, key=lambda k: bool(getattr(databases[k], "is_replica", False)))
+        problem = None
         for key in order:
             db = databases[key]
             from_snapshot = restore_from if restore_from and db.db_instance_identifier == new else None
-            self._ensure(key, db, from_snapshot)
+            try:
+                self._ensure(key, db, from_snapshot)
+            except Exception as exc:  # one instance that cannot start must not keep the others down
+                log.error("DB instance %s: %s", db.db_instance_identifier, exc)
+                db.status = "failed"
+                problem = problem or exc
+        if problem is not None:
+            raise problem
 
     def _ensure(self, key: str, db, from_snapshot: Path | None = None) -> None:
         instance = Instance(self.root / key)
