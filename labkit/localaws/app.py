@@ -228,7 +228,9 @@ class LocalAWS:
         """``snapshots.keep_before``, except that while engines hold data a snapshot with the same journal
         is not the same state (rows live outside the journal): then the state is kept as ``name`` itself."""
         engines = self.state_dir / "engines"
-        if data.strip() and engines.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in engines.iterdir()):
+        held = engines.is_dir() and any(p.is_dir() and not p.name.endswith("-template") and any(p.iterdir())
+                                        for p in engines.iterdir())  # a template is a cache, not state
+        if data.strip() and held:
             snapshots.write(snapshots.folder(self.state_dir), name, data, state=snapshots.state_label(self.state_dir),
                             force=True)
             return name

@@ -77,7 +77,20 @@ class Cluster:
             conf.write(f"primary_conninfo = '{conninfo}'\n")
         engines.own_data(self.data)
 
-    def start(self, timeout: float = 30.0) -> None:
+    def init_from(self, template: "Cluster") -> None:
+        """A new cluster as a copy of ``template`` (initialised once, stopped): a copy takes a fraction of
+        initdb's seconds. It keeps the template's admin password until ``take_admin_password``."""
+        if not template.initialised:
+            template.init()
+        engines.remove_data(self.data)
+        engines.copy_data(template.data, self.data)
+
+    def take_admin_password(self, password: str) -> None:
+        """Give the (running) admin its own password: no two clusters share one."""
+        self.set_password(ADMIN, password)
+        self.admin_password = password
+
+    def start(self, timeout: float = 60.0) -> None:
         if self.running:
             return
         argv = [self._bin("postgres"), "-D", str(self.data), "-p", str(self.port)]

@@ -40,6 +40,7 @@ from . import Extension
 log = logging.getLogger("labkit.localaws.rds")
 ADDRESS = "127.0.0.1"
 SNAPSHOTS = "_snapshots"  # beside the instances' folders: engine data kept by CreateDBSnapshot
+TEMPLATE = "postgres-template"  # in engines/, beside rds/: the initdb every new instance copies
 
 
 def _patch_endpoint() -> None:
@@ -275,14 +276,32 @@ class RDS(Extension):
             instance.save()
             return
         password = postgres.new_password() if managed else (getattr(db, "_master_user_password", None) or "")
-        instance.meta = {"port": self._port(), "admin": postgres.new_password(), "user": db.master_username,
+        template = self._template()
+        instance.meta = {"port": self._port(), "admin": template.admin_password, "user": db.master_username,
                          "password": password, "managed": managed}
         instance.save()
         cluster = instance.cluster("primary")
-        cluster.init()
+        cluster.init_from(template)
         cluster.start()
         self.running[(instance.folder.name, "primary")] = cluster
+        cluster.take_admin_password(postgres.new_password())
+        instance.meta["admin"] = cluster.admin_password
+        instance.save()
         cluster.set_master(db.master_username, password, getattr(db, "db_name", None))
+
+    def _template(self) -> postgres.Cluster:
+        """The one initdb every new instance copies (beside the instances, not part of the learner's state:
+        reset and snapshots leave it alone)."""
+        from ...config import write_private
+
+        folder = engines.data_root(self.host.state_dir) / TEMPLATE
+        meta = postgres.read_meta(folder / "meta.json")
+        template = postgres.Cluster(folder, 0, meta.get("admin") or postgres.new_password())
+        if not meta or not template.initialised:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            template.init()
+            write_private(folder / "meta.json", json.dumps({"admin": template.admin_password}) + "\n")
+        return template
 
     def _port(self) -> int:
         taken = {Instance(self.root / k).meta.get(p) for k in self._known() for p in ("port", "standby_port")}
