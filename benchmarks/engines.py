@@ -93,12 +93,15 @@ def through_the_local_aws() -> None:
         rows.append(("CreateDBInstance, Multi-AZ (initdb, start, standby)", _timed(lambda: rds.create_db_instance(
             DBInstanceIdentifier="bench", Engine="postgres", DBInstanceClass="db.t3.micro", MasterUsername="bench",
             ManageMasterUserPassword=True, MultiAZ=True, AllocatedStorage=20))[0]))
+        rows.append(("a second CreateDBInstance (copies the initdb, no standby)", _timed(lambda: rds.create_db_instance(
+            DBInstanceIdentifier="bench-2", Engine="postgres", DBInstanceClass="db.t3.micro", MasterUsername="bench",
+            MasterUserPassword="Bench-pass-1234", AllocatedStorage=20))[0]))
         rows.append(("CreateDBInstanceReadReplica", _timed(lambda: rds.create_db_instance_read_replica(
             DBInstanceIdentifier="bench-ro", SourceDBInstanceIdentifier="bench"))[0]))
         rows.append(("RebootDBInstance ForceFailover (promote, new standby)", _timed(lambda: rds.reboot_db_instance(
             DBInstanceIdentifier="bench", ForceFailover=True))[0]))
-        rows.append(("`labkit down` (three engines stop)", _timed(localaws.down)[0]))
-        rows.append(("later `labkit up` (replay, three engines restart on their data)",
+        rows.append(("`labkit down` (four engines stop)", _timed(localaws.down)[0]))
+        rows.append(("later `labkit up` (replay, four engines restart on their data)",
                      _timed(lambda: localaws.up(quiet=True))[0]))
     finally:
         localaws.down()
