@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from . import load_all
+from labkit.localaws.fidelity import stricter_than_moto
+
 from .core import LOCAL_FULL, LOCAL_PARTIAL, REGISTRY
 
 READS_ONLY = "only reads"
@@ -70,4 +72,8 @@ def fidelity_markdown() -> str:
             out.append(f"| `{c.id}` | {_cell(c.title)} | {FIDELITY[c.local]} | {_cell(c.local_note)} |")
     full = sum(1 for c in REGISTRY.values() if c.local == LOCAL_FULL)
     out += ["", f"{full} of {len(REGISTRY)} checks grade fully offline.", ""]
-    return "\n".join(out)
+    out += ["## Where the local AWS is stricter than moto", "",
+            "moto accepts some things AWS refuses. Where a lab can see the difference, the local AWS "
+            "answers as AWS does, so a mistake shows up offline and not on your first live run:", ""]
+    out += [f"- {_cell(text)}" for _, text in stricter_than_moto()]
+    return "\n".join(out) + "\n"

@@ -11,6 +11,11 @@ started dies with it) and its own mount namespace with an empty tmpfs over the l
 folder (the install secret, the journal and remembered verdicts are out of its reach). Elsewhere
 it is still a separate process with the same limits, killed as a process group; ``isolation()``
 names which applied, in one short phrase.
+
+A grading run starts one such child, the ``Zygote``, with boto3 already loaded, and has it fork a
+fresh process per check: each check's learner code still gets a process (and module import) of its
+own, killed with its process group when it overruns, and everything any check started ends with the
+zygote's pid namespace when the run ends, before the run's grading session lifts its lockdown.
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -85,8 +92,8 @@ def _frozen() -> list[Path]:
     return found
 
 
-def _command(read_fd: int, write_fd: int, hidden: list[Path]) -> list[str]:
-    python = [sys.executable, "-s", str(CHILD), str(read_fd), str(write_fd)]
+def _command(args: list[str], hidden: list[Path]) -> list[str]:
+    python = [sys.executable, "-s", str(CHILD), *args]
     prefix = _unshare()
     if not prefix:
         return python
@@ -113,7 +120,8 @@ class Session:
     environment reaches it).
     """
 
-    def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float | None = None, hide_state: bool = True):
+    def __init__(self, request: dict, *, aws: dict[str, str], wall_s: float | None = None, hide_state: bool = True,
+                 zygote: "Zygote | None" = None):
         self.wall_s = WALL_S if wall_s is None else wall_s
         # The module's source travels with the request: the child's namespaces may hide the folder it
         # lives in (a work folder inside the state folder), and what the grader read is what is graded.
@@ -123,14 +131,20 @@ class Session:
         self._output = tempfile.TemporaryFile()
         self._buffer = b""
         self.process = None
-        hidden = [state_dir().resolve()] if hide_state else []
+        self._init = None  # in a pid namespace of its own: its first process, whose end is the end of all in it
+        self._own_namespace = False  # started by itself (not forked by a zygote), so it may have one
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
         try:
-            self.process = subprocess.Popen(
-                _command(to_child_r, from_child_w, hidden), env=_environment(self._home.name, aws),
-                cwd=self._home.name, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
-                pass_fds=(to_child_r, from_child_w), preexec_fn=_limits, start_new_session=True)
+            if zygote is not None:
+                self.process = zygote.fork(aws, (to_child_r, from_child_w, self._output.fileno()))
+            if self.process is None:  # no zygote, or it could not fork: a child of its own
+                hidden = [state_dir().resolve()] if hide_state else []
+                self.process = subprocess.Popen(
+                    _command([str(to_child_r), str(from_child_w)], hidden), env=_environment(self._home.name, aws),
+                    cwd=self._home.name, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
+                    pass_fds=(to_child_r, from_child_w), preexec_fn=_limits, start_new_session=True)
+                self._own_namespace = True
         except OSError as exc:
             self.failure = f"could not be started ({exc.strerror})"
         finally:
@@ -139,7 +153,6 @@ class Session:
         self._defined: list[str] = []
         self._problem: str | None = None
         self._opened = self.failure is not None  # the child's first answer is read when first needed
-        self._init = None  # in a pid namespace: its first process, whose end is the end of all in it
         if self.failure is None:
             # Sent now, answered later: children for several checks load side by side.
             self._send(request)
@@ -147,7 +160,7 @@ class Session:
     def _open(self) -> None:
         if not self._opened:
             self._opened = True
-            if _unshare():
+            if self._own_namespace and _unshare():
                 self._init = _first_child(self.process.pid)
             first = self._answer()
             self._problem = first.get("problem")
@@ -200,6 +213,8 @@ class Session:
             answer = json.loads(line)
         except ValueError:
             return self._gone("answered something unreadable")
+        if "exited" in answer:  # a forked child ended before answering; its zygote says how
+            return self._gone(_died(answer["exited"]))
         if "failure" in answer:
             self._gone(answer["failure"])
         return answer
@@ -252,7 +267,8 @@ class Session:
         return f" (it printed: {text[-TAIL:]!r})" if text else ""
 
     def close(self) -> None:
-        """Stop the child and everything it started; forget its files."""
+        """Stop the child and everything it started (a forked child: its process group; what it started
+        in a group of its own ends with the zygote, when the run ends); forget its files."""
         if self.process is not None and self.process.returncode is None and self._to_child >= 0:
             os.close(self._to_child)  # the end of its input: it exits, and its pid namespace with it
             self._to_child = -1
@@ -278,6 +294,142 @@ class Session:
         self.close()
 
 
+class _Forked:
+    """A child a zygote forked, as the grader sees it: its pid here, whether it still exists, and a way to
+    stop it and its process group that can never hit a process that merely reuses its number."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._fd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+
+    def _exists(self) -> bool:  # running, or ended and not yet reaped: its pid and group are still its own
+        try:
+            if self._fd is not None:
+                signal.pidfd_send_signal(self._fd, 0)
+                return True
+            os.kill(self.pid, 0)
+            return True
+        except (ProcessLookupError, OSError):
+            return False
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._running() else 0
+
+    def _running(self) -> bool:
+        if not self._exists():
+            return False
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
+
+    def wait(self, timeout: float | None = None) -> int:
+        import time
+
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self._running():
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired("learner child", timeout)
+            time.sleep(0.005)
+        return 0
+
+    def kill_group(self) -> None:
+        if self._exists():  # while it exists, the group of its number is its own
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def __del__(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Zygote:
+    """One warm child per grading run: started once (in the namespaces, with boto3 loaded), it forks a fresh
+    process for each check, so every check's learner code still runs in a process of its own without paying
+    for Python's and boto3's start again. Its pid namespace (where there is one) ends when it closes, and with
+    it everything any check started."""
+
+    def __init__(self, hide_state: bool = True):
+        self._lock = threading.Lock()
+        self._home = tempfile.TemporaryDirectory(prefix="labkit-learner-")
+        self._output = tempfile.TemporaryFile()
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._count = 0
+        self.process = self._init = None
+        hidden = [state_dir().resolve()] if hide_state else []
+        try:
+            self.process = subprocess.Popen(
+                _command(["--zygote", str(theirs.fileno())], hidden), env=_environment(self._home.name, {}),
+                cwd=self._home.name, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
+                pass_fds=(theirs.fileno(),), preexec_fn=_limits, start_new_session=True)
+        except OSError:
+            self.process = None
+        finally:
+            theirs.close()
+
+    def _pid(self) -> int | None:
+        """The zygote's own pid here: unshare's first child in a pid namespace, else the process itself."""
+        if self._init is None and self.process is not None:
+            self._init = _first_child(self.process.pid) if _unshare() else self.process.pid
+        return self._init
+
+    def fork(self, aws: dict[str, str], fds: tuple[int, int, int]) -> _Forked | None:
+        """A fresh child reading ``fds[0]``, answering on ``fds[1]``, printing to ``fds[2]``; None if the zygote
+        cannot fork one (it is gone), so the caller starts a child of its own."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        with self._lock:
+            self._count += 1
+            request = {"env": aws, "home": os.path.join(self._home.name, str(self._count))}
+            try:
+                socket.send_fds(self._sock, [json.dumps(request).encode()], list(fds))
+                self._sock.settimeout(WALL_S)
+                answer = json.loads(self._sock.recv(1 << 12) or b"null")
+            except (OSError, ValueError):
+                return None
+        inner = (answer or {}).get("pid")
+        host = self._host_pid(inner) if inner else None
+        return _Forked(host) if host else None
+
+    def _host_pid(self, inner: int) -> int | None:
+        """The pid here of the zygote's child numbered ``inner`` in its namespace."""
+        parent = self._pid()
+        if parent is None:
+            return None
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            return None
+        for child in children:
+            try:
+                status = Path(f"/proc/{child}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("NSpid:") and int(line.split()[-1]) == inner:
+                    return int(child)
+        return None
+
+    def close(self) -> None:
+        """End the zygote, and with its namespace every process a check started (idempotent)."""
+        if self._sock.fileno() < 0:
+            return
+        self._sock.close()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            _kill(self.process, self._pid() if _unshare() else None)
+        self._output.close()
+        self._home.cleanup()
+
+
 def _write_all(fd: int, data: bytes, deadline: float) -> None:
     import select
     import time
@@ -301,8 +453,10 @@ def _died(code: int) -> str:
 
 def _kill(process, init: int | None = None) -> None:
     """The child and everything it started: its process group and, in a pid namespace, all of it."""
-    for kill, pid in ((os.kill, init), (os.killpg, process.pid)):
-        if pid:
+    if isinstance(process, _Forked):
+        process.kill_group()
+    for kill, pid in ((os.kill, init), (os.killpg, None if isinstance(process, _Forked) else process.pid)):
+        if pid and pid > 0:
             try:
                 kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -449,15 +603,26 @@ def _sentence(name: str, error: dict) -> str:
 
 
 def start(path: Path, functions: tuple[str, ...], *, client: dict, aws: dict[str, str],
-          sandbox: list[dict] | None = None, page_limit: int | None = None, max_calls: int = 50) -> Functions:
+          sandbox: list[dict] | None = None, page_limit: int | None = None, max_calls: int = 50,
+          zygote: Zygote | None = None) -> Functions:
     """The module at ``path`` loaded in a fresh child (see checks.learner_child for ``client`` and ``sandbox``)."""
     request = {"module": str(path), "client": client, "functions": list(functions), "max_calls": max_calls}
     if sandbox is not None:
         request["sandbox"] = sandbox
     if page_limit:
         request["page_limit"] = page_limit
-    session = Session(request, aws=aws)
+    session = Session(request, aws=aws, zygote=zygote)
     return Functions(session, session.defined, path)
+
+
+def _zygote(t) -> Zygote:
+    """The grading run's zygote, started when a check first needs a child."""
+    def make():
+        zygote = Zygote()
+        _closing(t, zygote.close, "learner.zygote")
+        return zygote
+
+    return t.memo("learner.zygote", make)
 
 
 def _inprocess_endpoint(t) -> str:
@@ -545,7 +710,8 @@ def reads(t, path: Path, functions: tuple[str, ...], *, page_limit: int | None =
         key = f"learner.reads.{path}.{name}"
 
         def open_():
-            found = start(path, functions, client=client, aws=aws, page_limit=None if log else page_limit)
+            found = start(path, functions, client=client, aws=aws, page_limit=None if log else page_limit,
+                          zygote=_zygote(t))
             found.log = log
             _closing(t, found.close, key)
             return found
@@ -571,6 +737,9 @@ def _where(t, page_limit: int | None):
     if session is not None:
         keys = {k: v for k, v in session.credentials.items() if k != "region_name"}
         _closing(t, session.close, "learner.where")
+        zygote = t._memo.get("learner.zygote")
+        if zygote is not None:  # started before the session: it must still end first (closers run newest first),
+            t.closing(zygote.close)  # so nothing a check left running writes once the lockdown lifts
     aws = {"AWS_ACCESS_KEY_ID": keys["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
            "AWS_DEFAULT_REGION": t.region, "AWS_ENDPOINT_URL": endpoint}
     return {"region": t.region, "endpoint": endpoint, "credentials": keys}, aws, session and _Log(session)
@@ -613,7 +782,7 @@ def sandbox(t, path: Path, functions: tuple[str, ...], tables: list[dict]) -> Fu
     key = f"learner.sandbox.{path}.{json.dumps(tables, sort_keys=True, default=str)}"
 
     def open_():
-        found = start(path, functions, client={"region": "us-east-1"}, sandbox=tables,
+        found = start(path, functions, client={"region": "us-east-1"}, sandbox=tables, zygote=_zygote(t),
                       aws={"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
                            "AWS_DEFAULT_REGION": "us-east-1"})
         _closing(t, found.close, key)

@@ -113,20 +113,30 @@ class Counter:
         return calls, writes
 
 
-def _client(spec: dict, sandbox: bool):
+_WARM = None  # in a forked child: the zygote's botocore session, its service model already parsed
+
+
+def _session(warm: bool = True, **kwargs):
     import boto3
+
+    # Never for the sandbox: moto's mock hooks into sessions made after moto is imported, and the warm one
+    # was made before; a sandbox client on it would send to AWS's real address.
+    return boto3.Session(botocore_session=_WARM, **kwargs) if warm and _WARM is not None else boto3.Session(**kwargs)
+
+
+def _client(spec: dict, sandbox: bool):
     from botocore.config import Config
 
     config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1, "mode": "standard"})
     region = spec.get("region") or "us-east-1"
     if sandbox:
         # AWS's own address: moto's mock answers it in this process; nothing leaves the machine.
-        return boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
-                             region_name=region).client("dynamodb", config=config,
+        return _session(False, aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
+                        region_name=region).client("dynamodb", config=config,
                                                         endpoint_url=f"https://dynamodb.{region}.amazonaws.com")
     if spec.get("chain"):
-        return boto3.Session(region_name=region).client("dynamodb", config=config)
-    return boto3.Session(region_name=region, **spec.get("credentials", {})).client(
+        return _session(region_name=region).client("dynamodb", config=config)
+    return _session(region_name=region, **spec.get("credentials", {})).client(
         "dynamodb", config=config, endpoint_url=spec.get("endpoint"))
 
 
@@ -200,9 +210,8 @@ def _send(write_fd: int, answer: dict) -> None:
         data = data[_write(write_fd, data):]
 
 
-def main() -> None:
+def _serve(read_fd: int, write_fd: int) -> None:
     """One JSON line opens the session (answered ``ready`` or why not); each further line is a step."""
-    read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
     lines = os.fdopen(read_fd, "rb", buffering=0)
     reader = iter(lines.readline, b"")
     try:
@@ -222,6 +231,89 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     _exit(0)  # no atexit handlers or threads of the learner's run after the last answer
+
+
+def _zygote(sock_fd: int) -> None:
+    """Load boto3 once, then fork a fresh child for every request on the socket, until it closes.
+
+    Each request is one message: JSON (``env``: the child's AWS_* variables, ``home``: its folder) with
+    three descriptors (the child's input, its answers, its output). In a pid namespace this process is
+    its first: it reaps every process that ends there, and when it ends the kernel ends them all.
+    When a child ends, its exit status goes down its answer pipe as a last line, so the grader can say
+    how it died without being its parent.
+    """
+    import signal
+    import socket
+
+    import boto3  # noqa: F401  (what every child needs, loaded once)
+    import botocore.session
+
+    global _WARM
+    _WARM = botocore.session.get_session()
+    _WARM.get_service_model("dynamodb")  # parsed once here, shared by every fork
+
+    answers: dict[int, int] = {}  # child pid -> a copy of its answer pipe, for its exit status
+
+    def reap(*_):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fd = answers.pop(pid, None)
+            if fd is not None:
+                code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                try:
+                    os.write(fd, _dumps({"exited": code}).encode() + b"\n")
+                except OSError:
+                    pass
+                os.close(fd)
+
+    sock = socket.socket(fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, reap)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+        if not message:
+            break  # the grader closed the socket: this run is over
+        request = json.loads(message)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])  # no reap between fork and keeping the pipe
+        pid = os.fork()
+        if pid == 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            sock.close()
+            os.setsid()  # its own process group: the grader stops it and what it started together
+            for fd in (1, 2):
+                os.dup2(fds[2], fd)
+            os.close(fds[2])
+            for key in [k for k in os.environ if k.startswith("AWS_")]:
+                del os.environ[key]
+            os.environ.update(request.get("env", {}))
+            home = request.get("home")
+            if home:
+                os.makedirs(home, mode=0o700, exist_ok=True)
+                os.environ["HOME"] = home
+                os.chdir(home)
+            _serve(fds[0], fds[1])
+        answers[pid] = os.dup(fds[1])
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+        for fd in fds:
+            os.close(fd)
+        sock.send(_dumps({"pid": pid}).encode())
+    _exit(0)
+
+
+def main() -> None:
+    if sys.argv[1] == "--zygote":
+        _zygote(int(sys.argv[2]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]))
 
 
 if __name__ == "__main__":

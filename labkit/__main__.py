@@ -1,4 +1,4 @@
-"""``python -m labkit up | down | status | api | reset | save NAME | restore NAME | snapshots | start NN``.
+"""``python -m labkit up | down | status | api | reset | save NAME | restore NAME | snapshots | start NN | image``.
 
 Every failure is one sentence on stderr and exit code 2; nothing here deletes
 what the learner built except ``reset`` and ``start``, which say so.
@@ -43,6 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--live", action="store_true", help="clean a live AWS account (asks first)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--yes", action="store_true", help="do not ask before deleting on a live account")
+    p = sub.add_parser("image", help="build a Dockerfile into an OCI image without Docker, or push one to the local ECR")
+    verbs = p.add_subparsers(dest="verb", metavar="build|push")
+    b = verbs.add_parser("build", help="build CONTEXT's Dockerfile; prints the image digest")
+    b.add_argument("context", nargs="?", default=".", help="the build context folder (default: here)")
+    b.add_argument("--file", "-f", default="Dockerfile", help="the Dockerfile's name in the context")
+    b.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE")
+    b.add_argument("--output", "-o", help="also save the image as an OCI image layout in this folder")
+    u = verbs.add_parser("push", help="build CONTEXT (or read a saved OCI layout) and push it to an ECR repository")
+    u.add_argument("source", help="a build context folder, or an OCI layout saved with `image build --output`")
+    u.add_argument("repository", metavar="REPOSITORY_URI", help="<account>.dkr.ecr.<region>.amazonaws.com/<name>[:tag]")
+    u.add_argument("--tag", "-t", help="the tag to push (default: the URI's, else latest)")
+    u.add_argument("--file", "-f", default="Dockerfile", help="the Dockerfile's name in the context")
+    u.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE")
     sub.add_parser("my-labs", help="copy each lab notebook you have no copy of yet into my-labs/ (never overwrites)")
     p = sub.add_parser("build-notebooks", help="regenerate labs/ and solutions/ from course/ (maintainers)")
     p.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
@@ -237,9 +250,43 @@ def _my_labs(args) -> int:
     return 0
 
 
+def _image(args) -> int:
+    from pathlib import Path
+
+    from . import images
+
+    if not args.verb:
+        raise LabkitError("Say what to do with images: `python -m labkit image build CONTEXT` or "
+                          "`python -m labkit image push CONTEXT REPOSITORY_URI`.")
+    build_args = {}
+    for pair in args.build_arg:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise LabkitError(f"--build-arg {pair!r} is not NAME=VALUE.")
+        build_args[name] = value
+    say = lambda sentence: print(sentence, flush=True)  # noqa: E731
+    source = Path(getattr(args, "context", None) or args.source)
+    if args.verb == "push":
+        from . import localaws
+
+        images.repository_parts(args.repository)  # a bad URI is said before anything is built
+        localaws.require_running()
+    if args.verb == "push" and (source / "oci-layout").is_file():
+        image = images.BuiltImage.load(source)
+    else:
+        image = images.build(source, args.file, build_args, progress=say)
+    if args.verb == "build":
+        if args.output:
+            print(f"saved as an OCI image layout in {image.save(Path(args.output))}")
+        print(image.digest)
+        return 0
+    images.push(image, args.repository, tag=args.tag, progress=say)
+    return 0
+
+
 COMMANDS = {"up": _up, "down": _down, "status": _status, "api": _api, "reset": _reset, "save": _save, "restore": _restore,
             "snapshots": _snapshots, "start": _start, "cleanup": _cleanup, "build-notebooks": _build_notebooks,
-            "my-labs": _my_labs}
+            "my-labs": _my_labs, "image": _image}
 
 if __name__ == "__main__":
     from .cli import run

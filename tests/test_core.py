@@ -242,6 +242,15 @@ def test_catalogue_and_fidelity_table_come_from_the_registry():
         assert (f"`{c.id}`" in fidelity) == (c.local != "full")
 
 
+def test_the_fidelity_page_lists_every_place_the_local_aws_is_stricter_than_moto():
+    from checks.catalogue import fidelity_markdown
+    from labkit.localaws.fidelity import stricter_than_moto
+
+    page, rules = fidelity_markdown(), stricter_than_moto()
+    assert {"ecs", "ecr", "elbv2", "s3"} <= {name for name, _ in rules}
+    assert all(text and f"- {text}" in page for _, text in rules)
+
+
 def test_notebook_run_without_local_aws_says_how_to_start_it(free_port, monkeypatch):
     monkeypatch.setenv("LABS_AWS_PORT", str(free_port))
     problem = checks.run("01")

@@ -187,8 +187,10 @@ def test_isolation_is_named():
     assert learner.isolation() in learner.PHRASES.values()
 
 
-def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
-    """Where namespaces work, the learner's child sees an empty state folder, one process, frozen code."""
+@pytest.mark.parametrize("forked", [False, True], ids=["own-child", "forked-by-zygote"])
+def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path, forked):
+    """Where namespaces work, the learner's child sees an empty state folder, frozen code, and no process but
+    the grading run's own children (itself alone, or, forked by the run's zygote, the zygote and its siblings)."""
     if learner.isolation() != learner.PHRASES["namespaces"]:
         pytest.skip("user namespaces are not available here: a plain child process with limits is used")
     folder = state_dir()
@@ -197,7 +199,9 @@ def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
     path.write_text(textwrap.dedent(f'''
         import os
         def look():
-            seen = {{"state": sorted(os.listdir({str(folder)!r})), "pids": [p for p in os.listdir("/proc") if p.isdigit()]}}
+            pids = [p for p in os.listdir("/proc") if p.isdigit()]
+            seen = {{"state": sorted(os.listdir({str(folder)!r})), "pids": pids,
+                    "commands": [open(f"/proc/{{p}}/cmdline", "rb").read().split(b"\\0")[2:3] for p in pids]}}
             try:
                 open({str(learner.REPO_ROOT / "checks" / "probe.txt")!r}, "w")
                 seen["frozen"] = False
@@ -205,9 +209,24 @@ def test_the_child_cannot_see_the_state_folder_or_other_processes(tmp_path):
                 seen["frozen"] = True
             return seen
     '''))
-    with learner.Session({"module": str(path), "functions": ["look"]}, aws={}) as session:
-        seen = session.step({"call": "look"})["value"]
-    assert seen == {"state": [], "pids": ["1"], "frozen": True}
+    zygote = learner.Zygote() if forked else None
+    try:
+        if zygote:  # a sibling, so the probe has one to see
+            sibling = learner.Session({"module": str(path), "functions": ["look"]}, aws={}, zygote=zygote)
+            assert sibling.defined == ["look"]
+        with learner.Session({"module": str(path), "functions": ["look"]}, aws={}, zygote=zygote) as session:
+            assert isinstance(session.process, learner._Forked) == forked
+            seen = session.step({"call": "look"})["value"]
+    finally:
+        if zygote:
+            sibling.close()
+            zygote.close()
+    assert seen["state"] == [] and seen["frozen"] is True
+    if forked:
+        assert len(seen["pids"]) == 3 and "1" in seen["pids"], seen
+        assert {tuple(c) for c in seen["commands"]} == {(str(learner.CHILD),)}, seen  # learner_child.py, nothing else
+    else:
+        assert seen["pids"] == ["1"]
 
 
 def test_a_module_in_a_folder_the_child_cannot_see_is_still_graded():
@@ -229,3 +248,31 @@ def test_judging_the_writes_sends_nothing_to_an_endpoint_in_the_environment(loca
     report = checks.grade(checks.select("L04.13-L04.14"), local_target)
     assert [r.status for r in report.results] == [Status.PASS, Status.PASS], report
     assert count_changes(journal_path()) == before
+
+
+@pytest.mark.parametrize("zygote_first", [False, True], ids=["session-first", "zygote-first"])
+def test_the_zygote_ends_before_the_lockdown_lifts(graded, local_target, monkeypatch, zygote_first):
+    """Whatever a check left running ends with the run's zygote, and that happens before the grading session
+    closes (its lockdown lifts), even when the zygote was started first (a sandbox check before the reads)."""
+    from labkit.localaws import control
+    from labkit.target import Target
+
+    runs, seen = [], []
+    close, for_grading = control.GradingSession.close, Target.for_grading
+
+    def grading_target(self):
+        made = for_grading(self)
+        if zygote_first:
+            learner._zygote(made)
+        runs.append(made)
+        return made
+
+    def closing(session):
+        zygote = runs[-1]._memo.get("learner.zygote")
+        seen.append(zygote is not None and zygote.process.poll() is None)  # still running as the lockdown lifts?
+        close(session)
+
+    monkeypatch.setattr(Target, "for_grading", grading_target)
+    monkeypatch.setattr(control.GradingSession, "close", closing)
+    checks.grade(checks.select(GRADED), local_target)
+    assert seen == [False] and runs[-1]._memo.get("learner.zygote") is None

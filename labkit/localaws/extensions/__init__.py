@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 REGISTERED = (
     "lambdarun",  # Lambda's Invoke runs the deployed code
     "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
+    "registry",   # the local ECR's OCI distribution API at /v2/...
     "rds",        # a DB instance (PostgreSQL) is a real PostgreSQL on loopback
 )
 
