@@ -206,6 +206,48 @@ def _dax(t, act, done, say):
             act(f"DAX subnet group {name}", lambda n=name: dax.delete_subnet_group(SubnetGroupName=n))
 
 
+@step(75)
+def _databases(t, act, done, say):
+    """RDS DB instances (billed per instance-hour, twice with Multi-AZ): read replicas before their sources,
+    deletion protection lifted first, no final snapshot; then the course's DB snapshots and subnet groups."""
+    rds = t.client("rds")
+    mine = []
+    for page in rds.get_paginator("describe_db_instances").paginate():
+        for db in page["DBInstances"]:
+            if _mine(db["DBInstanceIdentifier"], t) and _tagged(db.get("TagList", []), t):
+                mine.append(db)
+    busy = set()
+    for db in sorted(mine, key=lambda d: not d.get("ReadReplicaSourceDBInstanceIdentifier")):
+        name = db["DBInstanceIdentifier"]
+        busy.add((db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"))
+        if db.get("DBInstanceStatus") == "deleting":
+            done["pending"].append(f"DB instance {name}")
+            say(f"DB instance {name} is being deleted; run cleanup again in a few minutes for what it uses")
+            continue
+
+        def delete(n=name, protected=db.get("DeletionProtection")):
+            if protected:
+                rds.modify_db_instance(DBInstanceIdentifier=n, DeletionProtection=False, ApplyImmediately=True)
+            rds.delete_db_instance(DBInstanceIdentifier=n, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+        act(f"DB instance {name}", delete)
+    for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
+        for snap in page["DBSnapshots"]:
+            name = snap["DBSnapshotIdentifier"]
+            if _mine(name, t) and _tagged(snap.get("TagList", []), t):
+                act(f"DB snapshot {name}", lambda n=name: rds.delete_db_snapshot(DBSnapshotIdentifier=n))
+    waiting = t.is_live and any(d.startswith("DB instance") for d in done["deleted"])
+    for page in rds.get_paginator("describe_db_subnet_groups").paginate():
+        for group in page["DBSubnetGroups"]:
+            name = group["DBSubnetGroupName"]
+            if not _mine(name, t):
+                continue
+            if waiting and name in busy:  # on AWS a deleting instance holds its subnet group for minutes
+                done["pending"].append(f"DB subnet group {name}")
+                say(f"DB subnet group {name} waits for its DB instances; run cleanup again in a few minutes")
+                continue
+            act(f"DB subnet group {name}", lambda n=name: rds.delete_db_subnet_group(DBSubnetGroupName=n))
+
+
 @step(100)
 def _network(t, act, done, say):
     """The learner's tagged VPCs (lab 04's data VPC): security groups and subnets first, then the VPC."""
@@ -214,8 +256,8 @@ def _network(t, act, done, say):
     for vpc in ec2.describe_vpcs(Filters=mine)["Vpcs"]:
         vpc_id, inside = vpc["VpcId"], [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
         # A DAX cluster's network interfaces outlive it by minutes on AWS; its subnets wait for them.
-        if any(p.startswith("DAX") for p in done["pending"]) or (
-                t.is_live and any(d.startswith("DAX cluster") for d in done["deleted"])):
+        if any(p.startswith(("DAX", "DB ")) for p in done["pending"]) or (
+                t.is_live and any(d.startswith(("DAX cluster", "DB instance")) for d in done["deleted"])):
             done["pending"].append(f"VPC {vpc_id}")
             say(f"VPC {vpc_id} waits for the DAX cluster in it")
             continue

@@ -91,6 +91,7 @@ def _keep(number: str, key: str, begun: float) -> None:
             files[str(path.relative_to(work))] = base64.b64encode(path.read_bytes()).decode()
     folder = config.private_dir(_cache_dir())
     config.write_private(folder / f"{number}.ndjson", localaws.read_journal())
+    localaws.save_data(f"starts/{number}.data")  # the engines' data (a database's rows) is part of it
     config.write_private(folder / f"{number}.json", json.dumps({"key": key, "files": files}) + "\n")
 
 
@@ -105,7 +106,7 @@ def _from_cache(number: str, key: str, progress: Callable[[str], None]) -> bool:
         return False  # built from other sources or for another prefix
     progress(f"Replaying the start state of lab {number} built earlier ...")
     try:
-        localaws.replay(lines)
+        localaws.replay(lines, data=f"starts/{number}.data")
     except Exception:  # a kept state that no longer replays is rebuilt, not reported
         return False
     work = config.work_dir()

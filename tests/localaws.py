@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def local(_local_server, monkeypatch):
     localaws.reset()
     (_local_server.home / "settings.json").unlink(missing_ok=True)  # a test may have configured a learner
     for kept in (_local_server.home / "snapshots").glob("*"):  # another test's snapshots are not this test's
-        kept.unlink()
+        shutil.rmtree(kept) if kept.is_dir() else kept.unlink()  # NAME.data/: the engine data saved with one
     return _local_server
 
 

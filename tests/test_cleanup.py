@@ -127,3 +127,38 @@ def test_cleanup_removes_lab04s_scaling_dax_and_network_of_this_learner_only(aws
     assert clusters == {"bob-dax", "eve-dax"}
     assert len(aws.client("ec2").describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.40.0.0/16"]}])["Vpcs"]) == 2
     assert cleanup(aws, say=_quiet)["found"] == []
+
+
+def _lab08_resources(t: Target, tagged: bool = True) -> None:
+    rds = t.client("rds")
+    tags = t.tags("08") if tagged else []
+    ec2 = t.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.80.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.80.{n}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+               for n, z in ((1, "a"), (2, "b"))]
+    rds.create_db_subnet_group(DBSubnetGroupName=t.name("db"), DBSubnetGroupDescription="lab 08", SubnetIds=subnets,
+                               Tags=tags)
+    rds.create_db_instance(DBInstanceIdentifier=t.name("catalog"), Engine="postgres", DBInstanceClass="db.t3.micro",
+                           MasterUsername="catalog", ManageMasterUserPassword=True, AllocatedStorage=20,
+                           DBSubnetGroupName=t.name("db"), MultiAZ=True, DeletionProtection=True, Tags=tags)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=t.name("catalog-ro"),
+                                        SourceDBInstanceIdentifier=t.name("catalog"), Tags=tags)
+    rds.create_db_snapshot(DBInstanceIdentifier=t.name("catalog"), DBSnapshotIdentifier=t.name("catalog-snap"),
+                           Tags=tags)
+
+
+def test_cleanup_removes_lab08s_db_instances_replicas_snapshots_and_subnet_groups_of_this_learner_only(aws):
+    _lab08_resources(aws)
+    _lab08_resources(Target("inprocess", prefix="bob", region="us-east-1"))
+
+    done = cleanup(aws, say=_quiet)
+
+    assert done["pending"] == [], done["pending"]
+    deleted = [d for d in done["deleted"] if d.startswith("DB")]
+    assert deleted == ["DB instance ada-catalog-ro", "DB instance ada-catalog", "DB snapshot ada-catalog-snap",
+                       "DB subnet group ada-db"], done["deleted"]  # the replica before its source
+    rds = aws.client("rds")
+    assert {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]} == {"bob-catalog",
+                                                                                              "bob-catalog-ro"}
+    assert [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]] == ["bob-db"]
+    assert cleanup(aws, say=_quiet)["found"] == []

@@ -38,6 +38,7 @@ from .control import (  # noqa: F401  (the public surface)
     restore,
     running,
     save,
+    save_data,
     set_state_label,
     status,
     summary,

@@ -44,6 +44,8 @@ log = logging.getLogger("labkit.localaws")
 # Journal lines after which the state is folded into a checkpoint (a test hook may lower it).
 COMPACT_EVERY = max(int(os.environ.get("LABKIT_COMPACT_EVERY") or 2000), 1)
 # The checkpoints a journal or a restore may name: the journal's own, or one kept beside a snapshot.
+# Where extensions' data (engine data) is kept beside a state: a snapshot's, or a kept start state's.
+DATA_NAME = re.compile(r"^(snapshots/" + snapshots.NAME.pattern.strip("^$") + r"|starts/\d{2})\.data$")
 CHECKPOINT_NAME = re.compile(r"^(checkpoint\.[\w.-]+\.pickle|snapshots/" + snapshots.NAME.pattern.strip("^$")
                              + r"\.checkpoint)$")
 
@@ -63,6 +65,7 @@ class LocalAWS:
         self.lock = threading.RLock()  # one request at a time keeps ids deterministic
         self.writes = 0  # the sequence number of the last write
         self.replaying = False
+        self.emptying = False  # while the state about to be replaced is kept (before a reset or a restore)
         self.base: str | None = None  # the checkpoint file the journal starts from
         self.history: list[bytes] = []  # the journal lines that checkpoint holds, compressed
         self.changes = 0  # how many changes the checkpoint holds
@@ -168,8 +171,22 @@ class LocalAWS:
                 refused = self._locked(request) or self._keep_before("before-restore")
                 if refused is not None:
                     return refused
+                params = parse_qs(request.query)
+                data = (params.get("data") or [""])[0]
+                if data and not DATA_NAME.match(data):
+                    return json_response({"message": f"{data!r} is not a saved data folder."}, 400)
                 self.reset_all()
-                return json_response({"replayed": self.replay(request.body)})
+                return json_response({"replayed": self.replay(request.body, saved=self.state_dir / data if data else None)})
+        if name == "data" and request.method == "POST":
+            target = (parse_qs(request.query).get("save") or [""])[0]
+            if not DATA_NAME.match(target):
+                return json_response({"message": f"{target!r} is not a place for saved data."}, 400)
+            with self.lock:
+                try:
+                    self.save_data(self.state_dir / target)
+                except OSError as exc:
+                    return _refused(exc)
+            return json_response({"saved": target})
         if name == "snapshot" and request.method == "POST":
             return self._snapshot(request, parse_qs(request.query))
         if name == "grading" or name.startswith("grading/"):
@@ -194,11 +211,30 @@ class LocalAWS:
     def _keep_before(self, name: str) -> Response | None:
         """Keep the journal as snapshot ``name`` before it is emptied; the refusal if it cannot be kept."""
         try:
-            self._attach(snapshots.keep_before(self.state_dir, name, self.plain_journal()))
+            kept = self._keep_state(name, self.plain_journal())
+            self._attach(kept)
+            if kept:
+                self.emptying = True  # the data is replaced next: an extension may move it rather than copy it
+                try:
+                    self.save_data(snapshots.data_of(snapshots.folder(self.state_dir), kept))
+                finally:
+                    self.emptying = False
         except OSError as exc:
             log.error("state not kept before %s: %s", name, exc)
             return _refused(exc)
         return None
+
+    def _keep_state(self, name: str, data: bytes) -> str | None:
+        """``snapshots.keep_before``, except that while engines hold data a snapshot with the same journal
+        is not the same state (rows live outside the journal): then the state is kept as ``name`` itself."""
+        engines = self.state_dir / "engines"
+        held = engines.is_dir() and any(p.is_dir() and not p.name.endswith("-template") and any(p.iterdir())
+                                        for p in engines.iterdir())  # a template is a cache, not state
+        if data.strip() and held:
+            snapshots.write(snapshots.folder(self.state_dir), name, data, state=snapshots.state_label(self.state_dir),
+                            force=True)
+            return name
+        return snapshots.keep_before(self.state_dir, name, data)
 
     def _snapshot(self, request: Request, params: dict) -> Response:
         """Save the state as a snapshot, here where its checkpoint is: ``name``, ``force``, and ``keep``
@@ -213,12 +249,14 @@ class LocalAWS:
             data = self.plain_journal()
             try:
                 if params.get("keep"):
-                    kept = snapshots.keep_before(self.state_dir, name, data)
+                    kept = self._keep_state(name, data)
                 else:
                     kept = name
                     snapshots.write(snapshots.folder(self.state_dir), name, data, state=snapshots.state_label(self.state_dir),
                                     force=bool(params.get("force")))
                 self._attach(kept)
+                if kept:
+                    self.save_data(snapshots.data_of(snapshots.folder(self.state_dir), kept))
             except LabkitError as exc:
                 return json_response({"message": str(exc)}, 409)
             except OSError as exc:
@@ -233,8 +271,11 @@ class LocalAWS:
         if name and self.base:
             snapshots.attach_checkpoint(snapshots.folder(self.state_dir), name, self.state_dir / self.base)
 
-    def replay(self, data: bytes) -> int:
-        """Rebuild the state from a journal (a checkpoint, then the lines after it); returns the changes."""
+    def replay(self, data: bytes, saved: Path | None | object = ...) -> int:
+        """Rebuild the state from a journal (a checkpoint, then the lines after it); returns the changes.
+
+        ``saved``: for a restore, the folder of extension data saved with that state (None: none, start
+        empty); left out when the server starts, where the engines' own data is the state's already."""
         header, data = split_header(data)
         kept: list[bytes] = []
         with self.lock:
@@ -270,6 +311,9 @@ class LocalAWS:
             self.tail = len(kept)
             self._forget_checkpoints(keep=self.base)
             for ext in self.extensions:
+                if saved is not ...:
+                    folder = saved / ext.name if isinstance(saved, Path) else None
+                    ext.load_data(folder if folder is not None and folder.is_dir() else None)
                 ext.restored()
             replayed = self.changes + len(kept)  # before a compaction folds the lines into the checkpoint
             if self.tail >= COMPACT_EVERY:
@@ -364,6 +408,29 @@ class LocalAWS:
         for pattern in (f".{self.journal.path.name}.*.tmp", ".checkpoint.*.tmp"):
             for path in self.state_dir.glob(pattern):
                 path.unlink(missing_ok=True)
+
+    def save_data(self, target: Path) -> None:
+        """Have every extension copy its data into ``target`` (replacing what was there), written aside first
+        so a failed copy leaves the older data whole."""
+        import shutil
+
+        from ..config import private_dir
+
+        aside = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(aside, ignore_errors=True)
+        private_dir(aside)
+        try:
+            for ext in self.extensions:
+                folder = aside / ext.name
+                folder.mkdir(mode=0o700)
+                ext.save_data(folder)
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+        except BaseException:
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(aside, target)
 
     def plain_journal(self) -> bytes:
         """Every change that made the current state, as plain journal lines (what a snapshot holds)."""

@@ -321,10 +321,19 @@ def read_journal() -> bytes:
     return _ask("GET", f"{record['endpoint']}/_labkit/journal", timeout=30)
 
 
-def replay(lines: bytes) -> int:
-    """Replace the local AWS state with the one ``lines`` (a journal) make; returns the writes replayed."""
+def replay(lines: bytes, data: str | None = None) -> int:
+    """Replace the local AWS state with the one ``lines`` (a journal) make; returns the writes replayed.
+    ``data``: the engine data saved with that state (``snapshots/NAME.data``, ``starts/NN.data``); without
+    it the engines start empty."""
     record = require_running()
-    return json.loads(_ask("POST", f"{record['endpoint']}/_labkit/replay", data=lines, timeout=300))["replayed"]
+    query = "?" + urllib.parse.urlencode({"data": data}) if data else ""
+    return json.loads(_ask("POST", f"{record['endpoint']}/_labkit/replay{query}", data=lines, timeout=300))["replayed"]
+
+
+def save_data(where: str) -> None:
+    """Have the server copy its engine data to ``where`` (``starts/NN.data``), beside a kept state."""
+    record = require_running()
+    _ask("POST", f"{record['endpoint']}/_labkit/data?" + urllib.parse.urlencode({"save": where}), data=b"", timeout=120)
 
 
 def save(name: str, force: bool = False) -> Path:
@@ -339,7 +348,8 @@ def restore(name: str) -> int:
     lines, meta = snapshots.read(snapshot_dir(), name)
     if snapshots.checkpoint_of(snapshot_dir(), name).exists():  # loaded, after the server checks it matches
         lines = header_line(f"snapshots/{name}.checkpoint", 0, 0) + lines
-    replayed = replay(lines)
+    data = snapshots.data_of(snapshot_dir(), name)
+    replayed = replay(lines, data=f"snapshots/{name}.data" if data.is_dir() else None)
     label = meta.get("state")
     set_state_label(f"snapshot {name}" + (f" ({label})" if label else ""))
     return replayed

@@ -162,6 +162,11 @@ def keep_damaged(where: Path, name: str, data: bytes) -> Path:
     return write_private(where / f"{name}.damaged", data)
 
 
+def data_of(where: Path, name: str) -> Path:
+    """The folder of engine data saved with snapshot ``name`` (``NAME.data/<extension>/``)."""
+    return where / f"{name}.data"
+
+
 def checkpoint_of(where: Path, name: str) -> Path:
     return where / f"{name}.checkpoint"
 
