@@ -15,6 +15,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..app import LocalAWS
     from ..http import Request, Response
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 REGISTERED = (
     "lambdarun",  # Lambda's Invoke runs the deployed code
     "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
+    "elasticache",  # a real Valkey for every cache node, at the endpoints the describe calls report
 )
 
 
@@ -66,6 +69,15 @@ class Extension:
 
     def load_checkpoint(self, state: object) -> None:
         """Take back what ``checkpoint_state`` returned (a checkpoint was loaded; ``restored`` follows)."""
+
+    def save_data(self, folder: "Path") -> None:
+        """Copy what this extension keeps outside moto and the journal (engine data) into ``folder``
+        (new and empty). Called when a snapshot is saved (``snapshots/NAME.data/<extension name>/``)
+        and when `labkit start` keeps a built start state."""
+
+    def load_data(self, folder: "Path | None") -> None:
+        """Before ``restored()`` after a restore: the data saved in ``folder`` (None: none was saved,
+        start empty). ``restored()`` then starts the engines the replayed state names."""
 
     def close(self) -> None:
         """The local AWS is stopping: stop every process this extension started."""

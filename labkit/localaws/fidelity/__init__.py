@@ -22,13 +22,14 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp, logs, s3
+    from . import apigateway, awslambda, cloudfront, cognitoidp, elasticache, logs, s3
 
     apigateway.apply()
     awslambda.apply_models()
     logs.apply_models()
     cloudfront.apply()
     cognitoidp.apply()
+    elasticache.apply()
     s3.apply()
 
 
