@@ -25,6 +25,7 @@ REGISTERED = (
     "lambdarun",  # Lambda's Invoke runs the deployed code
     "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
     "elasticache",  # a real Valkey for every cache node, at the endpoints the describe calls report
+    "counts",     # the local AWS's own request counts (DynamoDB reads per table) at /_counts/dynamodb
 )
 
 

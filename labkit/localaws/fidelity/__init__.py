@@ -38,11 +38,12 @@ def apply_server() -> None:
     apply_models()
     if not _once("server"):
         return
-    from . import awslambda, core, dynamodb, iam, logs, speed
+    from . import awslambda, core, dynamodb, iam, logs, secretsmanager, speed
 
     speed.apply()
     awslambda.apply()
     core.apply()
     iam.apply()
     dynamodb.apply()
+    secretsmanager.apply()
     logs.apply()

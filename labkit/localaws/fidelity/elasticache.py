@@ -95,6 +95,8 @@ def apply() -> None:
     def create_cache_cluster(self, *args, **kwargs):
         cluster = create_cluster(self, *args, **kwargs)
         cluster.engine_version = cluster.engine_version or DEFAULT_VERSION.get(cluster.engine)
+        cluster.security_groups = [{"security_group_id": sg, "status": "active"}
+                                   for sg in kwargs.get("security_group_ids") or []]
         return cluster
 
     ElastiCacheBackend.create_cache_cluster = create_cache_cluster
