@@ -101,6 +101,58 @@ def apply() -> None:
 
     ElastiCacheBackend.create_cache_cluster = create_cache_cluster
 
+    list_tags = ElastiCacheBackend.list_tags_for_resource
+
+    def list_tags_for_resource(self, arn):
+        if ":usergroup:" in arn:  # moto's ARN pattern predates user groups
+            return self.tagging_service.list_tags_for_resource(arn)
+        return list_tags(self, arn)
+
+    ElastiCacheBackend.list_tags_for_resource = list_tags_for_resource
+
+    delete_user = ElastiCacheBackend.delete_user
+
+    def delete_user_now(self, user_id):
+        user = delete_user(self, user_id)
+        for group in _user_groups(self).values():
+            if user_id in group.user_ids:
+                user.status = "active"
+                raise Fault("InvalidUserState", f"User {user_id} belongs to user group {group.user_group_id}; "
+                                                "remove it from the group first.")
+        self.users.pop(user_id, None)  # moto keeps it "deleting" until it is described by id
+        return user
+
+    ElastiCacheBackend.delete_user = delete_user_now
+
+    delete_cluster = ElastiCacheBackend.delete_cache_cluster
+
+    def delete_cache_cluster(self, cache_cluster_id):
+        cluster = delete_cluster(self, cache_cluster_id)
+        if getattr(cluster, "replication_group_id", None) in self.replication_groups:
+            cluster.cache_cluster_status = "available"
+            raise InvalidParameterValueException(f"Cache cluster {cache_cluster_id} is a member of replication group "
+                                                 f"{cluster.replication_group_id}; delete the group instead.")
+        del self.cache_clusters[cache_cluster_id]  # gone from describe calls, as on AWS once deleted
+        return cluster
+
+    ElastiCacheBackend.delete_cache_cluster = delete_cache_cluster
+
+    def delete_cache_subnet_group(self):
+        backend = self.elasticache_backend
+        name = self._get_param("CacheSubnetGroupName")
+        if name not in backend.cache_subnet_groups:
+            from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+
+            raise CacheSubnetGroupNotFound(name)
+        users = [g.replication_group_id for g in backend.replication_groups.values()
+                 if g.cache_subnet_group_name == name]
+        users += [c.cache_cluster_id for c in backend.cache_clusters.values()
+                  if c.cache_subnet_group_name == name and not getattr(c, "replication_group_id", None)]
+        if users:
+            raise Fault("CacheSubnetGroupInUse", f"Cache subnet group {name} is used by {', '.join(users)}.")
+        del backend.cache_subnet_groups[name]
+        return ActionResult({})
+
     # -- user groups ------------------------------------------------------------
     def _check_users(backend, user_ids):
         for user_id in user_ids:
@@ -121,6 +173,9 @@ def apply() -> None:
         _check_users(backend, user_ids or [None])
         group = UserGroup(self.current_account, self.region, group_id, engine, user_ids)
         _user_groups(backend)[group_id] = group
+        tags = self._get_param("Tags") or []
+        if tags:
+            backend.tagging_service.tag_resource(group.arn, tags)
         for user_id in user_ids:
             backend.users[user_id].user_group_ids.append(group_id)
         return ActionResult(group)
@@ -186,7 +241,8 @@ def apply() -> None:
         group.primary_cluster_id = replicas[0]["cache_cluster_id"]
         return ActionResult({"ReplicationGroup": group})
 
-    for handler in (create_user_group, describe_user_groups, modify_user_group, delete_user_group, test_failover):
+    for handler in (create_user_group, describe_user_groups, modify_user_group, delete_user_group, test_failover,
+                    delete_cache_subnet_group):
         setattr(ElastiCacheResponse, handler.__name__, handler)
     models.UserGroup = UserGroup
 
