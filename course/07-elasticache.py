@@ -144,7 +144,7 @@ checks.run("L07.01-L07.02")
 #   so the password lives in one place the function's role may read.
 
 # %%
-# TODO: create the two users (Engine "valkey", Tags=t.tags("07")), the user group, and the secret (tolerate what exists: UserAlreadyExistsFault, UserGroupAlreadyExistsFault, ResourceExistsException; an existing secret keeps its password).
+# TODO: create the two users (Engine "valkey", Tags=t.tags("07")), the user group, and the secret, with the service's password in `password` (tolerate what exists: UserAlreadyExistsFault, UserGroupAlreadyExistsFault; an existing secret keeps its password).
 # BEGIN SOLUTION
 try:
     password = json.loads(sm.get_secret_value(SecretId=secret_name)["SecretString"])["password"]
@@ -259,7 +259,7 @@ checks.run("L07.04-L07.08")
 
 # %%
 handler_path = source_dir / "handler.py"
-# TODO: set handler_source to the service with the cache (see the table above), write it to handler_path, then grant the role what it needs, and deploy: new code, then the configuration (VpcConfig, environment).
+# TODO: set handler_source to the service with the cache (see the table above), write it to handler_path, then grant the role what it needs, and deploy: new code, then the configuration (VpcConfig, and the environment as the dict cache_settings).
 # BEGIN SOLUTION
 handler_source = '''\
 """The orders service, with a cache: cache-aside reads, invalidation on write, sessions that expire."""
