@@ -144,7 +144,7 @@ checks.run("L07.01-L07.02")
 #   so the password lives in one place the function's role may read.
 
 # %%
-# TODO: create the two users (Engine "valkey", Tags=t.tags("07")), the user group, and the secret, with the service's password in `password` (tolerate what exists: UserAlreadyExistsFault, UserGroupAlreadyExistsFault; an existing secret keeps its password).
+# TODO: create the two users (Engine "valkey", tagged with t.tags("07")), the user group, and the secret, with the service's password in `password` (tolerate what exists: UserAlreadyExistsFault, UserGroupAlreadyExistsFault; an existing secret keeps its password).
 # BEGIN SOLUTION
 try:
     password = json.loads(sm.get_secret_value(SecretId=secret_name)["SecretString"])["password"]

@@ -207,3 +207,25 @@ def test_save_and_load_data_carry_the_engines_data(aws, tmp_path):
     finally:
         ext.close()
     assert not ext.nodes
+
+
+@pytest.mark.server
+def test_engines_run_unprivileged_and_die_with_a_killed_local_aws(local, local_target):
+    import signal
+    import time
+
+    from labkit import localaws
+    from labkit.localaws import control
+
+    _group(local_target.client("elasticache"))
+    pids = _pids(local)
+    if os.geteuid() == 0:  # started by root: the engines run as another user
+        uids = [int(Path(f"/proc/{p}/status").read_text().split("Uid:")[1].split()[0]) for p in pids]
+        assert 0 not in uids
+    server = control.running()["pid"]
+    os.kill(server, signal.SIGKILL)  # no clean stop: the kernel's parent-death signal must end the engines
+    deadline = time.monotonic() + 30  # a bound on waiting, not a timing assertion
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+    localaws.up()  # the next test's fixture expects it running

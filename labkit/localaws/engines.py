@@ -170,14 +170,18 @@ class Process:
                 os.chown(path, *user)
         data_dir = str(self.data_dir)
 
+        parent = os.getpid()
+
         def enter():
             os.setsid()
-            _die_with_parent()
             os.chdir(data_dir)  # before dropping privileges: the path leads through the owner-only state folder
             if user:
                 os.setgroups([])
                 os.setgid(user[1])
                 os.setuid(user[0])
+            _die_with_parent()  # after setuid: changing credentials clears the parent-death signal
+            if os.getppid() != parent:  # the local AWS died before the signal was armed
+                os._exit(1)
 
         env = {"PATH": "/usr/bin:/bin", "LANG": "C", **(self.env or {})}
         with open(self.log_file, "ab") as log, open(self.stdin or os.devnull, "rb") as stdin:

@@ -113,7 +113,8 @@ class ElastiCacheEngines(Extension):
     def status(self) -> dict:
         with self.lock:
             return {"nodes": {k: {"pid": n.process.pid if n.process else None, "role": n.role,
-                                  "alive": bool(n.process and n.process.alive)} for k, n in self.nodes.items()},
+                                  "alive": bool(n.process and n.process.alive), "started_s": n.started_s}
+                              for k, n in self.nodes.items()},
                     **({"error": self.error} if self.error else {})}
 
     def save_data(self, folder: Path) -> None:
