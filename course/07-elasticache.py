@@ -28,8 +28,8 @@
 # starts for you, at the address the describe calls report.
 #
 # **On a live account ElastiCache bills per node-hour** from creation until
-# deletion: this lab's two `cache.t4g.micro` nodes and the Memcached node
-# cost about USD 0.05 an hour together. Remove everything with
+# deletion: this lab's two Valkey and two Memcached `cache.t4g.micro`
+# nodes cost about USD 0.06 an hour together. Remove everything with
 # `python -m labkit cleanup --live` when you are done.
 
 # %%

@@ -206,8 +206,10 @@ class ElastiCacheEngines(Extension):
         for key, _ in spec.members:  # a failover: the old primary hands its last writes over first
             if key != primary:
                 client = self._client(self.nodes[key])
-                if client.info("replication").get("role") == "master" and len(spec.members) > 1:
-                    client.execute_command("WAIT", len(spec.members) - 1, 1000)
+                info = client.info("replication")
+                replicas = int(info.get("connected_slaves") or 0)
+                if info.get("role") == "master" and replicas:  # (a node just started has none to wait for)
+                    client.execute_command("WAIT", replicas, 1000)
         for key, _ in sorted(spec.members, key=lambda member: member[0] != primary):  # the primary first
             node = self.nodes[key]
             client = self._client(node)
