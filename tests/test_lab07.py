@@ -117,3 +117,21 @@ def test_configuration_checks_pass_on_the_solution_state(aws):
     report = checks.grade([checks.REGISTRY[i] for i in sorted(checks.REGISTRY)
                            if i.startswith("L07.") and i not in BEHAVIOUR], aws)
     assert {r.status for r in report.results} == {PASS}, report
+
+
+def test_cleanup_removes_everything_lab07_made(aws):
+    from labkit.cleanup import cleanup
+
+    build_lab07(aws)
+    done = cleanup(aws, say=lambda _: None)
+    assert done["pending"] == []
+    ec = aws.client("elasticache")
+    assert ec.describe_replication_groups()["ReplicationGroups"] == []
+    assert ec.describe_cache_clusters()["CacheClusters"] == []
+    assert ec.describe_user_groups()["UserGroups"] == []
+    assert [u["UserId"] for u in ec.describe_users()["Users"] if u["UserId"].startswith("ada-")] == []
+    assert ec.describe_cache_subnet_groups()["CacheSubnetGroups"] == []
+    assert aws.client("secretsmanager").list_secrets()["SecretList"] == []
+    groups = aws.client("ec2").describe_security_groups()["SecurityGroups"]
+    assert not [g for g in groups if g["GroupName"].startswith("ada-")]
+    assert cleanup(aws, say=lambda _: None)["found"] == []  # a second run finds nothing
