@@ -248,6 +248,62 @@ def _databases(t, act, done, say):
             act(f"DB subnet group {name}", lambda n=name: rds.delete_db_subnet_group(DBSubnetGroupName=n))
 
 
+@step(85)
+def _elasticache(t, act, done, say):
+    """Replication groups and cache clusters (billed per node-hour), then what they use: user groups, users,
+    subnet groups, once nothing uses them."""
+    ec = t.client("elasticache")
+
+    def tagged(arn):
+        return _tagged(ec.list_tags_for_resource(ResourceName=arn).get("TagList", []), t)
+
+    busy = False
+    for page in ec.get_paginator("describe_replication_groups").paginate():
+        for group in page["ReplicationGroups"]:
+            name = group["ReplicationGroupId"]
+            if not _mine(name, t) or not tagged(group["ARN"]):
+                continue
+            if group.get("Status") == "deleting":
+                busy = True
+                done["pending"].append(f"replication group {name}")
+                say(f"Replication group {name} is being deleted; run cleanup again in a few minutes for what it uses")
+                continue
+            busy |= t.is_live
+            act(f"replication group {name}", lambda n=name: ec.delete_replication_group(ReplicationGroupId=n))
+    for page in ec.get_paginator("describe_cache_clusters").paginate():
+        for cluster in page["CacheClusters"]:
+            name = cluster["CacheClusterId"]
+            if cluster.get("ReplicationGroupId") or not _mine(name, t) or not tagged(cluster["ARN"]):
+                continue  # a replication group's members go with it
+            busy |= t.is_live
+            act(f"cache cluster {name}", lambda n=name: ec.delete_cache_cluster(CacheClusterId=n))
+    if busy:
+        done["pending"].append("ElastiCache user groups and subnet groups")
+        say("ElastiCache user groups, users and subnet groups wait for their caches; run cleanup again in a few minutes")
+        return
+    for group in ec.describe_user_groups().get("UserGroups", []):
+        if _mine(group["UserGroupId"], t) and tagged(group["ARN"]):
+            act(f"user group {group['UserGroupId']}", lambda n=group["UserGroupId"]: ec.delete_user_group(UserGroupId=n))
+    for user in ec.describe_users().get("Users", []):
+        if _mine(user["UserId"], t) and tagged(user["ARN"]):
+            act(f"cache user {user['UserId']}", lambda n=user["UserId"]: ec.delete_user(UserId=n))
+    for page in ec.get_paginator("describe_cache_subnet_groups").paginate():
+        for group in page["CacheSubnetGroups"]:
+            name = group["CacheSubnetGroupName"]
+            if _mine(name, t) and tagged(group["ARN"]):
+                act(f"cache subnet group {name}", lambda n=name: ec.delete_cache_subnet_group(CacheSubnetGroupName=n))
+
+
+@step(86)
+def _secrets(t, act):
+    sm = t.client("secretsmanager")
+    for page in sm.get_paginator("list_secrets").paginate():
+        for secret in page["SecretList"]:
+            if _mine(secret["Name"], t) and _tagged(secret.get("Tags", []), t):
+                act(f"secret {secret['Name']}", lambda n=secret["ARN"]: sm.delete_secret(
+                    SecretId=n, ForceDeleteWithoutRecovery=True))
+
+
 @step(100)
 def _network(t, act, done, say):
     """The learner's tagged VPCs (lab 04's data VPC): security groups and subnets first, then the VPC."""
@@ -261,7 +317,13 @@ def _network(t, act, done, say):
             done["pending"].append(f"VPC {vpc_id}")
             say(f"VPC {vpc_id} waits for the DAX cluster in it")
             continue
-        for group in ec2.describe_security_groups(Filters=inside)["SecurityGroups"]:
+        groups = ec2.describe_security_groups(Filters=inside)["SecurityGroups"]
+        for group in groups:  # a rule naming another group (lab 07's cache admits the service) blocks its deletion
+            pairs = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
+            if pairs and group["GroupName"] != "default":
+                act(f"rules of security group {group['GroupId']} naming other groups",
+                    lambda g=group["GroupId"], p=pairs: ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=p))
+        for group in groups:
             if group["GroupName"] != "default":
                 act(f"security group {group['GroupId']} ({group['GroupName']})",
                     lambda g=group["GroupId"]: ec2.delete_security_group(GroupId=g))

@@ -19,7 +19,7 @@ import checks
 from checks import api
 from checks.core import REGISTRY, check
 
-SENDERS = {"call"}  # checks.api.call sends every request; call_patiently goes through it
+SENDERS = {"call", "invoke"}  # checks.api.call sends every request (call_patiently goes through it); invoke runs the function
 
 
 def _calls(tree: ast.AST) -> dict[str, set[str]]:

@@ -97,6 +97,16 @@ def binaries(kind: str) -> Path:
     raise EngineError(f"The local AWS found no {kind} engine to run; {_INSTALL[kind]}.")
 
 
+def server_path(kind: str) -> Path:
+    """The engine's server executable inside :func:`binaries` (valkey-server, or redis-server in its place)."""
+    folder = binaries(kind)
+    names = {"postgres": ("postgres",), "valkey": ("valkey-server", "redis-server")}[kind]
+    for name in names:
+        if (folder / name).exists():
+            return folder / name
+    raise EngineError(f"The {kind} engine's server is missing from {folder}; {_INSTALL[kind]}.")
+
+
 def data_root(state_dir: Path) -> Path:
     """``state_dir/engines``: every engine's data is under it (owner-only, like the rest of the state)."""
     from ..config import private_dir
@@ -230,7 +240,10 @@ class Process:
     """One running engine process."""
 
     def __init__(self, name: str, argv: list[str], *, data_dir: Path | None, log_file: Path,
-                 env: dict | None = None):
+                 env: dict | None = None, stdin: Path | None = None):
+        # ``stdin``: a file the engine reads as its standard input (a configuration holding a password, kept
+        # off the command line every user can read); read here, handed down through a pipe.
+        self.stdin = Path(stdin) if stdin is not None else None
         self.name = name
         self.argv = list(argv)
         self.data_dir = Path(data_dir) if data_dir is not None else None
@@ -311,7 +324,9 @@ class Process:
 
     def start(self, ready: Callable[[], bool], timeout: float = 15.0) -> None:
         """Spawn it and wait until ``ready()``; EngineError quoting its log's last line if it stops or is late."""
-        self.spawn()
+        if self.alive:
+            return
+        self.spawn(stdin=self.stdin.read_bytes() if self.stdin is not None else None)
         deadline = time.monotonic() + timeout
         while True:
             if self.popen.poll() is not None:

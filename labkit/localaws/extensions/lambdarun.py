@@ -43,6 +43,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ... import lambdas
+from .. import courseca
 from ..http import Request, Response
 from . import Claim, Extension
 from .lambdapool import RESERVED, THROTTLE_MESSAGE, Limits, Pool, Throttled
@@ -304,6 +305,9 @@ class Runner:
             "AWS_MAX_ATTEMPTS": "1",
             "MALLOC_ARENA_MAX": "2",  # per-thread malloc arenas would inflate the address space it is held to
         })
+        trust = courseca.folder(self.code_root.parent) / "trust.pem"
+        if trust.exists():  # as Lambda's trust store holds the roots AWS's endpoints chain to: the course CA too
+            env["SSL_CERT_FILE"] = str(trust)
         return env
 
     def _init_failure(self, worker: Worker, request_id: str) -> Invocation:

@@ -27,13 +27,14 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp, ecr, ecs, elbv2, logs, s3
+    from . import apigateway, awslambda, cloudfront, cognitoidp, ecr, ecs, elasticache, elbv2, logs, s3
 
     apigateway.apply()
     awslambda.apply_models()
     logs.apply_models()
     cloudfront.apply()
     cognitoidp.apply()
+    elasticache.apply()
     s3.apply()
     ecs.apply()
     ecr.apply()
@@ -45,13 +46,14 @@ def apply_server() -> None:
     apply_models()
     if not _once("server"):
         return
-    from . import awslambda, core, dynamodb, iam, logs, speed
+    from . import awslambda, core, dynamodb, iam, logs, secretsmanager, speed
 
     speed.apply()
     awslambda.apply()
     core.apply()
     iam.apply()
     dynamodb.apply()
+    secretsmanager.apply()
     logs.apply()
 
 
