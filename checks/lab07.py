@@ -492,7 +492,7 @@ def session_expires(t: Target):
        points=3, hint="GET /orders/{orderId} reads order:<id> first and the table only on a miss, then stores the "
                       "item with its TTL; seed the orders of labkit.cacheload first.",
        docs=f"{DOCS}#measuring-a-cache",
-       acts="calls your API: invokes your function with the provided load of 1,000 GET /orders/{orderId}; "
+       acts=f"calls your API: invokes your function with the provided load of {cacheload.READS:,} GET /orders/{{orderId}}; "
             "stores nothing")
 def reads_hit_cache(t: Target):
     skip = _local_only(t)

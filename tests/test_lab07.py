@@ -11,6 +11,7 @@ import pytest
 
 import checks
 from checks.core import Status
+from labkit.cacheload import READS
 
 from .cases import Case, assert_whole_lab, covered, params, run_case
 from .states_lab07 import INVALIDATE, SESSION_TTL, build_lab07, handler_with
@@ -82,8 +83,8 @@ CASES = [
     Case("L07.11", "solution", PASS, ("expires in 1800 s",)),
     Case("L07.11", "no-ttl", FAIL, ("has no TTL: it never expires",),
          build={"handler": handler_with((SESSION_TTL, SESSION_TTL.replace(", ex=SESSION_TTL", "")))}),
-    Case("L07.12", "solution", PASS, ("of the load's 1000 reads reached table ada-orders",), build={"seed": True}),
-    Case("L07.12", "cache-off", FAIL, ("1000 of the load's 1000 reads reached table ada-orders (100%)",),
+    Case("L07.12", "solution", PASS, (f"of the load's {READS} reads reached table ada-orders",), build={"seed": True}),
+    Case("L07.12", "cache-off", FAIL, (f"{READS} of the load's {READS} reads reached table ada-orders (100%)",),
          build={"seed": True, "env": {"CACHE_MODE": "off"}}),
     Case("L07.12", "not-seeded", FAIL, ("seed the orders of labkit.cacheload.seed_orders()",)),
     Case("L07.13", "solution", PASS, ("failed over to ada-cache-002, and function ada-orders kept answering",),
