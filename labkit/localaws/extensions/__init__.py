@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 REGISTERED = (
     "lambdarun",  # Lambda's Invoke runs the deployed code
     "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
+    "ecs",        # ECS tasks run as processes; services keep their desired count
 )
 
 
