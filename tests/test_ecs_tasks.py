@@ -261,3 +261,78 @@ def _server_pid(local) -> int:
 
     with urllib.request.urlopen(f"{local.endpoint}/_labkit/status") as response:
         return json.loads(response.read())["pid"]
+
+
+# -- credentials and secrets ---------------------------------------------------------------
+
+def test_the_task_role_signs_the_tasks_calls_and_iam_holds_it_to_its_policies(aws):
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    aws["s3"].create_bucket(Bucket="ecs-data")
+    allowed = role(aws, "reader", [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}])
+    denied = role(aws, "nothing", [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}])
+    reader = until(aws, run(aws, register(aws["ecs"], "web", [container(image)], taskRoleArn=allowed)), running)
+    assert get_json(port_of(reader), "/s3") == {"buckets": ["ecs-data"]}
+    blocked = until(aws, run(aws, register(aws["ecs"], "web", [container(image)], taskRoleArn=denied)), running)
+    assert "AccessDenied" in get_json(port_of(blocked), "/s3")["error"]
+    nobody = until(aws, run(aws, register(aws["ecs"], "web", [container(image)])), running)
+    assert "Unable to locate credentials" in get_json(port_of(nobody), "/s3")["error"]
+
+
+def test_the_credentials_endpoint_answers_only_the_task_holding_the_token(aws):
+    import urllib.error
+    import urllib.request
+
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    allowed = role(aws, "reader", [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}])
+    task = until(aws, run(aws, register(aws["ecs"], "web", [container(image)], taskRoleArn=allowed)), running)
+    env = get_json(port_of(task))["env"]
+    uri, token = env["AWS_CONTAINER_CREDENTIALS_FULL_URI"], env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    assert uri.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(urllib.request.Request(uri, headers={"Authorization": token})) as response:
+        creds = json.loads(response.read())
+    assert creds["RoleArn"] == allowed and creds["Token"] and creds["AccessKeyId"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(uri, headers={"Authorization": "guess"}))
+    assert refused.value.code == 403
+    aws["ecs"].stop_task(cluster=CLUSTER, task=task["taskArn"])
+    until(aws, task["taskArn"], stopped)
+    with pytest.raises(urllib.error.HTTPError) as gone:  # a stopped task's grant is revoked
+        urllib.request.urlopen(urllib.request.Request(uri, headers={"Authorization": token}))
+    assert gone.value.code == 403
+
+
+def _secret_task(aws, image, execution_role, secrets):
+    return run(aws, register(aws["ecs"], "web", [container(image, secrets=secrets)],
+                             **({"executionRoleArn": execution_role} if execution_role else {})))
+
+
+def test_secrets_are_fetched_with_the_execution_role(aws):
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    secret = aws["secretsmanager"].create_secret(Name="db", SecretString=json.dumps({"password": "s3cret"}))["ARN"]
+    aws["ssm"].put_parameter(Name="/app/mode", Value="blue", Type="SecureString")
+    parameter = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/mode"
+    execution = role(aws, "exec", [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret},
+                                   {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": parameter}])
+    task = until(aws, _secret_task(aws, image, execution, [
+        {"name": "DB_PASSWORD", "valueFrom": f"{secret}:password::"},
+        {"name": "DB_SECRET", "valueFrom": secret},
+        {"name": "MODE", "valueFrom": parameter}]), running)
+    assert task["lastStatus"] == "RUNNING", task.get("stoppedReason")
+    env = get_json(port_of(task))["env"]
+    assert (env["DB_PASSWORD"], json.loads(env["DB_SECRET"]), env["MODE"]) == ("s3cret", {"password": "s3cret"}, "blue")
+
+
+def test_a_secret_the_execution_role_may_not_read_stops_the_task_with_ecs_reason(aws):
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    secret = aws["secretsmanager"].create_secret(Name="db", SecretString="x")["ARN"]
+    aws["ssm"].put_parameter(Name="/app/mode", Value="blue", Type="String")
+    execution = role(aws, "exec", LOGS_ALLOWED)
+    task = until(aws, _secret_task(aws, image, execution, [{"name": "DB", "valueFrom": secret}]), stopped)
+    assert task["stoppedReason"].startswith("ResourceInitializationError: unable to pull secrets or registry auth: "
+                                            "execution resource retrieval failed: unable to retrieve secret from asm")
+    assert "AccessDeniedException" in task["stoppedReason"] and task["stopCode"] == "TaskFailedToStart"
+    task = until(aws, _secret_task(aws, image, execution, [{"name": "MODE", "valueFrom": "/app/mode"}]), stopped)
+    assert "unable to retrieve secrets from ssm" in task["stoppedReason"]
+    assert "AccessDeniedException" in task["stoppedReason"]
+    task = until(aws, _secret_task(aws, image, None, [{"name": "MODE", "valueFrom": "/app/mode"}]), stopped)
+    assert task["stoppedReason"].startswith("ResourceInitializationError:") and "execution role" in task["stoppedReason"]

@@ -37,7 +37,7 @@ def apply_server() -> None:
     apply_models()
     if not _once("server"):
         return
-    from . import awslambda, core, dynamodb, iam, logs, speed
+    from . import awslambda, core, dynamodb, iam, logs, secrets, speed
 
     speed.apply()
     awslambda.apply()
@@ -45,3 +45,4 @@ def apply_server() -> None:
     iam.apply()
     dynamodb.apply()
     logs.apply()
+    secrets.apply()
