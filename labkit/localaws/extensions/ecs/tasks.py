@@ -93,8 +93,6 @@ class EcsRuntime(Extension):
         except ValueError:
             body = {}
         region = request.scope[0] or "us-east-1"
-        if action in ("CreateService", "UpdateService"):
-            self.scheduler.keep_settings(region, body, created=action == "CreateService")
         if self.host.replaying:
             return  # what ran before is not running now: restored() says so
         if action in ("RunTask", "StartTask"):
