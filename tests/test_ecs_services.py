@@ -138,3 +138,26 @@ def _pid_of(task: dict) -> int:
     from tests.test_ecs_tasks import _pid_on
 
     return _pid_on(port_of(task))
+
+
+def test_after_a_restart_the_old_tasks_are_stopped_and_the_service_runs_again(local, aws):
+    from labkit import localaws
+
+    definition = register(aws["ecs"], "web", [container(aws["image"])])
+    create(aws, definition, count=1)
+    before = steady(aws, definition, 1)[0]
+    port = port_of(before)
+    standalone = aws["ecs"].run_task(cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
+                                     networkConfiguration=aws["net"])["tasks"][0]["taskArn"]
+    wait_for(lambda: aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[standalone])["tasks"][0],
+             lambda t: t["lastStatus"] == "RUNNING")
+    localaws.down()
+    with pytest.raises(OSError):
+        get_json(port, timeout=0.5)  # down stopped it
+    localaws.up()  # the journal brings back the records, not the processes
+    old = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[standalone])["tasks"][0]
+    assert old["lastStatus"] == "STOPPED" and "the local AWS that ran it stopped" in old["stoppedReason"]
+    assert standalone not in aws["ecs"].list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+    again = steady(aws, definition, 1)  # the service's tasks were never journaled: it starts new ones
+    assert again[0]["taskArn"] != before["taskArn"]
+    assert get_json(port_of(again[0]))["cwd"].endswith("/app")

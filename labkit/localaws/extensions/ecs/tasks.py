@@ -22,17 +22,19 @@ an instance is lost), and services start new ones.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import json
 import logging
 import socket
 import tempfile
-import hashlib
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .. import Extension
 from ..sessions import Clients, assume_role
 from . import imagestore, plan as planning
+from .bridge import Bridge
 from .credentials import Endpoint
 from .runner import Runner, TaskPlan, TaskRun
 
@@ -171,8 +173,18 @@ class EcsRuntime(Extension):
             try:
                 namespace = netns.create(info["id"][:12], [info["private_ip"]])
                 cleanups.append(namespace.delete)
+                # The local AWS and the credentials endpoint, at the same loopback URLs inside.
+                ports = [urlparse(self.host.endpoint).port]
+                if "AWS_CONTAINER_CREDENTIALS_FULL_URI" in extra:
+                    ports.append(urlparse(extra["AWS_CONTAINER_CREDENTIALS_FULL_URI"]).port)
+                bridge = Bridge(netns, namespace, [p for p in ports if p])
+                cleanups.append(bridge.close)
             except Exception as exc:
                 log.warning("no namespace for task %s (%s): it runs on loopback ports", info["id"], exc)
+                if namespace is not None:
+                    namespace.delete()
+                    cleanups.pop()
+                namespace = None
         containers = []
         for definition in info["containers"]:
             override = info["overrides"].get(definition["name"]) or {}
