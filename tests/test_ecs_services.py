@@ -161,3 +161,35 @@ def test_after_a_restart_the_old_tasks_are_stopped_and_the_service_runs_again(lo
     again = steady(aws, definition, 1)  # the service's tasks were never journaled: it starts new ones
     assert again[0]["taskArn"] != before["taskArn"]
     assert get_json(port_of(again[0]))["cwd"].endswith("/app")
+
+
+def test_a_services_running_tasks_are_its_target_groups_targets(local):
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2, elbv2 = (t.client(n) for n in ("ecs", "ecr", "ec2", "elbv2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    vpc = ec2.describe_subnets(SubnetIds=net["awsvpcConfiguration"]["subnets"])["Subnets"][0]["VpcId"]
+    group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                      TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    image, _ = push_image(ecr, local.home, "web")
+    definition = register(ecs, "web", [container(image)])
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=definition, desiredCount=2,
+                       launchType="FARGATE", networkConfiguration=net,
+                       loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 8080}])
+    aws = {"ecs": ecs}
+    running = steady(aws, definition, 2)
+
+    def targets():
+        return sorted((d["Target"]["Id"], d["Target"]["Port"])
+                      for d in elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"])
+
+    def address(task):
+        return next(d["value"] for d in task["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
+
+    expected = sorted((address(task), 8080) for task in running)
+    assert wait_for(targets, lambda found: found == expected) == expected
+    ecs.stop_task(cluster=CLUSTER, task=running[0]["taskArn"])
+    replaced = wait_for(lambda: tasks(aws), lambda found: len(found) == 2 and running[0]["taskArn"] not in
+                        [x["taskArn"] for x in found] and all(x["lastStatus"] == "RUNNING" for x in found), timeout=90)
+    expected = sorted((address(task), 8080) for task in replaced)
+    assert wait_for(targets, lambda found: found == expected) == expected

@@ -13,6 +13,8 @@ second, does what ECS's does for each ACTIVE replica service:
 - the deployment circuit breaker: when a rollout's tasks keep failing (half the desired
   count, at least 3 and at most 200, as ECS counts) the deployment FAILS, and with rollback
   the last deployment that completed becomes the primary again; its tasks never stopped;
+- registers each running task's address and containerPort in the service's target
+  groups, and takes it out when the task stops;
 - says what it did in the service's events, in ECS's words, newest first.
 
 Settings moto drops on CreateService (the circuit breaker and the rest of the deployment
@@ -63,6 +65,7 @@ class ServiceState:
     events: list[dict] = field(default_factory=list)
     steady: bool = False
     last_good: Deployment | None = None
+    registered: dict = field(default_factory=dict)  # task ARN -> [(target group ARN, ip, port)]
 
 
 class Scheduler:
@@ -241,7 +244,32 @@ class Scheduler:
                 and len(alive[primary.id]) == len(healthy[primary.id]) == desired):
             st.steady = True
             self._event(st, service, "has reached a steady state.")
+        self._balance(st, service)
         self._mirror(st, service)
+
+    def _balance(self, st: ServiceState, service) -> None:
+        """Register the service's running tasks in its target groups and take out those that stop,
+        as ECS does for a service with load balancers (the ALB's own backend, like RegisterTargets)."""
+        balancers = [b for b in service.load_balancers or [] if b.get("targetGroupArn")]
+        if not balancers and not st.registered:
+            return
+        runner = self.runtime.runner
+        serving = {a for d in st.deployments for a in d.tasks if a not in d.stopping}
+        for arn in list(st.registered):
+            run = runner.get(arn)
+            if arn not in serving or run is None or run.last_status != "RUNNING":
+                for group, ip, port in st.registered.pop(arn):
+                    _targets(service, group, ip, port, register=False)
+        for arn in serving:
+            run = runner.get(arn)
+            if arn in st.registered or run is None or run.last_status != "RUNNING" or not run.plan.private_ip:
+                continue
+            done = []
+            for balancer in balancers:
+                port = int(balancer.get("containerPort") or 0)
+                if port and _targets(service, balancer["targetGroupArn"], run.plan.private_ip, port, register=True):
+                    done.append((balancer["targetGroupArn"], run.plan.private_ip, port))
+            st.registered[arn] = done
 
     @staticmethod
     def _healthy(run) -> bool:
@@ -288,6 +316,9 @@ class Scheduler:
                                  "ServiceSchedulerInitiated")
 
     def _retire(self, st: ServiceState) -> None:
+        for arn in list(st.registered):
+            for group, ip, port in st.registered.pop(arn):
+                _targets_quietly(group, ip, port)
         for deployment in st.deployments:
             for arn in deployment.tasks:
                 deployment.stopping.add(arn)
@@ -367,6 +398,31 @@ def install() -> None:
 
     Responses.create_service = wrapped(create, True)
     Responses.update_service = wrapped(update, False)
+
+
+def _targets(service, group: str, ip: str, port: int, register: bool) -> bool:
+    from moto.elbv2.models import elbv2_backends
+
+    try:
+        backend = elbv2_backends[service._account_id][service.region_name]
+        change = backend.register_targets if register else backend.deregister_targets
+        change(group, [{"Id": ip, "Port": port}])
+        return True
+    except Exception as exc:
+        log.warning("service %s: target %s:%d not %s: %s", service.name, ip, port,
+                    "registered" if register else "deregistered", exc)
+        return False
+
+
+def _targets_quietly(group: str, ip: str, port: int) -> None:
+    """Deregister from a target group named by ARN (the service itself may be gone)."""
+    from moto.elbv2.models import elbv2_backends
+
+    account, region = group.split(":")[4], group.split(":")[3]
+    try:
+        elbv2_backends[account][region].deregister_targets(group, [{"Id": ip, "Port": port}])
+    except Exception as exc:
+        log.info("target %s:%d not deregistered: %s", ip, port, exc)
 
 
 def _deployment_id() -> str:

@@ -142,6 +142,7 @@ class EcsRuntime(Extension):
         }
         if definition.network_mode == "awsvpc":
             info["private_ip"] = _readdress(task)
+            info["eni"] = _detail(task, "networkInterfaceId")
         self.infos[task.task_arn] = info
         plan = TaskPlan(task.task_arn, [], private_ip=info["private_ip"])
         return self.runner.start(plan, prepare=lambda p: self._prepare(info, p, on_stop))
@@ -226,6 +227,8 @@ class EcsRuntime(Extension):
                     cleanup()
                 except Exception:
                     log.exception("task %s: clean-up failed", info["id"])
+            if info.get("eni"):
+                self.host.read_backend(lambda: _release(info["account"], region, info["eni"]))
             if on_stop is not None:
                 on_stop()
 
@@ -451,6 +454,20 @@ def _readdress(task) -> str | None:
         return next(d["value"] for d in task.attachments[0]["details"] if d["name"] == "privateIPv4Address")
     except (IndexError, KeyError, StopIteration):
         return None
+
+
+def _detail(task, name: str) -> str | None:
+    try:
+        return next(d["value"] for d in task.attachments[0]["details"] if d["name"] == name)
+    except (IndexError, KeyError, StopIteration):
+        return None
+
+
+def _release(account: str, region: str, eni_id: str) -> None:
+    """A stopped task's interface goes, as on AWS: its address is free for the next task."""
+    from moto.ec2.models import ec2_backends
+
+    ec2_backends[account][region].enis.pop(eni_id, None)
 
 
 def _backend(region: str):
