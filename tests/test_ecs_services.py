@@ -93,17 +93,19 @@ def test_a_rolling_update_keeps_minimum_healthy_and_completes(aws):
     create(aws, first, count=2, deploymentConfiguration={"maximumPercent": 150, "minimumHealthyPercent": 50})
     wait_for(lambda: service(aws), lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=90)
     aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=second)
-    seen_total = []
+    seen_total, seen_healthy = [], []
 
     def watch():
         found = tasks(aws)
         seen_total.append(len(found))
+        seen_healthy.append(sum(t["lastStatus"] == "RUNNING" and t.get("healthStatus") == "HEALTHY" for t in found))
         return service(aws)
 
     done = wait_for(watch, lambda s: len(s["deployments"]) == 1 and s["deployments"][0]["taskDefinition"] == second
                     and s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=120, step=0.2)
     assert done["deployments"][0]["rolloutState"] == "COMPLETED"
     assert max(seen_total) <= 3  # maximumPercent 150 of 2
+    assert min(seen_healthy) >= 1  # minimumHealthyPercent 50 of 2, at every look
     final = steady(aws, second, 2)
     assert all(get_json(port_of(t))["env"].get("REVISION") == "2" for t in final)
     assert any("deployment completed" in m for m in messages(aws))
