@@ -20,7 +20,7 @@ TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal":
                                                   "Action": "sts:AssumeRole"}]}
 
 # The service: answers / with what it sees, /health with 200 (or 500 once HEALTH_FAILS is set),
-# /s3 lists buckets with whatever credentials the SDK finds, /hog takes memory.
+# /s3 lists buckets with whatever credentials the SDK finds, /read/<path> reads a file, /hog takes memory.
 APP = '''
 import json, os, sys, http.server
 print("starting on", os.environ.get("PORT", "8080"), flush=True)
@@ -38,6 +38,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = {"buckets": names}
             except Exception as exc:
                 body = {"error": str(exc)}
+        elif self.path.startswith("/read/"):
+            try:
+                with open(self.path[len("/read"):]) as fh:
+                    body = {"read": len(fh.read())}
+            except OSError as exc:
+                body = {"error": type(exc).__name__}
         elif self.path == "/hog":
             hog.append(bytearray(400 * 1024 * 1024))
             body = {"hog": len(hog)}

@@ -33,7 +33,7 @@ def test_the_images_python_and_paths_are_read_from_the_unpacked_root(tmp_path):
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "app.py").write_text("")
     argv = plan.resolve_argv(["/usr/local/bin/python3", "/app/app.py", "/not/in/image", "-v"], tmp_path)
-    assert argv == [sys.executable, str(tmp_path / "app" / "app.py"), "/not/in/image", "-v"]
+    assert argv == [plan.task_python()[0], str(tmp_path / "app" / "app.py"), "/not/in/image", "-v"]
 
 
 def test_a_user_is_found_in_the_images_passwd_and_an_unknown_one_is_refused(tmp_path):

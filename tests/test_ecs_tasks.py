@@ -204,10 +204,26 @@ def test_the_definitions_user_is_the_processes_user(aws):
     if os.geteuid() != 0:
         pytest.skip("switching users needs root")
     image, _ = push_image(aws["ecr"], aws["home"], "web")
-    arn = register(aws["ecs"], "who", [container(image, user="4321", entryPoint=["/bin/sh", "-c"],
-                                                 command=["exit $(( $(id -u) - 4321 + 7 ))"])])
-    task = until(aws, run(aws, arn), stopped)
-    assert task["containers"][0]["exitCode"] == 7  # id -u said 4321
+    named = until(aws, run(aws, register(aws["ecs"], "who", [container(image, user="4321")])), running)
+    assert get_json(port_of(named))["uid"] == 4321
+    shell = register(aws["ecs"], "who", [container(image, user="4321", entryPoint=["/bin/sh", "-c"],
+                                                   command=["exit $(( $(id -u) - 4321 + 7 ))"])])
+    assert until(aws, run(aws, shell), stopped)["containers"][0]["exitCode"] == 7  # id -u said 4321
+
+
+def test_a_container_is_never_the_machines_root_and_cannot_read_the_install_secret(aws):
+    if os.geteuid() != 0:
+        pytest.skip("the local AWS runs as an ordinary user: containers run as that user")
+    from labkit.localaws.extensions.ecs import plan
+
+    if not plan.nobody_can_run_python():
+        pytest.skip("no Python on this machine that an unprivileged user may run")
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    task = until(aws, run(aws, register(aws["ecs"], "web", [container(image)])), running)
+    assert get_json(port_of(task))["uid"] == plan.NOBODY
+    assert (aws["home"] / "secret").is_file()
+    assert get_json(port_of(task), f"/read{aws['home'] / 'secret'}") == {"error": "PermissionError"}
+    assert get_json(port_of(task), f"/read{aws['home'] / 'journal.ndjson'}") == {"error": "PermissionError"}
 
 
 def test_no_task_process_outlives_reset_or_the_local_aws(local, aws):

@@ -16,6 +16,7 @@ import grp
 import os
 import pwd
 import re
+import site
 import sys
 from pathlib import Path
 
@@ -30,15 +31,39 @@ class PlanError(Exception):
 
 
 @functools.lru_cache(maxsize=1)
-def nobody_can_run_python() -> bool:
-    """Whether an unprivileged user can start this Python (as root; asked once)."""
+def task_python() -> tuple[str, tuple[str, ...], bool]:
+    """(interpreter, extra sys.path, whether nobody can run it) for a container's ``python``.
+
+    This Python when an unprivileged user can start it; as root with an interpreter nobody may
+    run (one under /root), the machine's own Python of the same version with this one's
+    packages on its path; failing both, this Python (then containers must run as root)."""
+    if os.geteuid() != 0:
+        return sys.executable, (), False
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    packages = tuple(site.getsitepackages())
+    if _nobody_runs(sys.executable, ()):
+        return sys.executable, (), True
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin"):
+        candidate = os.path.join(folder, version)
+        if os.path.exists(candidate) and _nobody_runs(candidate, packages):
+            return candidate, packages, True
+    return sys.executable, (), False
+
+
+def _nobody_runs(python: str, path: tuple[str, ...]) -> bool:
     import subprocess
 
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(path)} if path else {"PATH": "/usr/bin:/bin"}
     try:
-        return subprocess.run([sys.executable, "-S", "-c", ""], user=NOBODY, group=NOBODY, extra_groups=[],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", timeout=10).returncode == 0
+        return subprocess.run([python, "-c", "import boto3"], user=NOBODY, group=NOBODY, extra_groups=[], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                              timeout=30).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
+
+
+def nobody_can_run_python() -> bool:
+    return task_python()[2]
 
 
 def command(definition: dict, config: dict) -> list[str]:
@@ -53,12 +78,13 @@ def command(definition: dict, config: dict) -> list[str]:
 
 
 def python_wrapper(folder: Path) -> Path:
-    """A folder with ``python`` and ``python3`` that run this Python (a script, not a link, so a
+    """A folder with ``python`` and ``python3`` that run the task Python (a script, not a link, so a
     virtual environment's packages come along)."""
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
     for name in ("python", "python3"):
         path = folder / name
-        text = f'#!/bin/sh\nexec "{sys.executable}" "$@"\n'
+        text = f'#!/bin/sh\nexec "{task_python()[0]}" "$@"\n'
         if not path.exists() or path.read_text() != text:
             tmp = path.with_name(f".{name}.{os.getpid()}")
             tmp.write_text(text)
@@ -85,7 +111,7 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def resolve_argv(argv: list[str], root: Path) -> list[str]:
-    first = sys.executable if PYTHON.match(argv[0]) else in_root(root, argv[0])
+    first = task_python()[0] if PYTHON.match(argv[0]) else in_root(root, argv[0])
     return [first] + [in_root(root, a) for a in argv[1:]]
 
 
@@ -209,6 +235,7 @@ def container(definition: dict, config: dict, root: Path, *, task_id: str, task_
     python_path = [in_root(root, p) for p in env.get("PYTHONPATH", "").split(":") if p]
     python_path += [str(p) for pattern in ("usr/local/lib/python3*/site-packages", "usr/lib/python3/dist-packages")
                     for p in sorted(root.glob(pattern))]
+    python_path += list(task_python()[1])
     if shim_dir is not None and host_ports:
         python_path.insert(0, str(shim_dir))
         env["LABKIT_PORT_MAP"] = ",".join(f"{inner}={outer}" for inner, outer in host_ports.items())
