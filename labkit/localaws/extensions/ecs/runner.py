@@ -27,7 +27,6 @@ import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -484,8 +483,10 @@ def _popen(plan: ContainerPlan, argv: list[str], address_space: int | None, **st
         limit = [PRLIMIT, f"--as={address_space}:", "--"] if address_space else []
         command = [SETPRIV, "--pdeathsig", "KILL", "--", *limit, *argv]
     else:
+        from .plan import task_python  # an interpreter the container's user may run
+
         env["LABKIT_LAUNCH"] = json.dumps({"parent": os.getpid(), "argv": argv, "address_space": address_space})
-        command = [sys.executable, "-S", "-E", str(LAUNCH)]
+        command = [task_python()[0], "-S", "-E", str(LAUNCH)]
     kwargs = {}
     if os.geteuid() == 0 and plan.uid is not None:
         kwargs.update(user=plan.uid, group=plan.gid if plan.gid is not None else plan.uid, extra_groups=[])

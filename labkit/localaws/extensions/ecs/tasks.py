@@ -26,6 +26,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -382,6 +383,7 @@ class EcsRuntime(Extension):
         self.scheduler.close()
         self.runner.close()
         self.credentials.close()
+        shutil.rmtree(self.image_dir, ignore_errors=True)  # a cache: unpacked again from the registry
 
     def status(self) -> dict:
         runs = self.runner.all()
