@@ -24,6 +24,7 @@ REGISTERED = (
     "gateway",    # REST API stages answer at /_api/<api id>/<stage>/...
     "registry",   # the local ECR's OCI distribution API at /v2/...
     "elb",        # each ALB listener answers on its own loopback port, targets probed for real
+    "ecs",        # ECS tasks run as processes; services keep their desired count
 )
 
 

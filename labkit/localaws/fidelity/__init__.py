@@ -45,7 +45,7 @@ def apply_server() -> None:
     apply_models()
     if not _once("server"):
         return
-    from . import awslambda, core, dynamodb, iam, logs, speed
+    from . import awslambda, core, dynamodb, iam, logs, secrets, speed
 
     speed.apply()
     awslambda.apply()
@@ -53,6 +53,7 @@ def apply_server() -> None:
     iam.apply()
     dynamodb.apply()
     logs.apply()
+    secrets.apply()
 
 
 def stricter_than_moto() -> list[tuple[str, str]]:
