@@ -767,6 +767,15 @@ def circuit_breaker(t: Target):
     return passed(f"Service {name} keeps {svc['desiredCount']} tasks and rolls back a failing deployment.")
 
 
+def _no_front(t: Target) -> Outcome | None:
+    """A failed Outcome when there is no load balancer with a port-80 listener to send requests to."""
+    if _load_balancer(t) is None:
+        return failed(f"There is no load balancer {lb_name(t)} to send requests through.")
+    if _listener(t) is None:
+        return failed(f"Load balancer {lb_name(t)} has no listener on port {LISTENER_PORT}.")
+    return None
+
+
 def _url(t: Target) -> str:
     return balancers.url(t, lb_name(t), LISTENER_PORT)
 
@@ -782,6 +791,9 @@ def _table_count(t: Target) -> int:
        docs=f"{DOCS}#load-balancing-and-health",
        acts="calls your API: GET /health and GET /items through the load balancer; stores nothing")
 def through_the_alb(t: Target):
+    missing = _no_front(t)
+    if missing:
+        return missing
     base = _url(t)
     status, body, _ = api.send(t, "GET", base + HEALTH_PATH, where="the load balancer", timeout=10, text=True)
     if status != 200:
@@ -825,6 +837,9 @@ def replaced(t: Target):
     if len(before) < 2:
         return failed(f"Service {service_name(t)} has {len(before)} running task(s); it needs two so one can be "
                       "killed while the other serves.")
+    missing = _no_front(t)
+    if missing:
+        return missing
     base = _url(t)
     victim = before[0]["taskArn"]
     t.behaviour_client("ecs", "StopTask").stop_task(cluster=cluster_name(t), task=victim, reason="course check L05.18")
@@ -883,6 +898,9 @@ def rolled_back(t: Target):
     if primary.get("rolloutState") not in (None, "COMPLETED"):
         return failed(f"Service {name}'s rollback to {family(t)}:{running} is still {primary.get('rolloutState')}; "
                       "run the check again in a minute.")
+    missing = _no_front(t)
+    if missing:
+        return missing
     status, body, _ = api.send(t, "GET", _url(t) + HEALTH_PATH, where="the load balancer", timeout=10, text=True)
     if status != 200:
         return failed(f"Service {name} rolled back to {family(t)}:{running}, but GET {HEALTH_PATH} through "
