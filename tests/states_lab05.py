@@ -224,7 +224,9 @@ def build_lab05(t: Target, *, private_route_to_igw=False, one_zone=False, task_i
                      if ec2_constraints is DEFAULT else ec2_constraints, same_instance=same_instance,
                      image=image if runtime else "catalog")
     # -- EKS
-    key = kms.create_key(Description="EKS secrets")["KeyMetadata"]["Arn"]
+    key = kms.create_key(Description="EKS secrets", Tags=[{"TagKey": k, "TagValue": v} for k, v in t.tag_map(LAB).items()])[
+        "KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=f"alias/{lab05.eks_name(t)}", TargetKeyId=key)
     cluster_role = _role(t, t.name("eks-cluster"), "eks.amazonaws.com")
     cluster = dict(name=lab05.eks_name(t), roleArn=cluster_role,
                    resourcesVpcConfig={"subnetIds": private, "endpointPrivateAccess": True,

@@ -294,3 +294,28 @@ def test_the_lifecycle_sample_holds_what_the_check_reasons_about():
     assert any(i["imagePushedAt"] > now - timedelta(days=lab05.UNTAGGED_DAYS) for i in untagged)
     assert any(i["imagePushedAt"] < now - timedelta(days=lab05.UNTAGGED_DAYS) for i in untagged)
     assert json.dumps(LIFECYCLE)  # the solution's policy is plain JSON
+
+
+def test_cleanup_removes_everything_lab05_made_and_nothing_of_another_learners(aws):
+    from labkit.cleanup import cleanup
+
+    build_lab05(aws)
+    bob = Target("inprocess", prefix="bob", region="us-east-1")
+    bob._session = aws._session
+    bob_repo = bob.client("ecr").create_repository(repositoryName="bob-catalog", tags=bob.tags("05"))["repository"]
+
+    done = cleanup(aws, say=lambda _: None)
+
+    assert done["pending"] == [], done["pending"]
+    kinds = {d.split(" ")[0] for d in done["deleted"]}
+    assert {"ECS", "container", "task", "EKS", "load", "target", "ECR", "secret", "KMS", "role", "log", "table",
+            "instances", "route", "internet", "security", "subnet", "VPC"} <= kinds, sorted(kinds)
+    ecs, eks, elb = aws.client("ecs"), aws.client("eks"), aws.client("elbv2")
+    assert [c for c in ecs.describe_clusters(clusters=[lab05.cluster_name(aws), lab05.ec2_cluster_name(aws)])["clusters"]
+            if c["status"] == "ACTIVE"] == []
+    assert ecs.list_task_definitions(familyPrefix=lab05.family(aws), status="ACTIVE")["taskDefinitionArns"] == []
+    assert eks.list_clusters()["clusters"] == []
+    assert elb.describe_load_balancers()["LoadBalancers"] == [] and elb.describe_target_groups()["TargetGroups"] == []
+    assert [r["repositoryName"] for r in aws.client("ecr").describe_repositories()["repositories"]] == [bob_repo["repositoryName"]]
+    assert aws.client("ec2").describe_vpcs(Filters=[{"Name": "cidr", "Values": [lab05.VPC_CIDR]}])["Vpcs"] == []
+    assert cleanup(aws, say=lambda _: None)["found"] == []
