@@ -179,21 +179,37 @@ def call(t: Target, method: str, path: str, body=None, headers: dict | None = No
     if api is None:
         raise LabkitError(f"There is no REST API named {api_name(t)} to call.")
     url = t.invoke_url(api["id"], STAGE) + path
+    where = "the local gateway (is `python -m labkit up` running?)" if t.is_local else "API Gateway"
+    return send(t, method, url, body=body, headers=headers, raw=raw, where=where)
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def send(t: Target, method: str, url: str, body=None, headers: dict | None = None, raw: bytes | None = None,
+         where: str = "the learner's endpoint", timeout: float = 30, text: bool = False):
+    """(status, parsed JSON body (or with ``text`` the body's text when it is not JSON; else None), headers) for one request to a URL the learner's resources answer at.
+
+    Locally only loopback is ever called: the local AWS serves everything there.
+    """
+    from urllib.parse import urlsplit
+
+    if t.is_local and (urlsplit(url).hostname or "") not in LOOPBACK and not (urlsplit(url).hostname or "").startswith("127."):
+        raise LabkitError(f"{url} is not a loopback address; the local grader calls nothing else.")
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method,
                                      headers={"Content-Type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             status, payload, out = response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as error:
         status, payload, out = error.code, error.read(), dict(error.headers)
     except (urllib.error.URLError, OSError) as exc:
-        where = "the local gateway (is `python -m labkit up` running?)" if t.is_local else "API Gateway"
         raise LabkitError(f"Could not reach {where} at {url}: {getattr(exc, 'reason', exc)}.") from None
     try:
         parsed = json.loads(payload) if payload else None
     except ValueError:
-        parsed = None
+        parsed = payload.decode("utf-8", "replace") if text else None
     return status, parsed, out
 
 

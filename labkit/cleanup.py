@@ -130,11 +130,12 @@ def _roles(t, act):
 @step(60)
 def _log_groups(t, act):
     logs = t.client("logs")
-    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{t.prefix}-"):
-        for group in page["logGroups"]:
-            tags = logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags")
-            if _tagged(_pairs(tags), t):
-                act(f"log group {group['logGroupName']}", lambda n=group["logGroupName"]: logs.delete_log_group(logGroupName=n))
+    for prefix in (f"/aws/lambda/{t.prefix}-", f"/ecs/{t.prefix}-"):  # functions (lab 03), container tasks (lab 05)
+        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
+            for group in page["logGroups"]:
+                tags = logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags")
+                if _tagged(_pairs(tags), t):
+                    act(f"log group {group['logGroupName']}", lambda n=group["logGroupName"]: logs.delete_log_group(logGroupName=n))
 
 
 @step(90)
@@ -294,19 +295,10 @@ def _elasticache(t, act, done, say):
                 act(f"cache subnet group {name}", lambda n=name: ec.delete_cache_subnet_group(CacheSubnetGroupName=n))
 
 
-@step(86)
-def _secrets(t, act):
-    sm = t.client("secretsmanager")
-    for page in sm.get_paginator("list_secrets").paginate():
-        for secret in page["SecretList"]:
-            if _mine(secret["Name"], t) and _tagged(secret.get("Tags", []), t):
-                act(f"secret {secret['Name']}", lambda n=secret["ARN"]: sm.delete_secret(
-                    SecretId=n, ForceDeleteWithoutRecovery=True))
-
-
 @step(100)
-def _network(t, act, done, say):
-    """The learner's tagged VPCs (lab 04's data VPC): security groups and subnets first, then the VPC."""
+def _network(t, act, done, say, dry_run):
+    """The learner's tagged VPCs (lab 04's data VPC, lab 05's shop VPC): instances and NAT gateways, addresses,
+    route tables and internet gateways, security groups and subnets first, then the VPC."""
     ec2 = t.client("ec2")
     mine = [{"Name": "tag:course", "Values": [COURSE_ID]}, {"Name": "tag:learner", "Values": [t.prefix]}]
     for vpc in ec2.describe_vpcs(Filters=mine)["Vpcs"]:
@@ -317,19 +309,168 @@ def _network(t, act, done, say):
             done["pending"].append(f"VPC {vpc_id}")
             say(f"VPC {vpc_id} waits for the DAX cluster in it")
             continue
-        groups = ec2.describe_security_groups(Filters=inside)["SecurityGroups"]
-        for group in groups:  # a rule naming another group (lab 07's cache admits the service) blocks its deletion
-            pairs = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
-            if pairs and group["GroupName"] != "default":
-                act(f"rules of security group {group['GroupId']} naming other groups",
-                    lambda g=group["GroupId"], p=pairs: ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=p))
+        instances = [i["InstanceId"] for r in ec2.describe_instances(Filters=inside)["Reservations"]
+                     for i in r["Instances"] if i["State"]["Name"] not in ("terminated", "shutting-down")]
+        if instances:  # lab 05's container instances
+            act(f"instances {', '.join(instances)}", lambda ids=instances: ec2.terminate_instances(InstanceIds=ids))
+        nats = [n for n in ec2.describe_nat_gateways(Filters=inside)["NatGateways"] if n["State"] not in ("deleted",)]
+        for nat in nats:
+            if nat["State"] != "deleting":
+                act(f"NAT gateway {nat['NatGatewayId']}", lambda n=nat["NatGatewayId"]: ec2.delete_nat_gateway(NatGatewayId=n))
+        if t.is_live and (nats or instances):  # their interfaces hold the subnets for minutes
+            done["pending"].append(f"VPC {vpc_id}")
+            say(f"VPC {vpc_id} waits for its NAT gateway and instances to go; run cleanup again in a few minutes")
+            continue
+        for address in ec2.describe_addresses(Filters=mine)["Addresses"]:
+            act(f"Elastic IP {address.get('PublicIp')}",
+                lambda a=address["AllocationId"]: ec2.release_address(AllocationId=a))
+        for table in ec2.describe_route_tables(Filters=inside)["RouteTables"]:
+            if any(a.get("Main") for a in table.get("Associations", [])):
+                continue
+
+            def drop(table=table):
+                for assoc in table.get("Associations", []):
+                    ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
+                ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+            act(f"route table {table['RouteTableId']}", drop)
+        for gateway in ec2.describe_internet_gateways(
+                Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]:
+            def detach(g=gateway["InternetGatewayId"]):
+                ec2.detach_internet_gateway(InternetGatewayId=g, VpcId=vpc_id)
+                ec2.delete_internet_gateway(InternetGatewayId=g)
+            act(f"internet gateway {gateway['InternetGatewayId']}", detach)
+        groups = [g for g in ec2.describe_security_groups(Filters=inside)["SecurityGroups"] if g["GroupName"] != "default"]
+        for group in groups:  # a group another one admits cannot be deleted: drop the grants first
+            if group.get("IpPermissions") and not dry_run:
+                ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
         for group in groups:
-            if group["GroupName"] != "default":
-                act(f"security group {group['GroupId']} ({group['GroupName']})",
-                    lambda g=group["GroupId"]: ec2.delete_security_group(GroupId=g))
+            act(f"security group {group['GroupId']} ({group['GroupName']})",
+                lambda g=group["GroupId"]: ec2.delete_security_group(GroupId=g))
         for subnet in ec2.describe_subnets(Filters=inside)["Subnets"]:
             act(f"subnet {subnet['SubnetId']}", lambda s=subnet["SubnetId"]: ec2.delete_subnet(SubnetId=s))
         act(f"VPC {vpc_id}", lambda v=vpc_id: ec2.delete_vpc(VpcId=v))
+
+
+# -- lab 05: containers ------------------------------------------------------------------
+
+def _lower_pairs(tags: list[dict] | None) -> list[dict]:
+    """ECS spells tags {"key", "value"}."""
+    return [{"Key": tag["key"], "Value": tag["value"]} for tag in tags or []]
+
+
+@step(42)
+def _ecs(t, act):
+    """Services scaled to zero and deleted, task definitions deregistered, container instances deregistered, clusters."""
+    ecs = t.client("ecs")
+    for arn in ecs.list_clusters().get("clusterArns", []):
+        name = arn.rsplit("/", 1)[-1]
+        if not _mine(name, t):
+            continue
+        cluster = ecs.describe_clusters(clusters=[arn], include=["TAGS"])["clusters"]
+        if not cluster or cluster[0].get("status") != "ACTIVE" or not _tagged(_lower_pairs(cluster[0].get("tags")), t):
+            continue  # a deleted cluster stays listed as INACTIVE for a while
+        services = ecs.list_services(cluster=arn).get("serviceArns", [])
+        for svc in ecs.describe_services(cluster=arn, services=services)["services"] if services else []:
+            if svc.get("status") != "ACTIVE":
+                continue
+
+            def remove(svc=svc):
+                ecs.update_service(cluster=arn, service=svc["serviceName"], desiredCount=0)  # stop its tasks first
+                ecs.delete_service(cluster=arn, service=svc["serviceName"], force=True)
+            act(f"ECS service {svc['serviceName']} in {name}", remove)
+        for instance in ecs.list_container_instances(cluster=arn).get("containerInstanceArns", []):
+            act(f"container instance {instance.rsplit('/', 1)[-1]} in {name}",
+                lambda i=instance: ecs.deregister_container_instance(cluster=arn, containerInstance=i, force=True))
+        act(f"ECS cluster {name}", lambda a=arn: ecs.delete_cluster(cluster=a))
+    for family in ecs.list_task_definition_families(familyPrefix=f"{t.prefix}-", status="ACTIVE").get("families", []):
+        for arn in ecs.list_task_definitions(familyPrefix=family, status="ACTIVE").get("taskDefinitionArns", []):
+            if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] != family:
+                continue
+            tags = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags")
+            if _tagged(_lower_pairs(tags), t):
+                act(f"task definition {arn.rsplit('/', 1)[-1]}", lambda a=arn: ecs.deregister_task_definition(taskDefinition=a))
+
+
+@step(44)
+def _eks(t, act, done, say):
+    """Node groups and Fargate profiles before their clusters (on AWS that takes minutes: run cleanup again)."""
+    eks = t.client("eks")
+    for name in eks.list_clusters().get("clusters", []):
+        cluster = eks.describe_cluster(name=name)["cluster"]
+        if not _mine(name, t) or not _tagged(_pairs(cluster.get("tags")), t):
+            continue
+        waiting = False
+        for group in eks.list_nodegroups(clusterName=name).get("nodegroups", []):
+            status = eks.describe_nodegroup(clusterName=name, nodegroupName=group)["nodegroup"].get("status")
+            if status == "DELETING":
+                waiting = True
+                continue
+            act(f"EKS node group {group}", lambda g=group: eks.delete_nodegroup(clusterName=name, nodegroupName=g))
+            waiting = waiting or t.is_live
+        for profile in eks.list_fargate_profiles(clusterName=name).get("fargateProfileNames", []):
+            act(f"EKS Fargate profile {profile}",
+                lambda p=profile: eks.delete_fargate_profile(clusterName=name, fargateProfileName=p))
+            waiting = waiting or t.is_live
+        if waiting:
+            done["pending"].append(f"EKS cluster {name}")
+            say(f"EKS cluster {name} waits for its node groups and Fargate profiles; run cleanup again in a few minutes")
+            continue
+        act(f"EKS cluster {name}", lambda n=name: eks.delete_cluster(name=n))
+
+
+@step(46)
+def _load_balancers(t, act):
+    """Load balancers (their listeners and rules go with them), then target groups."""
+    elb = t.client("elbv2")
+
+    def tagged(arn):
+        found = elb.describe_tags(ResourceArns=[arn])["TagDescriptions"]
+        return bool(found) and _tagged(found[0].get("Tags", []), t)
+
+    for page in elb.get_paginator("describe_load_balancers").paginate():
+        for lb in page["LoadBalancers"]:
+            if _mine(lb["LoadBalancerName"], t) and tagged(lb["LoadBalancerArn"]):
+                act(f"load balancer {lb['LoadBalancerName']}",
+                    lambda a=lb["LoadBalancerArn"]: elb.delete_load_balancer(LoadBalancerArn=a))
+    for page in elb.get_paginator("describe_target_groups").paginate():
+        for group in page["TargetGroups"]:
+            if _mine(group["TargetGroupName"], t) and tagged(group["TargetGroupArn"]):
+                act(f"target group {group['TargetGroupName']}",
+                    lambda a=group["TargetGroupArn"]: elb.delete_target_group(TargetGroupArn=a))
+
+
+@step(48)
+def _repositories(t, act):
+    ecr = t.client("ecr")
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for repo in page["repositories"]:
+            if _mine(repo["repositoryName"], t) and _tagged(
+                    ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", []), t):
+                act(f"ECR repository {repo['repositoryName']}",
+                    lambda n=repo["repositoryName"]: ecr.delete_repository(repositoryName=n, force=True))
+
+
+@step(49)
+def _secrets_and_keys(t, act):
+    """The course's secrets (named <prefix>-... or under <prefix>/) and the KMS keys it made (scheduled for deletion)."""
+    sm = t.client("secretsmanager")
+    for page in sm.get_paginator("list_secrets").paginate():
+        for secret in page["SecretList"]:
+            name = secret["Name"]
+            if (_mine(name, t) or name.startswith(f"{t.prefix}/")) and _tagged(secret.get("Tags", []), t):
+                act(f"secret {secret['Name']}", lambda a=secret["ARN"]: sm.delete_secret(
+                    SecretId=a, ForceDeleteWithoutRecovery=True))
+    kms = t.client("kms")
+    for alias in kms.list_aliases().get("Aliases", []):
+        if not alias["AliasName"].startswith(f"alias/{t.prefix}-") or not alias.get("TargetKeyId"):
+            continue
+        key = alias["TargetKeyId"]
+        tags = [{"Key": tag["TagKey"], "Value": tag["TagValue"]} for tag in kms.list_resource_tags(KeyId=key).get("Tags", [])]
+        if _tagged(tags, t) and kms.describe_key(KeyId=key)["KeyMetadata"].get("KeyState") == "Enabled":
+            def retire(key=key, alias=alias["AliasName"]):
+                kms.delete_alias(AliasName=alias)
+                kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)  # AWS's shortest wait
+            act(f"KMS key {alias['AliasName']} (deleted in 7 days)", retire)
 
 
 @step(110)

@@ -1,8 +1,8 @@
 """Behaviour checks say what they send through the learner's API; configuration checks send nothing there.
 
 The rule is static: a check "calls your API" when its function reaches
-``checks.api.call`` (the one place that sends a request to the learner's
-stage), directly or through helpers in its own module or in ``checks.api``.
+``checks.api.send`` (the one place that sends a request to the learner's
+endpoints), directly or through helpers in its own module or in ``checks.api``.
 Every such check declares ``acts=`` in ``@check``, and no other check does.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import checks
 from checks import api
 from checks.core import REGISTRY, check
 
-SENDERS = {"call", "invoke"}  # checks.api.call sends every request (call_patiently goes through it); invoke runs the function
+SENDERS = {"send", "invoke"}  # checks.api.send sends every request (call and call_patiently go through it); invoke runs the function
 
 
 def _calls(tree: ast.AST) -> dict[str, set[str]]:

@@ -47,6 +47,7 @@ from .. import courseca
 from ..http import Request, Response
 from . import Claim, Extension
 from .lambdapool import RESERVED, THROTTLE_MESSAGE, Limits, Pool, Throttled
+from .sessions import Clients, assume_role, put_log_events
 
 log = logging.getLogger("labkit.lambda")
 INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
@@ -168,7 +169,7 @@ class Runner:
         self.pool = Pool(limits or Limits.for_this_machine(), self._start)
         self.lock = threading.Lock()
         self.logs: queue.Queue = queue.Queue()
-        self._log_clients: dict[tuple, object] = {}
+        self._log_clients = Clients(endpoint)
         self._sessions: dict[str, dict] = {}  # role ARN -> its session credentials, shared by its sandboxes
         threading.Thread(target=self._ship_logs, name="lambda-logs", daemon=True).start()
 
@@ -359,27 +360,7 @@ class Runner:
                     log.warning("logs of %s not delivered: %s", spec.name, exc)
 
     def _put_logs(self, spec, creds, stream, events: list[dict]) -> None:
-        import boto3
-        from botocore.config import Config
-
-        ident = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
-        client = self._log_clients.get(ident)
-        if client is None:
-            client = boto3.client("logs", region_name=spec.region, endpoint_url=self.endpoint,
-                                  aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                                  aws_session_token=creds["SessionToken"],
-                                  config=Config(retries={"max_attempts": 1}))
-            self._log_clients[ident] = client
-        group = f"/aws/lambda/{spec.name}"
-        try:
-            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-        except client.exceptions.ResourceNotFoundException:
-            try:  # Lambda creates the stream, and the group if the role may, on first use
-                client.create_log_stream(logGroupName=group, logStreamName=stream)
-            except client.exceptions.ResourceNotFoundException:
-                client.create_log_group(logGroupName=group)
-                client.create_log_stream(logGroupName=group, logStreamName=stream)
-            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+        put_log_events(self._log_clients.get("logs", spec.region, creds), f"/aws/lambda/{spec.name}", stream, events)
 
 
 def _stamp() -> str:
@@ -479,16 +460,7 @@ class LambdaRuntime(Extension):
         return self.host.read_backend(look)
 
     def assume_role(self, spec: FunctionSpec) -> dict:
-        from moto.sts.models import sts_backends
-
-        def look():
-            session = sts_backends[spec.account]["aws"].assume_role(
-                region_name=spec.region, role_session_name=spec.name[:64], role_arn=spec.role,
-                policy=None, duration=43200, external_id=None)
-            return {"AccessKeyId": session.access_key_id, "SecretAccessKey": session.secret_access_key,
-                    "SessionToken": session.session_token}
-
-        return self.host.read_backend(look)
+        return assume_role(self.host, spec.account, spec.region, spec.role, spec.name)
 
 
 def _reserved(fn) -> int | None:

@@ -46,15 +46,15 @@ def apply_server() -> None:
     apply_models()
     if not _once("server"):
         return
-    from . import awslambda, core, dynamodb, iam, logs, secretsmanager, speed
+    from . import awslambda, core, dynamodb, iam, logs, secrets, speed
 
     speed.apply()
     awslambda.apply()
     core.apply()
     iam.apply()
     dynamodb.apply()
-    secretsmanager.apply()
     logs.apply()
+    secrets.apply()
 
 
 def stricter_than_moto() -> list[tuple[str, str]]:

@@ -1,0 +1,4 @@
+"""ECS tasks and services that really run (see ``tasks.py``)."""
+from .tasks import EcsRuntime
+
+EXTENSION = EcsRuntime

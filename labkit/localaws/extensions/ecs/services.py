@@ -1,0 +1,433 @@
+"""ECS services: the service scheduler moto does not have.
+
+moto records services and never starts a task. Here a scheduler thread, a few times a
+second, does what ECS's does for each ACTIVE replica service:
+
+- keeps ``desiredCount`` tasks of the primary deployment running: a task that stops
+  (killed, crashed, stopped by hand) is replaced, and one whose health check says
+  UNHEALTHY is stopped and replaced ("Task failed container health checks");
+- rolls a new revision out (UpdateService): new tasks start while the total stays within
+  ``maximumPercent`` of the desired count, old ones stop only while the healthy count stays
+  at or above ``minimumHealthyPercent``; the rollout is COMPLETED once the new revision's
+  tasks are all healthy and no old one runs;
+- the deployment circuit breaker: when a rollout's tasks keep failing (half the desired
+  count, at least 3 and at most 200, as ECS counts) the deployment FAILS, and with rollback
+  the last deployment that completed becomes the primary again; its tasks never stopped;
+- registers each running task's address and containerPort in the service's target
+  groups, and takes it out when the task stops;
+- says what it did in the service's events, in ECS's words, newest first.
+
+Settings moto drops on CreateService (the circuit breaker and the rest of the deployment
+configuration, the health check grace period, placement, the network configuration
+tasks need) are kept on the service when the write is heard, replay included. Deployments
+and tasks are not journaled: after a restore the scheduler starts the service afresh.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+log = logging.getLogger("labkit.ecs")
+TICK_S = 0.25
+DEFAULT_DEPLOYMENT = {"maximumPercent": 200, "minimumHealthyPercent": 100,
+                      "deploymentCircuitBreaker": {"enable": False, "rollback": False}}
+UNHEALTHY_REASON = "Task failed container health checks"
+EVENTS_KEPT = 100  # ECS shows the last 100
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Deployment:
+    id: str
+    task_definition: str
+    status: str = "PRIMARY"  # PRIMARY | ACTIVE | INACTIVE
+    rollout_state: str = "IN_PROGRESS"  # IN_PROGRESS | COMPLETED | FAILED
+    rollout_reason: str = ""
+    failed_tasks: int = 0
+    tasks: list[str] = field(default_factory=list)  # task ARNs started for it and not yet forgotten
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+    stopping: set = field(default_factory=set)  # ARNs the scheduler itself stops (not failures)
+
+
+@dataclass
+class ServiceState:
+    arn: str
+    deployments: list[Deployment]
+    events: list[dict] = field(default_factory=list)
+    steady: bool = False
+    last_good: Deployment | None = None
+    registered: dict = field(default_factory=dict)  # task ARN -> [(target group ARN, ip, port)]
+
+
+class Scheduler:
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.host = runtime.host
+        self.states: dict[str, ServiceState] = {}
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ecs-scheduler", daemon=True)
+        self._thread.start()
+        install()
+
+    # -- hooks --------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def task_changed(self, run) -> None:
+        if run.last_status == "STOPPED" or run.health_status == "UNHEALTHY":
+            self._wake.set()
+
+    def clear(self) -> None:
+        with self.host.lock:
+            self.states.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
+
+    # -- the loop -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            if self._closed.is_set():
+                return
+            try:
+                self.tick()
+            except Exception:
+                log.exception("the service scheduler failed a round")
+
+    def tick(self) -> None:
+        from .tasks import _backends
+
+        with self.host.lock:
+            if self.host.replaying:
+                return
+            state = self.host.random.getstate()
+            # Tasks made here are not journaled: draw their ids from fresh randomness, then put the
+            # seeded generator back so journaled writes replay to the same ids.
+            self.host.random.seed(secrets.randbits(64))
+            try:
+                seen = set()
+                for backend in list(_backends()):
+                    for service in list(backend.services.values()):
+                        seen.add(service.arn)
+                        self._schedule(backend, service)
+                for arn in [a for a in self.states if a not in seen]:
+                    self._retire(self.states.pop(arn))
+            finally:
+                self.host.random.setstate(state)
+
+    # -- one service ------------------------------------------------------------------------
+    def _schedule(self, backend, service) -> None:
+        runner = self.runtime.runner
+        st = self.states.get(service.arn)
+        if (service.deployment_controller or {}).get("type", "ECS") != "ECS" or service.scheduling_strategy != "REPLICA":
+            return
+        if st is None:
+            if not service.task_definition:
+                return
+            st = self.states[service.arn] = ServiceState(service.arn, [Deployment(_deployment_id(),
+                                                                                  service.task_definition)])
+        if service.status != "ACTIVE":
+            self._retire(st)
+            service.running_count = service.pending_count = 0
+            return
+        primary = st.deployments[0]
+        if service.task_definition and service.task_definition != primary.task_definition:
+            self._new_deployment(st, service, service.task_definition)
+            primary = st.deployments[0]
+        config = {**DEFAULT_DEPLOYMENT, **(getattr(service, "deployment_configuration", None) or {})}
+        breaker = config.get("deploymentCircuitBreaker") or {}
+        desired = max(int(service.desired_count or 0), 0)
+
+        # What became of each task: stopped ones are forgotten (a failure unless the scheduler stopped it),
+        # unhealthy ones are stopped.
+        for deployment in st.deployments:
+            for arn in list(deployment.tasks):
+                run = runner.get(arn)
+                if run is None or run.last_status == "STOPPED":
+                    deployment.tasks.remove(arn)
+                    if arn not in deployment.stopping:
+                        deployment.failed_tasks += 1
+                        deployment.updated_at = now()
+                    deployment.stopping.discard(arn)
+                    st.steady = False
+                elif run.health_status == "UNHEALTHY" and arn not in deployment.stopping:
+                    deployment.failed_tasks += 1
+                    deployment.stopping.add(arn)
+                    runner.stop(arn, UNHEALTHY_REASON, "ServiceSchedulerInitiated")
+                    self._event(st, service, f"has stopped 1 running tasks: (task {_short(arn)}).")
+                    self._event(st, service, f"(task {_short(arn)}) failed container health checks.")
+                    st.steady = False
+
+        # The circuit breaker.
+        threshold = min(max(math.ceil(desired * 0.5), 3), 200)
+        if (breaker.get("enable") and primary.rollout_state == "IN_PROGRESS" and primary.failed_tasks >= threshold
+                and st.last_good is not primary):
+            primary.rollout_state = "FAILED"
+            primary.rollout_reason = "ECS deployment circuit breaker: tasks failed to start."
+            primary.updated_at = now()
+            self._event(st, service, f"(deployment {primary.id}) deployment failed: tasks failed to start.")
+            if breaker.get("rollback") and st.last_good is not None:
+                good = st.last_good
+                self._event(st, service, f"rolling back to deployment {good.id}.")
+                self._new_deployment(st, service, good.task_definition, rollback_of=good)
+                service.task_definition = good.task_definition
+                primary = st.deployments[0]
+
+        # Place and stop tasks within the deployment configuration's bounds.
+        alive = {d.id: [a for a in d.tasks if a not in d.stopping] for d in st.deployments}
+        healthy = {d.id: [a for a in alive[d.id] if self._healthy(runner.get(a))] for d in st.deployments}
+        total = sum(len(v) for v in alive.values())
+        max_total = math.floor(desired * config["maximumPercent"] / 100)
+        min_healthy = math.ceil(desired * config["minimumHealthyPercent"] / 100)
+        started = []
+        if primary.rollout_state != "FAILED":
+            room = min(desired - len(alive[primary.id]), max(max_total - total, 0))
+            for _ in range(max(room, 0)):
+                arn = self._start(backend, service, primary)
+                if arn:
+                    started.append(arn)
+        if started:
+            st.steady = False
+            self._event(st, service, f"has started {len(started)} tasks: "
+                        + " ".join(f"(task {_short(a)})" for a in started) + ".")
+        stopped = []
+        healthy_total = sum(len(v) for v in healthy.values())
+        # Old deployments: their tasks go while enough healthy ones remain (unhealthy or starting ones first).
+        for deployment in st.deployments[1:]:
+            ordered = sorted(alive[deployment.id], key=lambda a: a in healthy[deployment.id])
+            for arn in ordered:
+                is_healthy = arn in healthy[deployment.id]
+                if is_healthy and healthy_total - 1 < min_healthy and len(healthy[primary.id]) < desired:
+                    break
+                self._stop(deployment, arn, primary)
+                stopped.append(arn)
+                healthy_total -= is_healthy
+        # The primary itself, when it has more than desired.
+        extra = len(alive[primary.id]) - desired
+        if extra > 0:
+            ordered = sorted(alive[primary.id], key=lambda a: a in healthy[primary.id])
+            for arn in ordered[:extra]:
+                self._stop(primary, arn, primary)
+                stopped.append(arn)
+        if stopped:
+            st.steady = False
+            self._event(st, service, f"has stopped {len(stopped)} running tasks: "
+                        + " ".join(f"(task {_short(a)})" for a in stopped) + ".")
+
+        # Completion and steady state.
+        old_alive = any(d.tasks for d in st.deployments[1:])
+        if (primary.rollout_state == "IN_PROGRESS" and len(healthy[primary.id]) >= desired
+                and len(alive[primary.id]) == desired and not old_alive):
+            primary.rollout_state = "COMPLETED"
+            primary.rollout_reason = f"ECS deployment {primary.id} completed."
+            primary.updated_at = now()
+            self._event(st, service, f"(deployment {primary.id}) deployment completed.")
+            st.last_good = primary
+        if not old_alive:
+            for deployment in st.deployments[1:]:
+                deployment.status = "INACTIVE"
+            st.deployments = [primary]
+        if (not st.steady and primary.rollout_state == "COMPLETED" and not old_alive
+                and len(alive[primary.id]) == len(healthy[primary.id]) == desired):
+            st.steady = True
+            self._event(st, service, "has reached a steady state.")
+        self._balance(st, service)
+        self._mirror(st, service)
+
+    def _balance(self, st: ServiceState, service) -> None:
+        """Register the service's running tasks in its target groups and take out those that stop,
+        as ECS does for a service with load balancers (the ALB's own backend, like RegisterTargets)."""
+        balancers = [b for b in service.load_balancers or [] if b.get("targetGroupArn")]
+        if not balancers and not st.registered:
+            return
+        runner = self.runtime.runner
+        serving = {a for d in st.deployments for a in d.tasks if a not in d.stopping}
+        for arn in list(st.registered):
+            run = runner.get(arn)
+            if arn not in serving or run is None or run.last_status != "RUNNING":
+                for group, ip, port in st.registered.pop(arn):
+                    _targets(service, group, ip, port, register=False)
+        for arn in serving:
+            run = runner.get(arn)
+            if arn in st.registered or run is None or run.last_status != "RUNNING" or not run.plan.private_ip:
+                continue
+            done = []
+            for balancer in balancers:
+                port = int(balancer.get("containerPort") or 0)
+                if port and _targets(service, balancer["targetGroupArn"], run.plan.private_ip, port, register=True):
+                    done.append((balancer["targetGroupArn"], run.plan.private_ip, port))
+            st.registered[arn] = done
+
+    @staticmethod
+    def _healthy(run) -> bool:
+        if run is None or run.last_status != "RUNNING":
+            return False
+        checked = any(c.plan.health is not None for c in run.containers if c.plan.essential)
+        return run.health_status == "HEALTHY" if checked else True
+
+    def _new_deployment(self, st: ServiceState, service, task_definition: str, rollback_of=None) -> None:
+        new = Deployment(_deployment_id(), task_definition)
+        if rollback_of is not None:  # the last good revision's tasks that still run serve the rollback
+            for deployment in st.deployments:
+                if deployment.task_definition == task_definition:
+                    new.tasks += [a for a in deployment.tasks if a not in deployment.stopping]
+                    deployment.tasks = [a for a in deployment.tasks if a in deployment.stopping]
+        for deployment in st.deployments:
+            deployment.status = "ACTIVE"
+        st.deployments.insert(0, new)
+        st.steady = False
+
+    def _start(self, backend, service, deployment: Deployment) -> str | None:
+        from moto.ecs.models import Task
+
+        try:
+            definition = backend.describe_task_definition(deployment.task_definition)
+            cluster = backend._get_cluster(service.cluster_name)
+            network = getattr(service, "_labkit_network", None)
+            task = Task(cluster=cluster, task_definition=definition, container_instance_arn=None,
+                        resource_requirements=backend._calculate_task_resource_requirements(definition),
+                        backend=backend, group=f"service:{service.name}", launch_type=service.launch_type or "FARGATE",
+                        started_by=deployment.id, networking_configuration=network,
+                        platform_version=service.platform_version)
+        except Exception as exc:
+            log.warning("service %s: no task placed: %s", service.name, exc)
+            return None
+        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+        self.runtime.adopt(backend, task)
+        deployment.tasks.append(task.task_arn)
+        return task.task_arn
+
+    def _stop(self, deployment: Deployment, arn: str, primary: Deployment) -> None:
+        deployment.stopping.add(arn)
+        self.runtime.runner.stop(arn, f"Scaling activity initiated by (deployment {primary.id})",
+                                 "ServiceSchedulerInitiated")
+
+    def _retire(self, st: ServiceState) -> None:
+        for arn in list(st.registered):
+            for group, ip, port in st.registered.pop(arn):
+                _targets_quietly(group, ip, port)
+        for deployment in st.deployments:
+            for arn in deployment.tasks:
+                deployment.stopping.add(arn)
+                self.runtime.runner.stop(arn, "Service deleted or scaled to zero", "ServiceSchedulerInitiated")
+
+    def _event(self, st: ServiceState, service, text: str) -> None:
+        message = f"(service {service.name}) {text}"
+        st.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": now(), "message": message})
+        del st.events[EVENTS_KEPT:]
+
+    def _mirror(self, st: ServiceState, service) -> None:
+        runner = self.runtime.runner
+        running = pending = 0
+        deployments = []
+        for d in st.deployments:
+            runs = [runner.get(a) for a in d.tasks]
+            r = sum(1 for x in runs if x is not None and x.last_status == "RUNNING")
+            p = sum(1 for x in runs if x is not None and x.last_status in ("PROVISIONING", "PENDING"))
+            running, pending = running + r, pending + p
+            deployments.append({
+                "id": d.id, "status": d.status, "taskDefinition": d.task_definition,
+                "desiredCount": service.desired_count if d is st.deployments[0] else len(d.tasks),
+                "pendingCount": p, "runningCount": r, "failedTasks": d.failed_tasks,
+                "createdAt": d.created_at, "updatedAt": d.updated_at, "launchType": service.launch_type,
+                "platformVersion": service.platform_version, "rolloutState": d.rollout_state,
+                "rolloutStateReason": d.rollout_reason or f"ECS deployment {d.id} in progress.",
+                "networkConfiguration": getattr(service, "_labkit_network", None)})
+        service.deployments = deployments
+        service.running_count, service.pending_count = running, pending
+        service.events = list(st.events)
+
+    # -- for tests and benchmarks ------------------------------------------------------------
+    def state(self, service_arn: str) -> ServiceState | None:
+        with self.host.lock:
+            return self.states.get(service_arn)
+
+
+def keep_settings(service, body: dict, created: bool) -> None:
+    """Keep on ``service`` what moto drops from a CreateService/UpdateService request ``body``."""
+    configuration = body.get("deploymentConfiguration")
+    if created or configuration:
+        service.deployment_configuration = {**DEFAULT_DEPLOYMENT,
+                                            **(getattr(service, "deployment_configuration", None) or {}),
+                                            **(configuration or {})}
+    for key, attr in (("healthCheckGracePeriodSeconds", "health_check_grace_period_seconds"),
+                      ("placementStrategy", "placement_strategy"),
+                      ("placementConstraints", "placement_constraints"),
+                      ("networkConfiguration", "network_configuration"),
+                      ("enableExecuteCommand", "enable_execute_command")):
+        if key in body:
+            setattr(service, attr, body[key])
+    if "networkConfiguration" in body:
+        service._labkit_network = body["networkConfiguration"]
+
+
+def install() -> None:
+    """CreateService and UpdateService keep those settings before moto answers (so the answer shows them)."""
+    import json
+
+    from moto.ecs.responses import EC2ContainerServiceResponse as Responses
+
+    if getattr(Responses, "_labkit_services", False):
+        return
+    Responses._labkit_services = True
+    create, update = Responses.create_service, Responses.update_service
+
+    def wrapped(original, created):
+        def action(self):
+            result = original(self)
+            try:
+                body = json.loads(self.body or "{}")
+            except ValueError:
+                body = {}
+            keep_settings(result.result["service"], body, created)
+            return result
+        return action
+
+    Responses.create_service = wrapped(create, True)
+    Responses.update_service = wrapped(update, False)
+
+
+def _targets(service, group: str, ip: str, port: int, register: bool) -> bool:
+    from moto.elbv2.models import elbv2_backends
+
+    try:
+        backend = elbv2_backends[service._account_id][service.region_name]
+        change = backend.register_targets if register else backend.deregister_targets
+        change(group, [{"Id": ip, "Port": port}])
+        return True
+    except Exception as exc:
+        log.warning("service %s: target %s:%d not %s: %s", service.name, ip, port,
+                    "registered" if register else "deregistered", exc)
+        return False
+
+
+def _targets_quietly(group: str, ip: str, port: int) -> None:
+    """Deregister from a target group named by ARN (the service itself may be gone)."""
+    from moto.elbv2.models import elbv2_backends
+
+    account, region = group.split(":")[4], group.split(":")[3]
+    try:
+        elbv2_backends[account][region].deregister_targets(group, [{"Id": ip, "Port": port}])
+    except Exception as exc:
+        log.info("target %s:%d not deregistered: %s", ip, port, exc)
+
+
+def _deployment_id() -> str:
+    return f"ecs-svc/{secrets.randbelow(10 ** 19):019d}"
+
+
+def _short(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]

@@ -1,0 +1,197 @@
+"""ECS services in the local AWS: the desired count kept, rolling deployments, the circuit breaker."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from labkit.target import Target
+from tests.ecs_support import container, get_json, network, port_of, push_image, register, wait_for
+
+CLUSTER = "lab"
+HEALTH = {"command": ["CMD-SHELL", "curl -fs http://localhost:8080/health || exit 1"], "interval": 5, "timeout": 2,
+          "retries": 1, "startPeriod": 2}
+
+
+@pytest.fixture
+def aws(local):
+    t = Target("local", prefix="ecs", region="us-east-1")
+    clients = {name: t.client(name) for name in ("ecs", "ecr", "ec2")}
+    clients["ecs"].create_cluster(clusterName=CLUSTER)
+    clients["net"] = network(clients["ec2"])
+    clients["image"], _ = push_image(clients["ecr"], local.home, "web")
+    return clients
+
+
+def create(aws, definition: str, count: int = 2, **extra) -> dict:
+    params = dict(cluster=CLUSTER, serviceName="web", taskDefinition=definition, desiredCount=count,
+                  launchType="FARGATE", networkConfiguration=aws["net"])
+    params.update(extra)
+    return aws["ecs"].create_service(**params)["service"]
+
+
+def service(aws) -> dict:
+    return aws["ecs"].describe_services(cluster=CLUSTER, services=["web"])["services"][0]
+
+
+def tasks(aws, status: str = "RUNNING") -> list[dict]:
+    arns = aws["ecs"].list_tasks(cluster=CLUSTER, serviceName="web", desiredStatus=status)["taskArns"]
+    return aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+
+
+def steady(aws, definition: str, count: int):
+    def done(found):
+        return (len(found) == count and all(t["lastStatus"] == "RUNNING" and t["taskDefinitionArn"] == definition
+                                            for t in found))
+    return wait_for(lambda: tasks(aws), done, timeout=90)
+
+
+def messages(aws) -> list[str]:
+    return [e["message"] for e in service(aws)["events"]]
+
+
+def test_create_service_keeps_what_moto_drops(aws):
+    definition = register(aws["ecs"], "web", [container(aws["image"])])
+    created = create(aws, definition, count=0, healthCheckGracePeriodSeconds=30,
+                     deploymentConfiguration={"maximumPercent": 150, "minimumHealthyPercent": 50,
+                                              "deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    for seen in (created, service(aws)):
+        assert seen["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+        assert (seen["deploymentConfiguration"]["maximumPercent"], seen["healthCheckGracePeriodSeconds"]) == (150, 30)
+
+
+def test_the_desired_count_is_kept_and_a_killed_task_is_replaced(aws):
+    definition = register(aws["ecs"], "web", [container(aws["image"])])
+    create(aws, definition, count=2)
+    running = steady(aws, definition, 2)
+    assert len(running) == 2 and all(t["group"] == "service:web" for t in running)
+    victim = running[0]
+    pid = get_json(port_of(victim))["env"] and _pid_of(victim)
+    os.kill(pid, signal.SIGKILL)  # by hand, from outside ECS
+    replaced = wait_for(lambda: tasks(aws), lambda found: len(found) == 2 and victim["taskArn"] not in
+                        [t["taskArn"] for t in found] and all(t["lastStatus"] == "RUNNING" for t in found), timeout=90)
+    assert victim["taskArn"] not in [t["taskArn"] for t in replaced] and len(replaced) == 2
+    gone = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[victim["taskArn"]])["tasks"][0]
+    assert (gone["lastStatus"], gone["stopCode"]) == ("STOPPED", "EssentialContainerExited")
+    assert gone["containers"][0]["exitCode"] == 137
+    aws["ecs"].stop_task(cluster=CLUSTER, task=replaced[0]["taskArn"])  # stopped by hand too: replaced
+    again = wait_for(lambda: tasks(aws), lambda found: len(found) == 2 and replaced[0]["taskArn"] not in
+                     [t["taskArn"] for t in found], timeout=90)
+    assert replaced[0]["taskArn"] not in [t["taskArn"] for t in again]
+    started = [m for m in messages(aws) if "has started 1 tasks" in m]
+    assert started and started[0].startswith("(service web) has started 1 tasks: (task ")
+    assert service(aws)["runningCount"] >= 1
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", desiredCount=0)
+    assert wait_for(lambda: tasks(aws), lambda found: not found, timeout=60) == []
+
+
+def test_a_rolling_update_keeps_minimum_healthy_and_completes(aws):
+    first = register(aws["ecs"], "web", [container(aws["image"], healthCheck=HEALTH)])
+    second = register(aws["ecs"], "web", [container(aws["image"], healthCheck=HEALTH,
+                                                    environment=[{"name": "REVISION", "value": "2"}])])
+    create(aws, first, count=2, deploymentConfiguration={"maximumPercent": 150, "minimumHealthyPercent": 50})
+    wait_for(lambda: service(aws), lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=90)
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=second)
+    seen_total, seen_healthy = [], []
+
+    def watch():
+        found = tasks(aws)
+        seen_total.append(len(found))
+        seen_healthy.append(sum(t["lastStatus"] == "RUNNING" and t.get("healthStatus") == "HEALTHY" for t in found))
+        return service(aws)
+
+    done = wait_for(watch, lambda s: len(s["deployments"]) == 1 and s["deployments"][0]["taskDefinition"] == second
+                    and s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=120, step=0.2)
+    assert done["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert max(seen_total) <= 3  # maximumPercent 150 of 2
+    assert min(seen_healthy) >= 1  # minimumHealthyPercent 50 of 2, at every look
+    final = steady(aws, second, 2)
+    assert all(get_json(port_of(t))["env"].get("REVISION") == "2" for t in final)
+    assert any("deployment completed" in m for m in messages(aws))
+    assert any(m == "(service web) has reached a steady state." for m in messages(aws))
+
+
+def test_the_circuit_breaker_rolls_back_to_the_last_good_revision(aws):
+    good = register(aws["ecs"], "web", [container(aws["image"], healthCheck=HEALTH)])
+    broken = register(aws["ecs"], "web", [container(aws["image"], healthCheck=HEALTH,
+                                                    environment=[{"name": "EXIT_AT_ONCE", "value": "1"}])])
+    create(aws, good, count=1, deploymentConfiguration={
+        "maximumPercent": 200, "minimumHealthyPercent": 100,
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    first = wait_for(lambda: service(aws), lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=90)
+    good_id = first["deployments"][0]["id"]
+    serving = steady(aws, good, 1)[0]
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=broken)
+    after = wait_for(lambda: service(aws), lambda s: s["taskDefinition"] == good and s["deployments"][0]["id"] != good_id
+                     and any("rolling back" in e["message"] for e in s["events"]), timeout=120, step=0.2)
+    assert after["taskDefinition"] == good
+    assert any(m.endswith("deployment failed: tasks failed to start.") for m in messages(aws))
+    assert f"(service web) rolling back to deployment {good_id}." in messages(aws)
+    # The last good revision kept serving throughout: its task was never stopped.
+    still = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[serving["taskArn"]])["tasks"][0]
+    assert still["lastStatus"] == "RUNNING" and get_json(port_of(still))["env"].get("EXIT_AT_ONCE") is None
+    final = wait_for(lambda: service(aws), lambda s: len(s["deployments"]) == 1
+                     and s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=90)
+    assert final["deployments"][0]["taskDefinition"] == good
+
+
+def _pid_of(task: dict) -> int:
+    from tests.test_ecs_tasks import _pid_on
+
+    return _pid_on(port_of(task))
+
+
+def test_after_a_restart_the_old_tasks_are_stopped_and_the_service_runs_again(local, aws):
+    from labkit import localaws
+
+    definition = register(aws["ecs"], "web", [container(aws["image"])])
+    create(aws, definition, count=1)
+    before = steady(aws, definition, 1)[0]
+    port = port_of(before)
+    standalone = aws["ecs"].run_task(cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
+                                     networkConfiguration=aws["net"])["tasks"][0]["taskArn"]
+    wait_for(lambda: aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[standalone])["tasks"][0],
+             lambda t: t["lastStatus"] == "RUNNING")
+    localaws.down()
+    with pytest.raises(OSError):
+        get_json(port, timeout=0.5)  # down stopped it
+    localaws.up()  # the journal brings back the records, not the processes
+    old = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[standalone])["tasks"][0]
+    assert old["lastStatus"] == "STOPPED" and "the local AWS that ran it stopped" in old["stoppedReason"]
+    assert standalone not in aws["ecs"].list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+    again = steady(aws, definition, 1)  # the service's tasks were never journaled: it starts new ones
+    assert again[0]["taskArn"] != before["taskArn"]
+    assert get_json(port_of(again[0]))["cwd"].endswith("/app")
+
+
+def test_a_services_running_tasks_are_its_target_groups_targets(local):
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2, elbv2 = (t.client(n) for n in ("ecs", "ecr", "ec2", "elbv2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    vpc = ec2.describe_subnets(SubnetIds=net["awsvpcConfiguration"]["subnets"])["Subnets"][0]["VpcId"]
+    group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                      TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    image, _ = push_image(ecr, local.home, "web")
+    definition = register(ecs, "web", [container(image)])
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=definition, desiredCount=2,
+                       launchType="FARGATE", networkConfiguration=net,
+                       loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 8080}])
+    aws = {"ecs": ecs}
+    running = steady(aws, definition, 2)
+
+    def targets():
+        return sorted((d["Target"]["Id"], d["Target"]["Port"])
+                      for d in elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"])
+
+    def address(task):
+        return next(d["value"] for d in task["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
+
+    expected = sorted((address(task), 8080) for task in running)
+    assert wait_for(targets, lambda found: found == expected) == expected
+    ecs.stop_task(cluster=CLUSTER, task=running[0]["taskArn"])
+    replaced = wait_for(lambda: tasks(aws), lambda found: len(found) == 2 and running[0]["taskArn"] not in
+                        [x["taskArn"] for x in found] and all(x["lastStatus"] == "RUNNING" for x in found), timeout=90)
+    expected = sorted((address(task), 8080) for task in replaced)
+    assert wait_for(targets, lambda found: found == expected) == expected
