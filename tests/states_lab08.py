@@ -150,11 +150,12 @@ def build_lab08(
         rds.create_db_instance_read_replica(DBInstanceIdentifier=ro, SourceDBInstanceIdentifier=name,
                                             DBInstanceClass="db.t4g.micro", PubliclyAccessible=replica_public,
                                             VpcSecurityGroupIds=[database], Tags=t.tags("08"))
-    elif replica == "copy":
+    elif replica == "copy":  # the primary's master password, so only its being no replica is wrong
+        same = json.loads(sm.get_secret_value(SecretId=secret_arn)["SecretString"])["password"] if secret_arn else PASSWORD
         rds.create_db_instance(DBInstanceIdentifier=ro, Engine="postgres", EngineVersion=engine_version,
                                DBInstanceClass="db.t4g.micro", AllocatedStorage=20, StorageEncrypted=True,
                                VpcSecurityGroupIds=[database], MasterUsername="catalog_admin",
-                               MasterUserPassword=PASSWORD, DBName=lab08.DB_NAME, Tags=t.tags("08"))
+                               MasterUserPassword=same, DBName=lab08.DB_NAME, Tags=t.tags("08"))
     reader = rds.describe_db_instances(DBInstanceIdentifier=ro)["DBInstances"][0]["Endpoint"] if (
         replica != "none") else {"Address": "nowhere", "Port": 5432}
 
