@@ -116,7 +116,10 @@ LOOPBACK_ENDPOINT = re.compile(r"^http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\]
 
 
 def process_alive(pid) -> bool:
-    """Whether a recorded pid still names a running process (one of another user's counts as running)."""
+    """Whether a recorded pid still names a running process (one of another user's counts as running).
+
+    A process that ended but was not reaped yet (a zombie) has stopped: where the machine's first process
+    reaps late (containers), counting it as running made every `down` wait out its SIGKILL timeout."""
     if type(pid) is not int or pid <= 0:
         return False
     try:
@@ -125,7 +128,19 @@ def process_alive(pid) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # ended only when every thread has: a leader that is a zombie while its threads exit still holds its files
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc (macOS): the signal's answer stands; else it is gone
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                return True
+        except (OSError, IndexError):
+            continue  # that thread ended while we looked
+    return False
 
 
 def server_record_path() -> Path:

@@ -233,3 +233,26 @@ def test_a_start_state_is_rebuilt_when_labkit_code_changes(monkeypatch):
     real = remember.code_digest
     monkeypatch.setattr(remember, "code_digest", lambda *names: real(*names) + "-edited")
     assert starts._fingerprint(before) != key
+
+
+def test_a_process_that_ended_but_was_not_reaped_is_not_running():
+    """A zombie (ended, not yet reaped, as under a container's lazy first process) does not count as running,
+    so `down` does not wait out its timeout for a server that has already stopped."""
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from labkit.config import process_alive
+
+    child = subprocess.Popen(["sleep", "0"])
+    for _ in range(200):  # it ends at once; this test's process never reaps it until the end
+        if Path(f"/proc/{child.pid}/stat").exists() and \
+                Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    try:
+        assert not process_alive(child.pid)
+        assert process_alive(os.getpid())
+    finally:
+        child.wait()

@@ -17,23 +17,12 @@ from pathlib import Path
 LOOPBACK = ("localhost", "127.0.0.1", "::1")  # the only addresses it may listen on
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a parent that died but was not reaped yet is gone too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _exit_with(pid: int) -> None:
     """Stop (cleanly, through the SIGTERM handler) once ``pid`` is gone: a killed test run leaves no server."""
     def watch():
-        while not _gone(pid):
+        from ..config import process_alive
+
+        while process_alive(pid):
             time.sleep(1.0)
         logging.getLogger("labkit.localaws").info("process %d is gone; stopping", pid)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -88,8 +77,12 @@ def main(argv=None) -> int:
     netns.remove_all()  # namespaces a killed local AWS left (never another running one's)
 
     def stop(signum, frame):
-        app.close()  # runtimes the local AWS started stop with it
-        sys.exit(0)
+        app.close()  # runtimes the local AWS started stop with it; every change is already on disk
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        # Without the interpreter's teardown: freeing moto's objects one by one took 2 s of every `down`.
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     watched = os.environ.get("LABKIT_EXIT_WITH_PID", "")
