@@ -31,7 +31,8 @@ def iam_action(call: tuple[str, str]) -> str | None:
     """The IAM action an API call needs (None: none). API Gateway's are named after the HTTP verb."""
     if call[0] == "apigateway":
         return "apigateway:GET" if is_read(call[1]) else f"apigateway:{call[1]}"
-    return IAM_ACTION.get(call, f"{call[0]}:{call[1]}")
+    prefix = {"api.ecr": "ecr"}.get(call[0], call[0])  # ECR's endpoint is api.ecr; its actions are ecr:
+    return IAM_ACTION.get(call, f"{prefix}:{call[1]}")
 
 
 def _allowed() -> set[str]:
