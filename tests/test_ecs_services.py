@@ -195,3 +195,98 @@ def test_a_services_running_tasks_are_its_target_groups_targets(local):
                         [x["taskArn"] for x in found] and all(x["lastStatus"] == "RUNNING" for x in found), timeout=90)
     expected = sorted((address(task), 8080) for task in replaced)
     assert wait_for(targets, lambda found: found == expected) == expected
+
+
+def _behind_alb(local, grace: int):
+    """A cluster, an ALB on port 80 forwarding to an ip target group checking /health every 5 s, and the
+    service web (two tasks, circuit breaker with rollback) registered in it."""
+    import labkit.balancers
+
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2, elbv2 = (t.client(n) for n in ("ecs", "ecr", "ec2", "elbv2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    vpc = ec2.describe_subnets(SubnetIds=net["awsvpcConfiguration"]["subnets"])["Subnets"][0]["VpcId"]
+    other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    lb = elbv2.create_load_balancer(Name="web", Subnets=[net["awsvpcConfiguration"]["subnets"][0], other],
+                                    Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip",
+                                      HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
+                                      UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+    image, _ = push_image(ecr, local.home, "web")
+    good = register(ecs, "web", [container(image)])
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=good, desiredCount=2, launchType="FARGATE",
+                       networkConfiguration=net, healthCheckGracePeriodSeconds=grace,
+                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                                                "minimumHealthyPercent": 100, "maximumPercent": 200},
+                       loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 8080}])
+    aws = {"ecs": ecs, "elbv2": elbv2, "group": group, "image": image, "good": good,
+           "url": labkit.balancers.url(t, "web", 80)}
+    aws["completed"] = wait_for(lambda: service(aws), lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED",
+                                timeout=120)
+    return aws
+
+
+def _through(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def _target_states(aws) -> dict:
+    found = aws["elbv2"].describe_target_health(TargetGroupArn=aws["group"])["TargetHealthDescriptions"]
+    return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found}
+
+
+def test_behind_an_alb_a_deployment_waits_for_elb_health_and_a_stopped_task_is_replaced_without_a_failed_request(local):
+    aws = _behind_alb(local, grace=0)
+    assert aws["completed"]["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert sorted(_target_states(aws).values()) == ["healthy", "healthy"]  # completed only once the ALB said so
+    before = {t["taskArn"] for t in tasks(aws)}
+    aws["ecs"].stop_task(cluster=CLUSTER, task=sorted(before)[0])
+    answers = []
+
+    def replaced(found):
+        answers.append(_through(aws["url"]))
+        fresh = [t for t in found if t["taskArn"] not in before]
+        return fresh and list(_target_states(aws).values()).count("healthy") == 2
+    wait_for(lambda: tasks(aws), replaced, timeout=90)
+    assert answers and set(answers) == {200}, answers  # taken out of the target group before it stopped
+
+
+def test_a_revision_that_fails_its_alb_health_checks_is_rolled_back_while_the_last_good_one_serves(local):
+    aws = _behind_alb(local, grace=0)
+    good_tasks = {t["taskArn"] for t in tasks(aws)}
+    broken = register(aws["ecs"], "web", [container(aws["image"], environment=[{"name": "HEALTH_FAILS", "value": "1"}])])
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=broken)
+    answers = []
+
+    def rolled_back(svc):
+        answers.append(_through(aws["url"]))
+        return svc["deployments"][0]["taskDefinition"] == aws["good"] and len(svc["deployments"]) == 1
+    final = wait_for(lambda: service(aws), rolled_back, timeout=240, step=0.5)
+    assert final["deployments"][0]["taskDefinition"] == aws["good"], final["deployments"]
+    text = " ".join(messages(aws))
+    assert "failed ELB health checks in (target-group" in text and "rolling back to deployment" in text
+    assert {t["taskArn"] for t in tasks(aws)} == good_tasks  # the last good tasks never stopped
+    assert answers and set(answers) == {200}, answers
+    stopped = tasks(aws, "STOPPED")
+    assert stopped and all(t["stoppedReason"].startswith("Task failed ELB health checks") for t in stopped)
+
+
+def test_the_grace_period_holds_off_elb_health_checks(local):
+    aws = _behind_alb(local, grace=3600)
+    broken = register(aws["ecs"], "web", [container(aws["image"], environment=[{"name": "HEALTH_FAILS", "value": "1"}])])
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=broken)
+    states = wait_for(lambda: _target_states(aws), lambda s: "unhealthy" in s.values(), timeout=90)
+    assert "unhealthy" in states.values()
+    # Without the grace period the scheduler (four rounds a second) would stop it within this window.
+    assert not wait_for(lambda: tasks(aws, "STOPPED"), bool, timeout=3), "a task in its grace period was stopped"
+    assert service(aws)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
