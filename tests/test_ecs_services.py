@@ -1,6 +1,7 @@
 """ECS services in the local AWS: the desired count kept, rolling deployments, the circuit breaker."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -290,3 +291,43 @@ def test_the_grace_period_holds_off_elb_health_checks(local):
     # Without the grace period the scheduler (four rounds a second) would stop it within this window.
     assert not wait_for(lambda: tasks(aws, "STOPPED"), bool, timeout=3), "a task in its grace period was stopped"
     assert service(aws)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+
+
+def test_ec2_services_are_placed_by_their_strategy_and_constraints(local):
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2 = (t.client(n) for n in ("ecs", "ecr", "ec2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    vpc = ec2.describe_subnets(SubnetIds=net["awsvpcConfiguration"]["subnets"])["Subnets"][0]["VpcId"]
+    one, other = (ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{n}.0/24", AvailabilityZone=f"us-east-1{z}")[
+        "Subnet"]["SubnetId"] for n, z in ((2, "a"), (3, "b")))
+    zones = {}
+    for subnet, kind in ((one, "t3.small"), (other, "t3.small"), (one, "t3.small"), (other, "m5.large")):
+        instance = ec2.run_instances(ImageId="ami-0abcdef1234567890", InstanceType=kind, MinCount=1, MaxCount=1,
+                                     SubnetId=subnet)["Instances"][0]
+        document = json.dumps({"instanceId": instance["InstanceId"], "region": "us-east-1", "instanceType": kind})
+        arn = ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=document)[
+            "containerInstance"]["containerInstanceArn"]
+        zones[arn] = (instance["Placement"]["AvailabilityZone"], kind)
+    image, _ = push_image(ecr, local.home, "web")
+    definition = ecs.register_task_definition(family="web", networkMode="awsvpc", requiresCompatibilities=["EC2"],
+                                              containerDefinitions=[container(image, memory=256)])[
+        "taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=definition, desiredCount=2, launchType="EC2",
+                       networkConfiguration=net,
+                       placementStrategy=[{"type": "spread", "field": "attribute:ecs.availability-zone"},
+                                          {"type": "binpack", "field": "memory"}],
+                       placementConstraints=[{"type": "distinctInstance"},
+                                             {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ t3.*"}])
+    aws = {"ecs": ecs}
+    placed = steady(aws, definition, 2)
+    where = [zones[task["containerInstanceArn"]] for task in placed]
+    assert len({task["containerInstanceArn"] for task in placed}) == 2  # distinctInstance
+    assert {zone for zone, _ in where} == {"us-east-1a", "us-east-1b"} and all(k == "t3.small" for _, k in where)
+    ecs.update_service(cluster=CLUSTER, service="web", desiredCount=4)  # three t3 instances: one task is left over
+    svc = wait_for(lambda: service(aws), lambda s: any("unable to place a task" in e["message"] for e in s["events"]))
+    assert any("DistinctInstance placement constraint unsatisfied" in e["message"] or "MemberOf" in e["message"]
+               for e in svc["events"]), svc["events"][:3]
+    placed = steady(aws, definition, 3)
+    assert len({task["containerInstanceArn"] for task in placed}) == 3
+    assert all(zones[task["containerInstanceArn"]][1] == "t3.small" for task in placed)

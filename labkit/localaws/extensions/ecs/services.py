@@ -372,7 +372,18 @@ class Scheduler:
             definition = backend.describe_task_definition(deployment.task_definition)
             cluster = backend._get_cluster(service.cluster_name)
             network = getattr(service, "_labkit_network", None)
-            task = Task(cluster=cluster, task_definition=definition, container_instance_arn=None,
+            instance = None
+            if (service.launch_type or "FARGATE") == "EC2":
+                from . import placing
+
+                chosen = placing.place(backend, cluster.name, self.runtime.runner, definition, f"service:{service.name}",
+                                       getattr(service, "placement_constraints", None),
+                                       getattr(service, "placement_strategy", None))
+                if chosen.instance is None:
+                    self._unplaced(service, chosen.reason)
+                    return None
+                instance = chosen.instance.id
+            task = Task(cluster=cluster, task_definition=definition, container_instance_arn=instance,
                         resource_requirements=backend._calculate_task_resource_requirements(definition),
                         backend=backend, group=f"service:{service.name}", launch_type=service.launch_type or "FARGATE",
                         started_by=deployment.id, networking_configuration=network,
@@ -384,6 +395,13 @@ class Scheduler:
         self.runtime.adopt(backend, task)
         deployment.tasks.append(task.task_arn)
         return task.task_arn
+
+    def _unplaced(self, service, reason: str | None) -> None:
+        st = self.states.get(service.arn)
+        text = ("was unable to place a task because no container instance met all of its requirements. "
+                f"Reason: {reason}")
+        if st is not None and not (st.events and st.events[0]["message"].endswith(text)):
+            self._event(st, service, text)  # said once, as ECS does, until something changes
 
     def _stop(self, deployment: Deployment, arn: str, primary: Deployment) -> None:
         deployment.stopping.add(arn)
