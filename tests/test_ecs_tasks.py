@@ -353,3 +353,14 @@ def test_a_secret_the_execution_role_may_not_read_stops_the_task_with_ecs_reason
     assert "AccessDeniedException" in task["stoppedReason"]
     with pytest.raises(aws["ecs"].exceptions.ClientException, match="must also specify a value for 'executionRoleArn'"):
         _secret_task(aws, image, None, [{"name": "MODE", "valueFrom": "/app/mode"}])  # AWS refuses it at registration
+
+
+def test_list_tasks_names_only_the_clusters_own_tasks(aws):
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    arn = register(aws["ecs"], "web", [container(image)])
+    aws["ecs"].create_cluster(clusterName=f"{CLUSTER}-ec2")  # its name contains the other's
+    other = aws["ecs"].run_task(cluster=f"{CLUSTER}-ec2", taskDefinition=arn, launchType="FARGATE",
+                                networkConfiguration=aws["net"])["tasks"][0]["taskArn"]
+    mine = run(aws, arn)
+    assert aws["ecs"].list_tasks(cluster=CLUSTER)["taskArns"] == [mine]
+    assert aws["ecs"].list_tasks(cluster=f"{CLUSTER}-ec2")["taskArns"] == [other]
