@@ -331,3 +331,18 @@ def test_ec2_services_are_placed_by_their_strategy_and_constraints(local):
     placed = steady(aws, definition, 3)
     assert len({task["containerInstanceArn"] for task in placed}) == 3
     assert all(zones[task["containerInstanceArn"]][1] == "t3.small" for task in placed)
+
+
+def test_two_clusters_services_of_one_name_keep_their_own_tasks(aws):
+    definition = register(aws["ecs"], "web", [container(aws["image"])])
+    aws["ecs"].create_cluster(clusterName="other")
+    create(aws, definition, count=1)
+    aws["ecs"].create_service(cluster="other", serviceName="web", taskDefinition=definition, desiredCount=2,
+                              launchType="FARGATE", networkConfiguration=aws["net"])
+    assert len(steady(aws, definition, 1)) == 1
+
+    def others():
+        arns = aws["ecs"].list_tasks(cluster="other", desiredStatus="RUNNING")["taskArns"]
+        return aws["ecs"].describe_tasks(cluster="other", tasks=arns)["tasks"] if arns else []
+    assert len(wait_for(others, lambda found: len(found) == 2 and all(t["lastStatus"] == "RUNNING" for t in found))) == 2
+    assert len(tasks(aws)) == 1

@@ -129,7 +129,7 @@ class Scheduler:
                 seen = set()
                 for backend in list(_backends()):
                     for service in list(backend.services.values()):
-                        seen.add(service.arn)
+                        seen.add(_key(service))
                         self._schedule(backend, service)
                 for arn in [a for a in self.states if a not in seen]:
                     self._retire(self.states.pop(arn))
@@ -139,13 +139,13 @@ class Scheduler:
     # -- one service ------------------------------------------------------------------------
     def _schedule(self, backend, service) -> None:
         runner = self.runtime.runner
-        st = self.states.get(service.arn)
+        st = self.states.get(_key(service))
         if (service.deployment_controller or {}).get("type", "ECS") != "ECS" or service.scheduling_strategy != "REPLICA":
             return
         if st is None:
             if not service.task_definition:
                 return
-            st = self.states[service.arn] = ServiceState(service.arn, [Deployment(_deployment_id(),
+            st = self.states[_key(service)] = ServiceState(service.arn, [Deployment(_deployment_id(),
                                                                                   service.task_definition)])
         if service.status != "ACTIVE":
             self._retire(st)
@@ -397,7 +397,7 @@ class Scheduler:
         return task.task_arn
 
     def _unplaced(self, service, reason: str | None) -> None:
-        st = self.states.get(service.arn)
+        st = self.states.get(_key(service))
         text = ("was unable to place a task because no container instance met all of its requirements. "
                 f"Reason: {reason}")
         if st is not None and not (st.events and st.events[0]["message"].endswith(text)):
@@ -447,7 +447,7 @@ class Scheduler:
     # -- for tests and benchmarks ------------------------------------------------------------
     def state(self, service_arn: str) -> ServiceState | None:
         with self.host.lock:
-            return self.states.get(service_arn)
+            return next((st for st in self.states.values() if st.arn == service_arn), None)
 
 
 def keep_settings(service, body: dict, created: bool) -> None:
@@ -517,6 +517,11 @@ def _targets_quietly(group: str, ip: str, port: int) -> None:
         elbv2_backends[account][region].deregister_targets(group, [{"Id": ip, "Port": port}])
     except Exception as exc:
         log.info("target %s:%d not deregistered: %s", ip, port, exc)
+
+
+def _key(service) -> str:
+    """A service's state key: moto's short ARNs name no cluster, so two clusters' services of one name share one."""
+    return f"{service.cluster_name}/{service.name}"
 
 
 def _deployment_id() -> str:
