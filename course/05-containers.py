@@ -495,7 +495,7 @@ def replaced():
     except OSError:
         failed += 1
     now = running_tasks()
-    return len(now) >= 2 and now - before
+    return len(now) >= 2 and now - before and len(healthy_targets()) >= 2  # serving, not only running
 
 
 wait_for("a replacement task", replaced)
