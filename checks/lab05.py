@@ -23,6 +23,8 @@ CONTAINER = "catalog"
 CONTAINER_PORT = 8080
 LISTENER_PORT = 80
 HEALTH_PATH = "/health"
+HEALTH_INTERVAL_S = 10  # the target group's checks: healthy after two in a row
+HEALTHY_THRESHOLD = 2
 TAG = "v1"
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 VPC_CIDR = "10.50.0.0/16"
@@ -841,6 +843,9 @@ def replaced(t: Target):
     if missing:
         return missing
     base = _url(t)
+    deadline = time.monotonic() + KILL_DEADLINE_S
+    while _healthy_targets(t) < svc["desiredCount"] and time.monotonic() < deadline:
+        time.sleep(PROBE_EVERY_S)  # a replacement still in its first health checks is not serving yet
     victim = before[0]["taskArn"]
     t.behaviour_client("ecs", "StopTask").stop_task(cluster=cluster_name(t), task=victim, reason="course check L05.18")
     sent = failures = 0
@@ -851,7 +856,7 @@ def replaced(t: Target):
         sent, failures = sent + 1, failures + (status != 200)
         now = _service_tasks(t)
         fresh = [task for task in now if task["taskArn"] not in {b["taskArn"] for b in before}]
-        if fresh and len(now) >= svc["desiredCount"]:
+        if fresh and len(now) >= svc["desiredCount"] and _healthy_targets(t) >= svc["desiredCount"]:
             replacement = fresh[0]["taskArn"]
             break
         time.sleep(PROBE_EVERY_S)
@@ -863,6 +868,14 @@ def replaced(t: Target):
                       "meanwhile; keep two healthy tasks behind the target group.")
     return passed(f"Task {short} was stopped and replaced by {replacement.rsplit('/', 1)[-1]}; {sent - failures} of "
                   f"{sent} requests through {lb_name(t)} succeeded meanwhile.")
+
+
+def _healthy_targets(t: Target) -> int:
+    group = _target_group(t)
+    if group is None:
+        return 0
+    found = t.client("elbv2").describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+    return sum(d["TargetHealth"]["State"] == "healthy" for d in found)
 
 
 def _revision(td_arn: str) -> int:

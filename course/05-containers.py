@@ -425,7 +425,7 @@ def healthy_targets():
             if d["TargetHealth"]["State"] == "healthy"]
 
 
-# TODO: create the cluster cluster_name (tags=ecs_tags()) and the service service_name as described, tolerating an existing one (update it instead); wait until two targets are healthy.
+# TODO: create the cluster cluster_name (tags=ecs_tags()) and the service service_name as described, tolerating an existing one (update it instead); wait until its deployment completes and two targets are healthy.
 # BEGIN SOLUTION
 ecs.create_cluster(clusterName=cluster_name, tags=ecs_tags())
 settings = dict(
@@ -443,7 +443,13 @@ else:
                        loadBalancers=[{"targetGroupArn": tg_arn, "containerName": "catalog",
                                        "containerPort": container_port}], **settings)
 
-wait_for("two healthy tasks", lambda: len(healthy_targets()) >= 2)
+def deployed():  # a rollout in progress is not the last good revision the circuit breaker returns to
+    svc = ecs.describe_services(cluster=cluster_name, services=[service_name])["services"][0]
+    primary = next(d for d in svc["deployments"] if d["status"] == "PRIMARY")
+    return primary["taskDefinition"] == task_definition_arn and primary.get("rolloutState") == "COMPLETED"
+
+
+wait_for("two healthy tasks", lambda: deployed() and len(healthy_targets()) >= 2)
 # END SOLUTION
 print([(d["Target"]["Id"], d["TargetHealth"]["State"]) for d in healthy_targets()])
 
@@ -489,7 +495,7 @@ def replaced():
     except OSError:
         failed += 1
     now = running_tasks()
-    return len(now) >= 2 and now - before
+    return len(now) >= 2 and now - before and len(healthy_targets()) >= 2  # serving, not only running
 
 
 wait_for("a replacement task", replaced)
@@ -599,8 +605,7 @@ placement = dict(
     placementConstraints=[{"type": "distinctInstance"},
                           {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ t3.*"}])
 if [s for s in ecs.describe_services(cluster=ec2_cluster, services=[service_name])["services"] if s["status"] == "ACTIVE"]:
-    ecs.update_service(cluster=ec2_cluster, service=service_name, taskDefinition=ec2_definition, desiredCount=2,
-                       **placement)
+    ecs.update_service(cluster=ec2_cluster, service=service_name, desiredCount=2, **placement)  # no rollout: placed
 else:
     ecs.create_service(cluster=ec2_cluster, serviceName=service_name, taskDefinition=ec2_definition, desiredCount=2,
                        launchType="EC2", tags=ecs_tags(), networkConfiguration={"awsvpcConfiguration": {

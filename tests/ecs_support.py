@@ -10,8 +10,10 @@ import hashlib
 import io
 import json
 import os
+import socket
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ACCOUNT = "123456789012"
@@ -145,26 +147,67 @@ def task_of(ecs, cluster: str, arn: str) -> dict:
     return ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
 
 
-def port_of(task: dict, container_port: int = 8080) -> int:
-    """The loopback port a task's containerPort answers on (loopback mode), from DescribeTasks."""
+@dataclass
+class Inside:
+    """A task port in its own network namespace: reached from a socket made inside that namespace
+    (as the load balancer does), never from the host's namespace."""
+    namespace: str
+    address: str
+    port: int
+    pid: int | None
+
+    def connect(self, timeout: float) -> socket.socket:
+        from labkit.localaws import netns
+
+        maker = netns._Maker(netns.NETNS_DIR / self.namespace)  # FileNotFoundError once the task's namespace is gone
+        try:
+            sock = maker.call(socket.socket)
+        finally:
+            maker.stop()
+        try:
+            sock.settimeout(timeout)
+            sock.connect((self.address, self.port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+def port_of(task: dict, container_port: int = 8080):
+    """Where a task's containerPort answers, from DescribeTasks: its loopback port (loopback mode), or
+    an :class:`Inside` (its namespace, ``labkit-`` and the task id's first 12 characters)."""
     for c in task["containers"]:
         for binding in c.get("networkBindings", []):
             if binding["containerPort"] == container_port:
                 return binding["hostPort"]
+    for c in task["containers"]:
+        for interface in c.get("networkInterfaces", []):
+            task_id = task["taskArn"].rsplit("/", 1)[-1]
+            runtime = c.get("runtimeId", "")
+            return Inside(f"labkit-{task_id[:12]}", interface["privateIpv4Address"], container_port,
+                          int(runtime.rsplit("-", 1)[1]) if runtime else None)
     raise AssertionError(f"no binding for {container_port} in {task['containers']}")
 
 
-def get_json(port: int, path: str = "/", timeout: float = 10.0):
-    import urllib.request
+def get_json(where, path: str = "/", timeout: float = 10.0):
+    """GET ``path`` from a task port (a loopback port or an :class:`Inside`), retrying until ``timeout``."""
+    import http.client
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-                return json.loads(response.read() or b"null")
-        except OSError:
+            sock = socket.create_connection(("127.0.0.1", where), timeout=5) if isinstance(where, int) \
+                else where.connect(5)
+            connection = http.client.HTTPConnection("task", timeout=5)
+            connection.sock = sock
+            try:
+                connection.request("GET", path)
+                return json.loads(connection.getresponse().read() or b"null")
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException):
             if time.monotonic() > deadline:
-                raise
+                raise OSError(f"{where}{path} did not answer") from None
             time.sleep(0.05)
 
 

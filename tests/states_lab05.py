@@ -190,7 +190,8 @@ def build_lab05(t: Target, *, private_route_to_igw=False, one_zone=False, task_i
                                   SecurityGroups=[alb_sg], Scheme=lb_scheme, Type="application",
                                   Tags=t.tags(LAB))["LoadBalancers"][0]
     tg = elb.create_target_group(Name=lab05.tg_name(t), Protocol="HTTP", Port=CONTAINER_PORT, VpcId=vpc, TargetType="ip",
-                                 HealthCheckPath=health_path, Tags=t.tags(LAB))["TargetGroups"][0]
+                                 HealthCheckPath=health_path, HealthCheckIntervalSeconds=lab05.HEALTH_INTERVAL_S,
+                                 HealthyThresholdCount=lab05.HEALTHY_THRESHOLD, Tags=t.tags(LAB))["TargetGroups"][0]
     listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=LISTENER_PORT,
                                    DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])["Listeners"][0]
     if rule:
@@ -280,6 +281,9 @@ def _ec2_launch_type(t: Target, state: dict, *, strategy, constraints, same_inst
                        launchType="EC2", placementStrategy=strategy, placementConstraints=constraints)
     ecs.update_service(cluster=cluster, service=lab05.service_name(t), placementStrategy=strategy,
                        placementConstraints=constraints)
+    state.update(instances=instances)
+    if image != "catalog":
+        return  # the local AWS's scheduler places the service's tasks itself
     # Where the scheduler would put them: one per zone (instances 0 and 1), or both on one instance.
     chosen = [instances[0], instances[0]] if same_instance else instances[:2]
     for arn in chosen:

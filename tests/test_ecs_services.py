@@ -1,6 +1,7 @@
 """ECS services in the local AWS: the desired count kept, rolling deployments, the circuit breaker."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -195,3 +196,153 @@ def test_a_services_running_tasks_are_its_target_groups_targets(local):
                         [x["taskArn"] for x in found] and all(x["lastStatus"] == "RUNNING" for x in found), timeout=90)
     expected = sorted((address(task), 8080) for task in replaced)
     assert wait_for(targets, lambda found: found == expected) == expected
+
+
+def _behind_alb(local, grace: int):
+    """A cluster, an ALB on port 80 forwarding to an ip target group checking /health every 5 s, and the
+    service web (two tasks, circuit breaker with rollback) registered in it."""
+    import labkit.balancers
+
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2, elbv2 = (t.client(n) for n in ("ecs", "ecr", "ec2", "elbv2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    vpc = ec2.describe_subnets(SubnetIds=net["awsvpcConfiguration"]["subnets"])["Subnets"][0]["VpcId"]
+    other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    lb = elbv2.create_load_balancer(Name="web", Subnets=[net["awsvpcConfiguration"]["subnets"][0], other],
+                                    Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip",
+                                      HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
+                                      UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+    image, _ = push_image(ecr, local.home, "web")
+    good = register(ecs, "web", [container(image)])
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=good, desiredCount=2, launchType="FARGATE",
+                       networkConfiguration=net, healthCheckGracePeriodSeconds=grace,
+                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                                                "minimumHealthyPercent": 100, "maximumPercent": 200},
+                       loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 8080}])
+    aws = {"ecs": ecs, "elbv2": elbv2, "group": group, "image": image, "good": good,
+           "url": labkit.balancers.url(t, "web", 80)}
+    aws["completed"] = wait_for(lambda: service(aws), lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED",
+                                timeout=120)
+    return aws
+
+
+def _through(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def _target_states(aws) -> dict:
+    found = aws["elbv2"].describe_target_health(TargetGroupArn=aws["group"])["TargetHealthDescriptions"]
+    return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found}
+
+
+def test_behind_an_alb_a_deployment_waits_for_elb_health_and_a_stopped_task_is_replaced_without_a_failed_request(local):
+    aws = _behind_alb(local, grace=0)
+    assert aws["completed"]["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert sorted(_target_states(aws).values()) == ["healthy", "healthy"]  # completed only once the ALB said so
+    before = {t["taskArn"] for t in tasks(aws)}
+    aws["ecs"].stop_task(cluster=CLUSTER, task=sorted(before)[0])
+    answers = []
+
+    def replaced(found):
+        answers.append(_through(aws["url"]))
+        fresh = [t for t in found if t["taskArn"] not in before]
+        return fresh and list(_target_states(aws).values()).count("healthy") == 2
+    wait_for(lambda: tasks(aws), replaced, timeout=90)
+    assert answers and set(answers) == {200}, answers  # taken out of the target group before it stopped
+
+
+def test_a_revision_that_fails_its_alb_health_checks_is_rolled_back_while_the_last_good_one_serves(local):
+    aws = _behind_alb(local, grace=0)
+    good_tasks = {t["taskArn"] for t in tasks(aws)}
+    broken = register(aws["ecs"], "web", [container(aws["image"], environment=[{"name": "HEALTH_FAILS", "value": "1"}])])
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=broken)
+    answers = []
+
+    def rolled_back(svc):
+        answers.append(_through(aws["url"]))
+        return svc["deployments"][0]["taskDefinition"] == aws["good"] and len(svc["deployments"]) == 1
+    final = wait_for(lambda: service(aws), rolled_back, timeout=240, step=0.5)
+    assert final["deployments"][0]["taskDefinition"] == aws["good"], final["deployments"]
+    text = " ".join(messages(aws))
+    assert "failed ELB health checks in (target-group" in text and "rolling back to deployment" in text
+    assert {t["taskArn"] for t in tasks(aws)} == good_tasks  # the last good tasks never stopped
+    assert answers and set(answers) == {200}, answers
+    stopped = tasks(aws, "STOPPED")
+    assert stopped and all(t["stoppedReason"].startswith("Task failed ELB health checks") for t in stopped)
+
+
+def test_the_grace_period_holds_off_elb_health_checks(local):
+    aws = _behind_alb(local, grace=3600)
+    broken = register(aws["ecs"], "web", [container(aws["image"], environment=[{"name": "HEALTH_FAILS", "value": "1"}])])
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", taskDefinition=broken)
+    states = wait_for(lambda: _target_states(aws), lambda s: "unhealthy" in s.values(), timeout=90)
+    assert "unhealthy" in states.values()
+    # Without the grace period the scheduler (four rounds a second) would stop it within this window.
+    assert not wait_for(lambda: tasks(aws, "STOPPED"), bool, timeout=3), "a task in its grace period was stopped"
+    assert service(aws)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+
+
+def test_ec2_services_are_placed_by_their_strategy_and_constraints(local):
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2 = (t.client(n) for n in ("ecs", "ecr", "ec2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    vpc = ec2.describe_subnets(SubnetIds=net["awsvpcConfiguration"]["subnets"])["Subnets"][0]["VpcId"]
+    one, other = (ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{n}.0/24", AvailabilityZone=f"us-east-1{z}")[
+        "Subnet"]["SubnetId"] for n, z in ((2, "a"), (3, "b")))
+    zones = {}
+    for subnet, kind in ((one, "t3.small"), (other, "t3.small"), (one, "t3.small"), (other, "m5.large")):
+        instance = ec2.run_instances(ImageId="ami-0abcdef1234567890", InstanceType=kind, MinCount=1, MaxCount=1,
+                                     SubnetId=subnet)["Instances"][0]
+        document = json.dumps({"instanceId": instance["InstanceId"], "region": "us-east-1", "instanceType": kind})
+        arn = ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=document)[
+            "containerInstance"]["containerInstanceArn"]
+        zones[arn] = (instance["Placement"]["AvailabilityZone"], kind)
+    image, _ = push_image(ecr, local.home, "web")
+    definition = ecs.register_task_definition(family="web", networkMode="awsvpc", requiresCompatibilities=["EC2"],
+                                              containerDefinitions=[container(image, memory=256)])[
+        "taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=definition, desiredCount=2, launchType="EC2",
+                       networkConfiguration=net,
+                       placementStrategy=[{"type": "spread", "field": "attribute:ecs.availability-zone"},
+                                          {"type": "binpack", "field": "memory"}],
+                       placementConstraints=[{"type": "distinctInstance"},
+                                             {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ t3.*"}])
+    aws = {"ecs": ecs}
+    placed = steady(aws, definition, 2)
+    where = [zones[task["containerInstanceArn"]] for task in placed]
+    assert len({task["containerInstanceArn"] for task in placed}) == 2  # distinctInstance
+    assert {zone for zone, _ in where} == {"us-east-1a", "us-east-1b"} and all(k == "t3.small" for _, k in where)
+    ecs.update_service(cluster=CLUSTER, service="web", desiredCount=4)  # three t3 instances: one task is left over
+    svc = wait_for(lambda: service(aws), lambda s: any("unable to place a task" in e["message"] for e in s["events"]))
+    assert any("DistinctInstance placement constraint unsatisfied" in e["message"] or "MemberOf" in e["message"]
+               for e in svc["events"]), svc["events"][:3]
+    placed = steady(aws, definition, 3)
+    assert len({task["containerInstanceArn"] for task in placed}) == 3
+    assert all(zones[task["containerInstanceArn"]][1] == "t3.small" for task in placed)
+
+
+def test_two_clusters_services_of_one_name_keep_their_own_tasks(aws):
+    definition = register(aws["ecs"], "web", [container(aws["image"])])
+    aws["ecs"].create_cluster(clusterName="other")
+    create(aws, definition, count=1)
+    aws["ecs"].create_service(cluster="other", serviceName="web", taskDefinition=definition, desiredCount=2,
+                              launchType="FARGATE", networkConfiguration=aws["net"])
+    assert len(steady(aws, definition, 1)) == 1
+
+    def others():
+        arns = aws["ecs"].list_tasks(cluster="other", desiredStatus="RUNNING")["taskArns"]
+        return aws["ecs"].describe_tasks(cluster="other", tasks=arns)["tasks"] if arns else []
+    assert len(wait_for(others, lambda found: len(found) == 2 and all(t["lastStatus"] == "RUNNING" for t in found))) == 2
+    assert len(tasks(aws)) == 1

@@ -180,13 +180,12 @@ def test_awslogs_to_a_missing_group_stops_the_task_with_ecs_reason(aws):
     assert "ResourceNotFoundException" in task["stoppedReason"]
 
 
-def test_awslogs_without_an_execution_role_stops_the_task(aws):
+def test_awslogs_without_an_execution_role_is_refused_on_fargate(aws):
     image, _ = push_image(aws["ecr"], aws["home"], "web")
     aws["logs"].create_log_group(logGroupName="/ecs/web")
-    arn = register(aws["ecs"], "web", [container(image, logConfiguration={"logDriver": "awslogs", "options": {
-        "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "svc"}})])
-    task = until(aws, run(aws, arn), stopped)
-    assert task["stoppedReason"].startswith("ResourceInitializationError:") and "execution role" in task["stoppedReason"]
+    with pytest.raises(aws["ecs"].exceptions.ClientException, match="execution role ARN to support log driver awslogs"):
+        register(aws["ecs"], "web", [container(image, logConfiguration={"logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "svc"}})])
 
 
 def test_memory_over_the_containers_limit_is_killed_as_ecs_reports_it(aws):
@@ -251,8 +250,10 @@ def test_no_task_process_outlives_reset_or_the_local_aws(local, aws):
     localaws.up()  # the next test finds a local AWS, as after any crash
 
 
-def _pid_on(port: int) -> int:
-    """The process listening on a loopback port (Linux /proc)."""
+def _pid_on(port) -> int:
+    """The process listening on a loopback port (Linux /proc), or a namespaced task's (its runtimeId)."""
+    if not isinstance(port, int):
+        return port.pid
     hexport = f"{port:04X}"
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -350,5 +351,16 @@ def test_a_secret_the_execution_role_may_not_read_stops_the_task_with_ecs_reason
     task = until(aws, _secret_task(aws, image, execution, [{"name": "MODE", "valueFrom": "/app/mode"}]), stopped)
     assert "unable to retrieve secrets from ssm" in task["stoppedReason"]
     assert "AccessDeniedException" in task["stoppedReason"]
-    task = until(aws, _secret_task(aws, image, None, [{"name": "MODE", "valueFrom": "/app/mode"}]), stopped)
-    assert task["stoppedReason"].startswith("ResourceInitializationError:") and "execution role" in task["stoppedReason"]
+    with pytest.raises(aws["ecs"].exceptions.ClientException, match="must also specify a value for 'executionRoleArn'"):
+        _secret_task(aws, image, None, [{"name": "MODE", "valueFrom": "/app/mode"}])  # AWS refuses it at registration
+
+
+def test_list_tasks_names_only_the_clusters_own_tasks(aws):
+    image, _ = push_image(aws["ecr"], aws["home"], "web")
+    arn = register(aws["ecs"], "web", [container(image)])
+    aws["ecs"].create_cluster(clusterName=f"{CLUSTER}-ec2")  # its name contains the other's
+    other = aws["ecs"].run_task(cluster=f"{CLUSTER}-ec2", taskDefinition=arn, launchType="FARGATE",
+                                networkConfiguration=aws["net"])["tasks"][0]["taskArn"]
+    mine = run(aws, arn)
+    assert aws["ecs"].list_tasks(cluster=CLUSTER)["taskArns"] == [mine]
+    assert aws["ecs"].list_tasks(cluster=f"{CLUSTER}-ec2")["taskArns"] == [other]

@@ -18,6 +18,7 @@ import pytest
 from checks import lab05
 from checks.core import Status
 from labkit.target import Target
+from tests.ecs_support import wait_for
 
 from .cases import Case, assert_whole_lab, covered, run_case
 from .states_lab05 import LIFECYCLE, STEADY_WAIT_S, TRUST, build_lab05, execution_policy
@@ -319,3 +320,32 @@ def test_cleanup_removes_everything_lab05_made_and_nothing_of_another_learners(a
     assert [r["repositoryName"] for r in aws.client("ecr").describe_repositories()["repositories"]] == [bob_repo["repositoryName"]]
     assert aws.client("ec2").describe_vpcs(Filters=[{"Name": "cidr", "Values": [lab05.VPC_CIDR]}])["Vpcs"] == []
     assert cleanup(aws, say=lambda _: None)["found"] == []
+
+
+def test_cleanup_on_the_local_aws_stops_every_task_process_and_namespace_lab05_started(request):
+    _needs_runtime()
+    from labkit.cleanup import cleanup
+    from labkit.localaws import control
+    from labkit.localaws import netns
+
+    target = request.getfixturevalue("local_target")
+    local = request.getfixturevalue("local")
+    build_lab05(target, runtime=True)
+
+    def status() -> dict:  # the full status answers this install's secret only
+        return control._answers(local.endpoint)
+
+    def runtime() -> dict:
+        return status()["extensions"]["ecs"]
+
+    def namespaces() -> list[str]:  # this local AWS's (another test run's may exist beside them)
+        pid = str(status()["pid"])
+        return [n for n in netns.listed() if (netns.OWNERS_DIR / n).exists()
+                and (netns.OWNERS_DIR / n).read_text().strip() == pid]
+
+    assert runtime()["processes"] >= 2
+    done = cleanup(target, say=lambda _: None)
+    assert done["pending"] == [], done["pending"]
+    left = wait_for(runtime, lambda ecs: ecs["processes"] == 0 and ecs["tasks_running"] == 0)
+    assert left["processes"] == 0 and left["tasks_running"] == 0, left
+    assert wait_for(namespaces, lambda names: not names) == []  # each task's namespace went with it

@@ -45,8 +45,9 @@ def resolve(host, image: str):
     if _images is not None:
         try:
             return _images.resolve(host, image)
-        except _images.ImageError as exc:
-            raise ImageError(str(exc)) from None
+        except _images.ImageError as exc:  # ECS names the reference it could not pull, then why
+            raise ImageError(f"pull image manifest has been retried 1 time(s): failed to resolve ref {image}: "
+                             f"{exc}") from None
     match = REFERENCE.match(image or "")
     registry = match and match.group("registry")
     if not match or not (".dkr.ecr." in registry or registry.startswith(("localhost", "127.0.0.1"))):

@@ -16,6 +16,10 @@ PR_SET_PDEATHSIG = 1
 
 def main() -> None:
     plan = json.loads(os.environ.pop("LABKIT_LAUNCH"))
+    if plan.get("uid") is not None:  # before the death signal: changing user clears it
+        os.setgroups([])
+        os.setgid(plan["gid"])
+        os.setuid(plan["uid"])
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):

@@ -92,7 +92,7 @@ class TaskPlan:
     log_creds: dict | None = None  # the execution role's session, for awslogs
     failure: tuple[str, str] | None = None  # (stopCode, stoppedReason): stop before starting anything
     private_ip: str | None = None
-    on_stop: Callable | None = None  # called once the task is STOPPED (namespaces, published ports)
+    on_stop: Callable | None = None  # called as the task stops, before it reads STOPPED (namespaces, ports)
 
 
 @dataclass
@@ -121,6 +121,7 @@ class TaskRun:
     stopping_at: datetime | None = None
     stopped_at: datetime | None = None
     changed: threading.Event = field(default_factory=threading.Event)
+    finishing: bool = False
 
     @property
     def arn(self) -> str:
@@ -404,17 +405,20 @@ class Runner:
 
     def _finish(self, run: TaskRun) -> None:
         with self.lock:
-            if run.last_status == "STOPPED":
+            if run.last_status == "STOPPED" or run.finishing:
                 return
-            for container in run.containers:
-                container.last_status = "STOPPED"
-            run.last_status = "STOPPED"
-            run.stopped_at = now()
+            run.finishing = True
+        # What the task held (credentials, namespace, address) is released before it reads STOPPED.
         if run.plan.on_stop is not None:
             try:
                 run.plan.on_stop()
             except Exception:
                 log.exception("clean-up after task %s failed", run.task_id)
+        with self.lock:
+            for container in run.containers:
+                container.last_status = "STOPPED"
+            run.last_status = "STOPPED"
+            run.stopped_at = now()
         self._changed(run)
 
     # -- plumbing ---------------------------------------------------------------------
@@ -477,21 +481,25 @@ class Runner:
 def _popen(plan: ContainerPlan, argv: list[str], address_space: int | None, **streams) -> subprocess.Popen:
     """Start ``argv`` as ``plan``'s container (its user, folder, environment, namespace), dying with this
     process: util-linux's setpriv and prlimit where they exist (nothing to start but the command, and
-    no interpreter the container's user must be able to run), else ``launch.py``."""
+    no interpreter the container's user must be able to run), else ``launch.py``.
+
+    The user is switched after the namespace is entered (entering one needs root), by setpriv or
+    launch.py, never by Popen, and the parent-death signal is set after the switch, which clears it."""
     env = dict(plan.env)
+    switch = os.geteuid() == 0 and plan.uid is not None
+    gid = plan.gid if plan.gid is not None else plan.uid
     if SETPRIV and (PRLIMIT or not address_space):
         limit = [PRLIMIT, f"--as={address_space}:", "--"] if address_space else []
-        command = [SETPRIV, "--pdeathsig", "KILL", "--", *limit, *argv]
+        user = [f"--reuid={plan.uid}", f"--regid={gid}", "--clear-groups"] if switch else []
+        command = [SETPRIV, *user, "--pdeathsig", "KILL", "--", *limit, *argv]
     else:
         from .plan import task_python  # an interpreter the container's user may run
 
-        env["LABKIT_LAUNCH"] = json.dumps({"parent": os.getpid(), "argv": argv, "address_space": address_space})
+        env["LABKIT_LAUNCH"] = json.dumps({"parent": os.getpid(), "argv": argv, "address_space": address_space,
+                                           "uid": plan.uid if switch else None, "gid": gid if switch else None})
         command = [task_python()[0], "-S", "-E", str(LAUNCH)]
-    kwargs = {}
-    if os.geteuid() == 0 and plan.uid is not None:
-        kwargs.update(user=plan.uid, group=plan.gid if plan.gid is not None else plan.uid, extra_groups=[])
     return subprocess.Popen([*plan.exec_prefix, *command], cwd=plan.cwd, env=env, stdin=subprocess.DEVNULL,
-                            start_new_session=True, **streams, **kwargs)
+                            start_new_session=True, **streams)
 
 
 def _kill(container: ContainerRun, sig: int) -> None:

@@ -14,7 +14,10 @@ second, does what ECS's does for each ACTIVE replica service:
   count, at least 3 and at most 200, as ECS counts) the deployment FAILS, and with rollback
   the last deployment that completed becomes the primary again; its tasks never stopped;
 - registers each running task's address and containerPort in the service's target
-  groups, and takes it out when the task stops;
+  groups, and takes it out before the task is stopped (so the load balancer stops sending to it);
+  with a load balancer a task counts as healthy once every target group says so, and one the
+  load balancer reports unhealthy is stopped and replaced ("Task failed ELB health checks"),
+  after ``healthCheckGracePeriodSeconds`` (which holds for container health checks too);
 - says what it did in the service's events, in ECS's words, newest first.
 
 Settings moto drops on CreateService (the circuit breaker and the rest of the deployment
@@ -28,6 +31,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +41,9 @@ TICK_S = 0.25
 DEFAULT_DEPLOYMENT = {"maximumPercent": 200, "minimumHealthyPercent": 100,
                       "deploymentCircuitBreaker": {"enable": False, "rollback": False}}
 UNHEALTHY_REASON = "Task failed container health checks"
+ELB_UNHEALTHY_REASON = "Task failed ELB health checks in (target-group {})"
+# Target states that let a task serve: healthy, or a group that checks nothing or serves no listener.
+ELB_SERVING = ("healthy", "unused", "unavailable")
 EVENTS_KEPT = 100  # ECS shows the last 100
 
 
@@ -66,6 +73,7 @@ class ServiceState:
     steady: bool = False
     last_good: Deployment | None = None
     registered: dict = field(default_factory=dict)  # task ARN -> [(target group ARN, ip, port)]
+    balanced: bool = False  # the service has load balancers: ELB health counts
 
 
 class Scheduler:
@@ -121,7 +129,7 @@ class Scheduler:
                 seen = set()
                 for backend in list(_backends()):
                     for service in list(backend.services.values()):
-                        seen.add(service.arn)
+                        seen.add(_key(service))
                         self._schedule(backend, service)
                 for arn in [a for a in self.states if a not in seen]:
                     self._retire(self.states.pop(arn))
@@ -131,18 +139,19 @@ class Scheduler:
     # -- one service ------------------------------------------------------------------------
     def _schedule(self, backend, service) -> None:
         runner = self.runtime.runner
-        st = self.states.get(service.arn)
+        st = self.states.get(_key(service))
         if (service.deployment_controller or {}).get("type", "ECS") != "ECS" or service.scheduling_strategy != "REPLICA":
             return
         if st is None:
             if not service.task_definition:
                 return
-            st = self.states[service.arn] = ServiceState(service.arn, [Deployment(_deployment_id(),
+            st = self.states[_key(service)] = ServiceState(service.arn, [Deployment(_deployment_id(),
                                                                                   service.task_definition)])
         if service.status != "ACTIVE":
             self._retire(st)
             service.running_count = service.pending_count = 0
             return
+        st.balanced = any(b.get("targetGroupArn") for b in service.load_balancers or [])
         primary = st.deployments[0]
         if service.task_definition and service.task_definition != primary.task_definition:
             self._new_deployment(st, service, service.task_definition)
@@ -163,13 +172,16 @@ class Scheduler:
                         deployment.updated_at = now()
                     deployment.stopping.discard(arn)
                     st.steady = False
-                elif run.health_status == "UNHEALTHY" and arn not in deployment.stopping:
+                elif arn in deployment.stopping or not self._past_grace(service, run):
+                    continue
+                elif run.health_status == "UNHEALTHY":
                     deployment.failed_tasks += 1
-                    deployment.stopping.add(arn)
-                    runner.stop(arn, UNHEALTHY_REASON, "ServiceSchedulerInitiated")
-                    self._event(st, service, f"has stopped 1 running tasks: (task {_short(arn)}).")
-                    self._event(st, service, f"(task {_short(arn)}) failed container health checks.")
-                    st.steady = False
+                    self._stop_unhealthy(st, service, deployment, arn, UNHEALTHY_REASON,
+                                         "failed container health checks.")
+                elif (group := self._elb_unhealthy(st, arn)) is not None:
+                    deployment.failed_tasks += 1
+                    self._stop_unhealthy(st, service, deployment, arn, ELB_UNHEALTHY_REASON.format(group),
+                                         f"failed ELB health checks in (target-group {group}).")
 
         # The circuit breaker.
         threshold = min(max(math.ceil(desired * 0.5), 3), 200)
@@ -188,7 +200,7 @@ class Scheduler:
 
         # Place and stop tasks within the deployment configuration's bounds.
         alive = {d.id: [a for a in d.tasks if a not in d.stopping] for d in st.deployments}
-        healthy = {d.id: [a for a in alive[d.id] if self._healthy(runner.get(a))] for d in st.deployments}
+        healthy = {d.id: [a for a in alive[d.id] if self._healthy(st, runner.get(a))] for d in st.deployments}
         total = sum(len(v) for v in alive.values())
         max_total = math.floor(desired * config["maximumPercent"] / 100)
         min_healthy = math.ceil(desired * config["minimumHealthyPercent"] / 100)
@@ -251,13 +263,16 @@ class Scheduler:
         """Register the service's running tasks in its target groups and take out those that stop,
         as ECS does for a service with load balancers (the ALB's own backend, like RegisterTargets)."""
         balancers = [b for b in service.load_balancers or [] if b.get("targetGroupArn")]
+        st.balanced = bool(balancers)
         if not balancers and not st.registered:
             return
         runner = self.runtime.runner
         serving = {a for d in st.deployments for a in d.tasks if a not in d.stopping}
+        changed = False
         for arn in list(st.registered):
             run = runner.get(arn)
             if arn not in serving or run is None or run.last_status != "RUNNING":
+                changed = True
                 for group, ip, port in st.registered.pop(arn):
                     _targets(service, group, ip, port, register=False)
         for arn in serving:
@@ -270,13 +285,73 @@ class Scheduler:
                 if port and _targets(service, balancer["targetGroupArn"], run.plan.private_ip, port, register=True):
                     done.append((balancer["targetGroupArn"], run.plan.private_ip, port))
             st.registered[arn] = done
+            changed = True
+        if changed:
+            self._tell_balancers()
 
-    @staticmethod
-    def _healthy(run) -> bool:
+    def release(self, arn: str) -> None:
+        """Take task ``arn`` out of its target groups before it stops (StopTask, scale in, replacement):
+        the load balancer sends it nothing more (the host's lock is held)."""
+        for st in self.states.values():
+            if arn in st.registered:
+                for group, ip, port in st.registered.pop(arn):
+                    _targets_quietly(group, ip, port)
+                self._tell_balancers()
+
+    def _tell_balancers(self) -> None:
+        try:
+            balancers = self.host.extension("elb")
+        except StopIteration:
+            return
+        try:
+            balancers.refresh()
+        except Exception:
+            log.exception("the load balancers did not hear of a target change")
+
+    def _elb_states(self, st: ServiceState, arn: str) -> list[tuple[str, str]]:
+        """(target group ARN, state) for each group task ``arn`` is registered in, as the probes see it."""
+        registered = st.registered.get(arn) or []
+        if not registered:
+            return []
+        try:
+            checker = self.host.extension("elb").checker
+        except StopIteration:
+            return []
+        out = []
+        for group, ip, port in registered:
+            seen = checker.describe(group) if checker is not None else {}
+            out.append((group, seen.get((ip, port), ("initial",))[0]))
+        return out
+
+    def _elb_unhealthy(self, st: ServiceState, arn: str) -> str | None:
+        return next((group for group, state in self._elb_states(st, arn) if state == "unhealthy"), None)
+
+    def _past_grace(self, service, run) -> bool:
+        grace = int(getattr(service, "health_check_grace_period_seconds", None) or 0)
+        started = max((c.started for c in run.containers if c.started is not None), default=None)
+        return started is None or time.monotonic() - started >= grace
+
+    def _stop_unhealthy(self, st: ServiceState, service, deployment: Deployment, arn: str, reason: str,
+                        what: str) -> None:
+        deployment.stopping.add(arn)
+        self.release(arn)
+        self.runtime.runner.stop(arn, reason, "ServiceSchedulerInitiated")
+        self._event(st, service, f"has stopped 1 running tasks: (task {_short(arn)}).")
+        self._event(st, service, f"(task {_short(arn)}) {what}")
+        st.steady = False
+
+    def _healthy(self, st: ServiceState, run) -> bool:
+        """Running, its container health checks pass, and (behind a load balancer) every target group
+        it is registered in says healthy; a task the service has not registered yet is not."""
         if run is None or run.last_status != "RUNNING":
             return False
         checked = any(c.plan.health is not None for c in run.containers if c.plan.essential)
-        return run.health_status == "HEALTHY" if checked else True
+        if checked and run.health_status != "HEALTHY":
+            return False
+        if not st.balanced:
+            return True
+        states = self._elb_states(st, run.arn)
+        return bool(states) and all(state in ELB_SERVING for _, state in states)
 
     def _new_deployment(self, st: ServiceState, service, task_definition: str, rollback_of=None) -> None:
         new = Deployment(_deployment_id(), task_definition)
@@ -297,7 +372,18 @@ class Scheduler:
             definition = backend.describe_task_definition(deployment.task_definition)
             cluster = backend._get_cluster(service.cluster_name)
             network = getattr(service, "_labkit_network", None)
-            task = Task(cluster=cluster, task_definition=definition, container_instance_arn=None,
+            instance = None
+            if (service.launch_type or "FARGATE") == "EC2":
+                from . import placing
+
+                chosen = placing.place(backend, cluster.name, self.runtime.runner, definition, f"service:{service.name}",
+                                       getattr(service, "placement_constraints", None),
+                                       getattr(service, "placement_strategy", None))
+                if chosen.instance is None:
+                    self._unplaced(service, chosen.reason)
+                    return None
+                instance = chosen.instance.id
+            task = Task(cluster=cluster, task_definition=definition, container_instance_arn=instance,
                         resource_requirements=backend._calculate_task_resource_requirements(definition),
                         backend=backend, group=f"service:{service.name}", launch_type=service.launch_type or "FARGATE",
                         started_by=deployment.id, networking_configuration=network,
@@ -310,8 +396,16 @@ class Scheduler:
         deployment.tasks.append(task.task_arn)
         return task.task_arn
 
+    def _unplaced(self, service, reason: str | None) -> None:
+        st = self.states.get(_key(service))
+        text = ("was unable to place a task because no container instance met all of its requirements. "
+                f"Reason: {reason}")
+        if st is not None and not (st.events and st.events[0]["message"].endswith(text)):
+            self._event(st, service, text)  # said once, as ECS does, until something changes
+
     def _stop(self, deployment: Deployment, arn: str, primary: Deployment) -> None:
         deployment.stopping.add(arn)
+        self.release(arn)
         self.runtime.runner.stop(arn, f"Scaling activity initiated by (deployment {primary.id})",
                                  "ServiceSchedulerInitiated")
 
@@ -353,7 +447,7 @@ class Scheduler:
     # -- for tests and benchmarks ------------------------------------------------------------
     def state(self, service_arn: str) -> ServiceState | None:
         with self.host.lock:
-            return self.states.get(service_arn)
+            return next((st for st in self.states.values() if st.arn == service_arn), None)
 
 
 def keep_settings(service, body: dict, created: bool) -> None:
@@ -423,6 +517,11 @@ def _targets_quietly(group: str, ip: str, port: int) -> None:
         elbv2_backends[account][region].deregister_targets(group, [{"Id": ip, "Port": port}])
     except Exception as exc:
         log.info("target %s:%d not deregistered: %s", ip, port, exc)
+
+
+def _key(service) -> str:
+    """A service's state key: moto's short ARNs name no cluster, so two clusters' services of one name share one."""
+    return f"{service.cluster_name}/{service.name}"
 
 
 def _deployment_id() -> str:

@@ -103,6 +103,7 @@ class EcsRuntime(Extension):
         elif action == "StopTask":
             run = self._find(body.get("task", ""))
             if run is not None:
+                self.scheduler.release(run.arn)  # out of its target groups before its process goes
                 self.runner.stop(run.arn, body.get("reason") or "Task stopped by user", "UserInitiated")
         if action in ("CreateService", "UpdateService", "DeleteService", "DeleteCluster"):
             self.scheduler.wake()
@@ -515,6 +516,9 @@ def _install(runtime: EcsRuntime) -> None:
                 for active in _ACTIVE:
                     active.sync(task)
         found = listing(self, cluster_str, container_instance, family, started_by, None, desiredStatus)
+        if cluster_str:  # moto matches a cluster by substring: shop would list shop-ec2's tasks too
+            cluster = self._get_cluster(cluster_str).name
+            found = [t for t in found if t.cluster_name == cluster]
         if service_name:  # moto ignores it: a service's tasks are in its group
             name = service_name.split("/")[-1]
             found = [t for t in found if t.group == f"service:{name}"]
