@@ -351,11 +351,14 @@ def fake_amazondax(query=None):
 
 def _importable(monkeypatch, source: str) -> None:
     """``import amazondax`` in the learner's child gives ``source``."""
+    import atexit
+    import shutil
     import tempfile
 
     from checks import learner
 
     folder = Path(tempfile.mkdtemp(prefix="amazondax-"))
+    atexit.register(shutil.rmtree, folder, True)  # the child imports it until the test ends; nothing left in /tmp
     (folder / "amazondax.py").write_text(source)
     monkeypatch.setattr(learner, "EXTRA_PATH", [str(folder)])
 
