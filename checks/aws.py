@@ -32,3 +32,47 @@ def as_list(value) -> list:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def ingress(group: dict) -> list[tuple[int | None, int | None, str, str]]:
+    """(from port, to port, protocol, source) for every ingress grant of a security group: CIDR ranges (v4 and
+    v6), other security groups and prefix lists alike, so a check of "only X" sees every way in."""
+    out = []
+    for perm in group.get("IpPermissions", []):
+        low, high, proto = perm.get("FromPort"), perm.get("ToPort"), perm.get("IpProtocol")
+        for r in perm.get("IpRanges", []):
+            out.append((low, high, proto, r["CidrIp"]))
+        for r in perm.get("Ipv6Ranges", []):
+            out.append((low, high, proto, r["CidrIpv6"]))
+        for g in perm.get("UserIdGroupPairs", []):
+            out.append((low, high, proto, g["GroupId"]))
+        for p in perm.get("PrefixListIds", []):
+            out.append((low, high, proto, p["PrefixListId"]))
+    return out
+
+
+def ports_phrase(proto: str | None, low: int | None, high: int | None) -> str:
+    return "all ports" if proto == "-1" else (f"port {low}" if low == high else f"ports {low}-{high}")
+
+
+def admits_only(group: dict, name: str, source: dict, source_name: str, port: int, reaches: str):
+    """The outcome of "security group ``name`` admits TCP ``port`` from ``source`` only" (``reaches``: what the
+    source cannot reach without the grant, for the message)."""
+    from .core import failed, passed
+
+    problems, admitted = [], False
+    for low, high, proto, origin in ingress(group):
+        ports = ports_phrase(proto, low, high)
+        if origin != source["GroupId"]:
+            kind = "security group " if origin.startswith("sg-") else "prefix list " if origin.startswith("pl-") else ""
+            problems.append(f"admits {kind}{origin} on {ports}")
+        elif not (proto == "tcp" and low == port and high == port):
+            problems.append(f"admits the service on {ports}, not only TCP {port}")
+        else:
+            admitted = True
+    if problems:
+        return failed(f"Security group {name} {'; '.join(problems)}: admit TCP {port} from {source_name} only.")
+    if not admitted:
+        return failed(f"Security group {name} does not admit TCP {port} from {source_name} ({source['GroupId']}), "
+                      f"so the service cannot reach {reaches}.")
+    return passed(f"Security group {name} admits TCP {port} from {source_name} only.")

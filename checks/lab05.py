@@ -14,7 +14,7 @@ from labkit.localaws.fidelity.ecs import FARGATE_SIZES
 from labkit.target import Target
 
 from . import api, iam
-from .aws import absent, missing_tags
+from .aws import absent, ingress, missing_tags, ports_phrase
 from .core import LOCAL_PARTIAL, Outcome, Status, check, failed, passed, skipped
 
 DOCS = "labs/05-containers.md"
@@ -311,22 +311,6 @@ def network(t: Target):
                   f"{', '.join(PUBLIC_CIDRS)}, each pair in two zones.")
 
 
-def _ingress(group: dict) -> list[tuple[int | None, int | None, str, str]]:
-    """(from, to, protocol, source) for every ingress grant of a security group."""
-    out = []
-    for perm in group.get("IpPermissions", []):
-        low, high, proto = perm.get("FromPort"), perm.get("ToPort"), perm.get("IpProtocol")
-        for r in perm.get("IpRanges", []):
-            out.append((low, high, proto, r["CidrIp"]))
-        for r in perm.get("Ipv6Ranges", []):
-            out.append((low, high, proto, r["CidrIpv6"]))
-        for g in perm.get("UserIdGroupPairs", []):
-            out.append((low, high, proto, g["GroupId"]))
-        for p in perm.get("PrefixListIds", []):
-            out.append((low, high, proto, p["PrefixListId"]))
-    return out
-
-
 @check("L05.02", "The tasks' security group admits only the ALB's security group, on the container port", step=1,
        points=3, hint="<prefix>-catalog-tasks: one ingress rule, TCP 8080 from the group <prefix>-catalog-alb, no CIDR "
                       "ranges; <prefix>-catalog-alb: TCP 80 from anywhere.",
@@ -336,13 +320,13 @@ def task_group_tight(t: Target):
     for name, group in ((alb_group(t), alb), (task_group(t), tasks)):
         if group is None:
             return failed(f"VPC {vpc_name(t)} has no security group {name}.")
-    if not any(low == LISTENER_PORT and proto == "tcp" for low, _, proto, _ in _ingress(alb)):
+    if not any(low == LISTENER_PORT and proto == "tcp" for low, _, proto, _ in ingress(alb)):
         return failed(f"Security group {alb_group(t)} does not admit TCP {LISTENER_PORT}, so clients cannot reach the ALB.")
-    grants = _ingress(tasks)
+    grants = ingress(tasks)
     extra = [g for g in grants if not (g[3] == alb["GroupId"] and g[2] == "tcp" and g[0] == g[1] == CONTAINER_PORT)]
     if extra:
         low, high, proto, source = extra[0]
-        ports = "all ports" if proto == "-1" else f"{proto} {low}-{high}" if low != high else f"{proto} {low}"
+        ports = ports_phrase(proto, low, high)
         return failed(f"Security group {task_group(t)} admits {ports} from {source}; admit only TCP {CONTAINER_PORT} "
                       f"from {alb_group(t)} ({alb['GroupId']}).")
     if not grants:

@@ -7,7 +7,7 @@ from labkit import cacheload
 from labkit.target import Target
 
 from . import api
-from .aws import absent
+from .aws import absent, admits_only
 from .core import Outcome, Status, check, failed, passed
 
 DOCS = "labs/07-elasticache.md"
@@ -142,26 +142,7 @@ def cache_security_group(t: Target):
     if service is None or cache is None:
         missing = [n for n, g in ((service_group_name(t), service), (group_id(t), cache)) if g is None]
         return failed(f"There is no security group {' or '.join(missing)} in VPC {t.name('data')}; create it in step 1.")
-    problems, admits_service = [], False
-    for rule in cache.get("IpPermissions", []):
-        protocol, low, high = rule.get("IpProtocol"), rule.get("FromPort"), rule.get("ToPort")
-        ports = "all ports" if protocol == "-1" else (f"port {low}" if low == high else f"ports {low}-{high}")
-        for cidr in [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]:
-            problems.append(f"admits {cidr} on {ports}")
-        for pair in rule.get("UserIdGroupPairs", []):
-            if pair.get("GroupId") != service["GroupId"]:
-                problems.append(f"admits security group {pair.get('GroupId')} on {ports}")
-            elif not (protocol == "tcp" and low == PORT and high == PORT):
-                problems.append(f"admits the service on {ports}, not only TCP {PORT}")
-            else:
-                admits_service = True
-    if problems:
-        return failed(f"Security group {group_id(t)} {'; '.join(problems)}: admit TCP {PORT} from "
-                      f"{service_group_name(t)} only.")
-    if not admits_service:
-        return failed(f"Security group {group_id(t)} does not admit TCP {PORT} from {service_group_name(t)} "
-                      f"({service['GroupId']}), so the service cannot reach the cache.")
-    return passed(f"Security group {group_id(t)} admits TCP {PORT} from {service_group_name(t)} only.")
+    return admits_only(cache, group_id(t), service, service_group_name(t), PORT, "the cache")
 
 
 @check("L07.02", "The cache subnet group holds lab 04's two private subnets", step=1, points=1,

@@ -13,7 +13,7 @@ import time
 from labkit.target import Target
 
 from . import api
-from .aws import absent, as_list
+from .aws import absent, admits_only, as_list
 from .core import Outcome, Status, check, failed, passed
 
 DOCS = "labs/08-rds.md"
@@ -157,26 +157,7 @@ def db_security_group(t: Target):
     if service is None or database is None:
         missing = [n for n, g in ((service_group_name(t), service), (db_id(t), database)) if g is None]
         return failed(f"There is no security group {' or '.join(missing)} in VPC {t.name('data')}; create it in step 1.")
-    problems, admits_service = [], False
-    for rule in database.get("IpPermissions", []):
-        protocol, low, high = rule.get("IpProtocol"), rule.get("FromPort"), rule.get("ToPort")
-        ports = "all ports" if protocol == "-1" else (f"port {low}" if low == high else f"ports {low}-{high}")
-        for cidr in [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]:
-            problems.append(f"admits {cidr} on {ports}")
-        for pair in rule.get("UserIdGroupPairs", []):
-            if pair.get("GroupId") != service["GroupId"]:
-                problems.append(f"admits security group {pair.get('GroupId')} on {ports}")
-            elif not (protocol == "tcp" and low == PORT and high == PORT):
-                problems.append(f"admits the service on {ports}, not only TCP {PORT}")
-            else:
-                admits_service = True
-    if problems:
-        return failed(f"Security group {db_id(t)} {'; '.join(problems)}: admit TCP {PORT} from "
-                      f"{service_group_name(t)} only.")
-    if not admits_service:
-        return failed(f"Security group {db_id(t)} does not admit TCP {PORT} from {service_group_name(t)} "
-                      f"({service['GroupId']}), so the service cannot reach the database.")
-    return passed(f"Security group {db_id(t)} admits TCP {PORT} from {service_group_name(t)} only.")
+    return admits_only(database, db_id(t), service, service_group_name(t), PORT, "the database")
 
 
 @check("L08.02", "The DB subnet group holds lab 04's private subnets, in two zones", step=1, points=1,
