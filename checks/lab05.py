@@ -50,7 +50,7 @@ EKS_LOG_TYPES = ("api", "audit", "authenticator")
 FARGATE_NAMESPACE = "catalog"
 # Behaviour: bounded in count and time.
 KILL_DEADLINE_S = 60.0
-PROBE_EVERY_S = 0.5
+PROBE_EVERY_S = 0.2  # the local AWS's clock runs health checks ten times faster: a 10 s interval is 1 s
 MAX_FAILED_SHARE = 0.05  # an ALB may lose a request to a target it has not yet marked unhealthy
 
 

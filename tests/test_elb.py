@@ -1,6 +1,6 @@
 """The local Application Load Balancer, against a real local AWS, with real HTTP servers as targets.
 
-The server runs with ``LABKIT_ELB_TIME_SCALE`` so a 5-second health check interval takes half a
+The server runs with ``LABKIT_CLOCK_SPEED`` 10 so a 5-second health check interval takes half a
 second; the probes and the thresholds are the real ones. Waits poll for a state with a generous
 bound (never a timing assertion). Loopback targets use their own 127.0.0.x addresses; a target
 inside a network namespace is tested where namespaces exist.
@@ -25,7 +25,7 @@ import pytest
 from labkit.localaws import netns
 from tests.localaws import LocalAWS, _env, _port
 
-SCALE = "0.1"
+SPEED = "10"
 WAIT_S = 60.0  # an upper bound for a state to be reached on a loaded machine, not a speed claim
 
 
@@ -113,7 +113,7 @@ def _alb_server(tmp_path_factory):
     from labkit import localaws
 
     info = LocalAWS(tmp_path_factory.mktemp("alb-aws"), _port())
-    with _env({**info.env, "LABKIT_ELB_TIME_SCALE": SCALE}):
+    with _env({**info.env, "LABKIT_CLOCK_SPEED": SPEED}):
         localaws.up()
     yield info
     with _env(info.env):
@@ -124,7 +124,7 @@ def _alb_server(tmp_path_factory):
 def aws(_alb_server, monkeypatch):
     from labkit import localaws
 
-    for key, value in {**_alb_server.env, "LABKIT_ELB_TIME_SCALE": SCALE}.items():
+    for key, value in {**_alb_server.env, "LABKIT_CLOCK_SPEED": SPEED}.items():
         monkeypatch.setenv(key, value)
     localaws.up()
     localaws.reset()
@@ -472,7 +472,7 @@ def test_a_target_in_a_vpc_is_probed_and_served_where_it_lives(tmp_path, mode):
     from labkit.config import REPO_ROOT
 
     root = str(REPO_ROOT)
-    env = {**os.environ, "LABKIT_ELB_TIME_SCALE": SCALE, "PYTHONPATH": root}
+    env = {**os.environ, "LABKIT_CLOCK_SPEED": SPEED, "PYTHONPATH": root}
     if mode == "loopback":
         env["LABKIT_NETNS"] = "off"
     done = subprocess.run([sys.executable, "-c", INSIDE, str(tmp_path / "journal.ndjson"), root, str(_port())],

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from . import extensions, snapshots
+from . import clock, extensions, snapshots
 from .extensions import Claim
 from .grading import Grading
 from .guard import Guard, forget_secret, read_secret, without_cors
@@ -199,6 +199,7 @@ class LocalAWS:
         if name == "status":
             self.journal.cut_foreign()
             return json_response({"local_aws": "labkit", "writes": self.writes, "pid": os.getpid(),
+                                  "clock_speed": clock.speed(),
                                   "extensions": {e.name: e.status() for e in self.extensions},
                                   "grading": self.grading.status(), "foreign_journal_appends": self.journal.foreign})
         return json_response({"error": "unknown control path"}, 404)

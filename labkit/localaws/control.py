@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import config as cfg
 from ..errors import LabkitError
-from . import grading, guard, snapshots
+from . import clock, grading, guard, snapshots
 from .journal import count_changes, header_line
 
 NOT_RUNNING = "The local AWS is not running; start it with `python -m labkit up`."
@@ -274,7 +274,7 @@ def status() -> dict:
         return {"running": False, "endpoint": cfg.local_endpoint(), "snapshots": list_snapshots()}
     info = _answers(record["endpoint"]) or {}
     return {"running": True, "endpoint": record["endpoint"], "pid": record["pid"], "state": record.get("state", "unknown"),
-            "writes": info.get("writes", 0), "snapshots": list_snapshots()}
+            "writes": info.get("writes", 0), "clock_speed": info.get("clock_speed", 1.0), "snapshots": list_snapshots()}
 
 
 def summary() -> str:
@@ -287,7 +287,8 @@ def summary() -> str:
             held = " and another program holds that port without answering; set LABS_AWS_PORT to a free port"
         return f"The local AWS is not running (it would listen at {info['endpoint']}){held}. Snapshots: {snaps}."
     return (f"The local AWS is running at {info['endpoint']} (pid {info['pid']}).\n"
-            f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.")
+            f"State: {info['state']}; {info['writes']} change(s) journaled. Snapshots: {snaps}.\n"
+            f"Clock: {clock.describe(info['clock_speed'])}.")
 
 
 def keep_copy(name: str) -> str | None:

@@ -9,14 +9,13 @@ successes. A deregistered target drains for the group's deregistration delay; th
 group no listener uses are ``unused``. Probes run on a small pool, so a thousand targets cost a few
 threads, not a thousand.
 
-``LABKIT_ELB_TIME_SCALE`` (tests) multiplies intervals, timeouts and delays: the probes are the
-same, only the clock is faster.
+Intervals, timeouts and delays run on the local AWS's clock (``clock.py``): the probes are the
+same as AWS's, only the waits between them are shorter.
 """
 from __future__ import annotations
 
 import http.client
 import logging
-import os
 import re
 import socket
 import threading
@@ -24,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .. import netns
+from .. import clock, netns
 
 log = logging.getLogger("labkit.elb")
 WORKERS = 4
@@ -37,14 +36,6 @@ HEALTHY = ("healthy", None, None)
 DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
 NOT_IN_USE = ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
 DISABLED = ("unavailable", "Target.HealthCheckDisabled", "Health checks are disabled")
-
-
-def time_scale() -> float:
-    try:
-        scale = float(os.environ.get("LABKIT_ELB_TIME_SCALE") or 1.0)
-    except ValueError:
-        return 1.0
-    return scale if scale > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +128,6 @@ class Checker:
         self.lock = threading.Lock()
         self.groups: dict[str, Group] = {}
         self.health: dict[str, dict[tuple, TargetHealth]] = {}
-        self.scale = time_scale()
         self.probe_fn = probe_fn
         self.on_tick = on_tick  # called about once a second: the owner reads the groups again
         self.stopping = threading.Event()
@@ -166,7 +156,7 @@ class Checker:
                         del targets[key]
                     elif found.state != "draining":
                         found.set(DRAINING)
-                        found.drain_until = now + group.deregistration_delay * self.scale
+                        found.drain_until = now + clock.wait(group.deregistration_delay)
             self.groups = dict(groups)
 
     # -- what the load balancer asks --------------------------------------------
@@ -202,8 +192,7 @@ class Checker:
             return []
 
     def timeout(self, check: HealthCheck) -> float:
-        # A faster clock still leaves a probe a second: a loaded machine must not look like a dead target.
-        return check.timeout if self.scale == 1.0 else max(1.0, check.timeout * self.scale)
+        return clock.timeout(check.timeout)
 
     # -- the schedule ----------------------------------------------------------------
     def start(self) -> None:
@@ -250,7 +239,7 @@ class Checker:
                         soonest = min(soonest, health.due - now)
                         continue
                     health.busy = True
-                    health.due = now + group.check.interval * self.scale
+                    health.due = now + clock.wait(group.check.interval)
                     try:
                         self.pool.submit(self._probe, arn, key, health, group.check)
                     except RuntimeError:  # the pool is shutting down

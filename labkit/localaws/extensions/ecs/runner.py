@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from ... import clock
 from ..lambdarun import _rss_mb as rss_mb
 
 log = logging.getLogger("labkit.ecs")
@@ -328,12 +329,12 @@ class Runner:
         check, plan = container.plan.health, container.plan
         failures, started = 0, time.monotonic()
         in_start = check.start_period > 0
-        wait = min(1.0, check.interval) if in_start else check.interval
+        wait = clock.wait(min(1.0, check.interval) if in_start else check.interval)
         while not self._closed.wait(wait):
             if container.last_status != "RUNNING" or run.desired_status != "RUNNING":
                 return
             ok = self._probe(plan, check)
-            in_start = in_start and time.monotonic() - started < check.start_period
+            in_start = in_start and time.monotonic() - started < clock.wait(check.start_period)
             with self.lock:
                 if ok:
                     failures, in_start = 0, False
@@ -346,7 +347,7 @@ class Runner:
                 run.health_status = self._task_health(run)
             if run.health_status != previous:
                 self._changed(run)
-            wait = min(1.0, check.interval) if in_start else check.interval
+            wait = clock.wait(min(1.0, check.interval) if in_start else check.interval)
 
     def _probe(self, plan: ContainerPlan, check: HealthCheck) -> bool:
         try:
@@ -355,7 +356,7 @@ class Runner:
         except OSError:
             return False
         try:
-            return proc.wait(check.timeout) == 0
+            return proc.wait(clock.timeout(check.timeout)) == 0
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

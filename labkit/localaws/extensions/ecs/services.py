@@ -36,6 +36,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ... import clock
+
 log = logging.getLogger("labkit.ecs")
 TICK_S = 0.25
 DEFAULT_DEPLOYMENT = {"maximumPercent": 200, "minimumHealthyPercent": 100,
@@ -329,7 +331,7 @@ class Scheduler:
     def _past_grace(self, service, run) -> bool:
         grace = int(getattr(service, "health_check_grace_period_seconds", None) or 0)
         started = max((c.started for c in run.containers if c.started is not None), default=None)
-        return started is None or time.monotonic() - started >= grace
+        return started is None or time.monotonic() - started >= clock.wait(grace)
 
     def _stop_unhealthy(self, st: ServiceState, service, deployment: Deployment, arn: str, reason: str,
                         what: str) -> None:
