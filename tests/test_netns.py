@@ -182,3 +182,19 @@ def test_remove_all_sweeps_what_a_killed_process_left(clean):
     assert f"labkit-{TAG}-orphan" in netns.listed()
     netns.remove_all()
     assert f"labkit-{TAG}-orphan" not in netns.listed()
+
+
+@needs_namespaces
+def test_remove_all_sweeps_an_owner_record_whose_namespace_never_came(clean):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+    record = netns.OWNERS_DIR / f"labkit-{TAG}-norecord"
+    netns.OWNERS_DIR.mkdir(mode=0o700, exist_ok=True)
+    record.write_text(dead)  # killed between writing its record and adding the namespace
+    alive = netns.OWNERS_DIR / f"labkit-{TAG}-stillmaking"
+    alive.write_text(str(os.getppid()))  # a live process about to add its namespace keeps its record
+    try:
+        netns.remove_all()
+        assert not record.exists() and alive.exists()
+    finally:
+        alive.unlink(missing_ok=True)

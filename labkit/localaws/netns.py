@@ -273,6 +273,10 @@ def remove_all() -> None:
         if not _owner_alive(OWNERS_DIR / name):
             _ip("netns", "delete", name, check=False)
             (OWNERS_DIR / name).unlink(missing_ok=True)
+    kernel = set(listed())
+    for owner in _owner_records():  # a process killed between its record and its namespace leaves only the record
+        if owner.name not in kernel and not _owner_alive(owner):
+            owner.unlink(missing_ok=True)
 
 
 def listed() -> list[str]:
@@ -284,6 +288,13 @@ def listed() -> list[str]:
 
 
 # -- helpers ---------------------------------------------------------------------
+
+def _owner_records() -> list[Path]:
+    try:
+        return [p for p in OWNERS_DIR.iterdir() if p.name.startswith(PREFIX)]
+    except OSError:
+        return []
+
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     try:
