@@ -7,8 +7,8 @@ runs them ``speed()`` times faster (ten by default; ``LABKIT_CLOCK_SPEED=1`` is 
 What is configured and reported stays what the learner set: a 10-second interval reads as 10 in
 every describe call and is probed every second.
 
-Timeouts shrink with the clock but never below a second (``timeout``): a loaded machine must not
-look like a dead target.
+Timeouts are not waits and keep their configured length: a container health check that starts
+Python may take over a second on a loaded machine, and must not look like a dead task.
 """
 from __future__ import annotations
 
@@ -34,12 +34,6 @@ def speed() -> float:
 def wait(aws_seconds: float) -> float:
     """The real seconds a wait of ``aws_seconds`` on AWS lasts here."""
     return max(0.0, float(aws_seconds)) / speed()
-
-
-def timeout(aws_seconds: float) -> float:
-    """The real seconds a probe may take when AWS allows it ``aws_seconds``."""
-    aws_seconds = max(0.0, float(aws_seconds))
-    return min(aws_seconds, max(1.0, aws_seconds / speed()))
 
 
 def describe(value: float | None = None) -> str:

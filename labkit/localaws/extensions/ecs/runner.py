@@ -325,11 +325,12 @@ class Runner:
     def _health(self, run: TaskRun, container: ContainerRun) -> None:
         """Docker's health check as ECS runs it: a probe every ``interval``; ``retries`` failures in a
         row make it UNHEALTHY; failures in the start period do not count, and during it the probe
-        runs every second (a success ends the start period)."""
+        runs every second, or every interval when the local clock makes that shorter (a success ends
+        the start period)."""
         check, plan = container.plan.health, container.plan
         failures, started = 0, time.monotonic()
         in_start = check.start_period > 0
-        wait = clock.wait(min(1.0, check.interval) if in_start else check.interval)
+        wait = min(1.0, clock.wait(check.interval)) if in_start else clock.wait(check.interval)
         while not self._closed.wait(wait):
             if container.last_status != "RUNNING" or run.desired_status != "RUNNING":
                 return
@@ -347,7 +348,7 @@ class Runner:
                 run.health_status = self._task_health(run)
             if run.health_status != previous:
                 self._changed(run)
-            wait = clock.wait(min(1.0, check.interval) if in_start else check.interval)
+            wait = min(1.0, clock.wait(check.interval)) if in_start else clock.wait(check.interval)
 
     def _probe(self, plan: ContainerPlan, check: HealthCheck) -> bool:
         try:
@@ -356,7 +357,7 @@ class Runner:
         except OSError:
             return False
         try:
-            return proc.wait(clock.timeout(check.timeout)) == 0
+            return proc.wait(check.timeout) == 0
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
