@@ -49,7 +49,7 @@ def server(_scaling_server, monkeypatch):
 class Shop:
     """An ALB on port 80 forwarding to an ip target group, and the service web registered in it."""
 
-    def __init__(self, server, count: int = 2):
+    def __init__(self, server, count: int = 2, interval: int = 5):
         import labkit.balancers
 
         t = Target("local", prefix="ecs", region="us-east-1")
@@ -64,7 +64,7 @@ class Shop:
                                                 Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
         self.group = self.elb.create_target_group(
             Name="web", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip", HealthCheckPath="/health",
-            HealthCheckIntervalSeconds=5, HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+            HealthCheckIntervalSeconds=interval, HealthyThresholdCount=2 if interval == 5 else 5)["TargetGroups"][0]["TargetGroupArn"]
         self.elb.create_listener(LoadBalancerArn=self.lb, Protocol="HTTP", Port=80,
                                  DefaultActions=[{"Type": "forward", "TargetGroupArn": self.group}])
         image, _ = push_image(ecr, server.home, "web")
@@ -147,7 +147,7 @@ def test_requests_through_the_listener_scale_the_service_out_to_its_maximum(serv
 
 
 def test_a_scale_out_cooldown_counts_the_added_capacity_as_there(server):
-    shop = Shop(server)
+    shop = Shop(server, interval=60)  # a new task is healthy after five 60-second checks: five periods
     shop.scale(2, 10, target=1, ScaleOutCooldown=3000)  # 60 s here: longer than the test
     shop.periods(8, burst=4, until=lambda: shop.activities())  # 2 per target: ceil(2 * 2 / 1) = 4
     first = shop.activities()
