@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from labkit import balancers, ecrlifecycle
+from labkit.localaws.fidelity.applicationautoscaling import ALB_METRIC, ECS_DIMENSION, label_of
 from labkit.localaws.fidelity.ecs import FARGATE_SIZES
 from labkit.target import Target
 
@@ -48,6 +49,10 @@ EC2_TASKS = 2
 # EKS.
 EKS_LOG_TYPES = ("api", "audit", "authenticator")
 FARGATE_NAMESPACE = "catalog"
+# Step 7's auto scaling: target tracking on the requests per target, between two and four tasks.
+SCALE_MIN = 2  # one task's death never empties the target group
+SCALE_MAX = 4
+SCALE_TARGET = 20.0  # requests per healthy target per minute: the lab's load goes well above it
 # Behaviour: bounded in count and time.
 KILL_DEADLINE_S = 60.0
 PROBE_EVERY_S = 0.2  # the local AWS's clock runs health checks ten times faster: a 10 s interval is 1 s
@@ -78,6 +83,15 @@ def ec2_family(t: Target) -> str:
 
 def service_name(t: Target) -> str:
     return t.name("catalog")
+
+
+def scaling_policy(t: Target) -> str:
+    return t.name("catalog-requests")
+
+
+def scaling_resource(t: Target) -> str:
+    """The scalable target's ResourceId: service/<cluster>/<service>."""
+    return f"service/{cluster_name(t)}/{service_name(t)}"
 
 
 def table_name(t: Target) -> str:
@@ -944,6 +958,94 @@ def rule_change(t: Target):
                       f"{api.answer(status, body)}.")
     return passed(f"GET {RULE_PROBE} through {lb_name(t)} answers {RULE_STATUS} from the rule and GET {HEALTH_PATH} "
                   "still reaches the service.")
+
+
+def _scalable_target(t: Target) -> dict | None:
+    return t.memo("lab05.scalable", lambda: next(iter(t.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[scaling_resource(t)], ScalableDimension=ECS_DIMENSION)
+        .get("ScalableTargets", [])), None))
+
+
+def _request_policy(t: Target) -> dict | None:
+    """The service's target-tracking policy on ALBRequestCountPerTarget (the one named for the lab, else any)."""
+    def look():
+        found = t.client("application-autoscaling").describe_scaling_policies(
+            ServiceNamespace="ecs", ResourceId=scaling_resource(t), ScalableDimension=ECS_DIMENSION).get("ScalingPolicies", [])
+        tracking = [p for p in found if p.get("PolicyType") == "TargetTrackingScaling" and (
+            (p.get("TargetTrackingScalingPolicyConfiguration") or {}).get("PredefinedMetricSpecification") or {}
+        ).get("PredefinedMetricType") == ALB_METRIC]
+        return next((p for p in tracking if p.get("PolicyName") == scaling_policy(t)), next(iter(tracking), None))
+
+    return t.memo("lab05.scaling-policy", look)
+
+
+@check("L05.26", "The service scales between two and four tasks by target tracking on requests per target", step=7,
+       points=2,
+       hint="register_scalable_target ecs service/<prefix>-shop/<prefix>-catalog ecs:service:DesiredCount, MinCapacity 2, "
+            "MaxCapacity 4; put_scaling_policy <prefix>-catalog-requests, TargetTrackingScaling, TargetValue 20, "
+            "PredefinedMetricType ALBRequestCountPerTarget with ResourceLabel app/<alb>/<id>/targetgroup/<tg>/<id>.",
+       docs=f"{DOCS}#service-auto-scaling")
+def scaling_configured(t: Target):
+    name = service_name(t)
+    target = _scalable_target(t)
+    if target is None:
+        return failed(f"Service {name} is not a scalable target: register_scalable_target {scaling_resource(t)} "
+                      f"{ECS_DIMENSION}.")
+    low, high = int(target.get("MinCapacity") or 0), int(target.get("MaxCapacity") or 0)
+    if low < SCALE_MIN:
+        return failed(f"Service {name} may scale in to {low} task(s); keep MinCapacity at least {SCALE_MIN} so one "
+                      "task's death never empties the target group.")
+    if high <= low:
+        return failed(f"Service {name}'s MaxCapacity {high} leaves no room above MinCapacity {low} to scale out.")
+    policy = _request_policy(t)
+    if policy is None:
+        return failed(f"Service {name} has no target-tracking policy on {ALB_METRIC}.")
+    config = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+    label = (config.get("PredefinedMetricSpecification") or {}).get("ResourceLabel")
+    lb, tg = _load_balancer(t), _target_group(t)
+    expected = label_of(lb["LoadBalancerArn"], tg["TargetGroupArn"]) if lb and tg else None
+    if expected is None or label != expected:
+        return failed(f"Policy {policy['PolicyName']} counts requests of {label or 'no target group'}, not of "
+                      f"{lb_name(t)}'s target group {tg_name(t)}.")
+    if config.get("DisableScaleIn"):
+        return failed(f"Policy {policy['PolicyName']} never scales in (DisableScaleIn): the service would keep its "
+                      "peak capacity, and its cost, for ever.")
+    return passed(f"Service {name} scales between {low} and {high} tasks on {ALB_METRIC} of {tg_name(t)}, target "
+                  f"{config.get('TargetValue'):g} requests per target per minute.")
+
+
+def _desired_in(activity: dict) -> int | None:
+    words = str(activity.get("Description", "")).rstrip(".").split()
+    return int(words[-1]) if words and words[-1].isdigit() else None
+
+
+@check("L05.27", "Load through the load balancer made the policy scale the service out, within its bounds", step=7,
+       points=2,
+       hint="Send requests through the load balancer above the target value (20 per task per minute) for three "
+            "minutes in a row: the policy raises desiredCount, and the scaling activity says so.",
+       docs=f"{DOCS}#service-auto-scaling")
+def scaled_out(t: Target):
+    svc = _service(t)
+    if svc is None:
+        return _no_service(t)
+    target, policy = _scalable_target(t), _request_policy(t)
+    if target is None or policy is None:
+        return failed(f"Service {service_name(t)} has no scalable target with an {ALB_METRIC} policy to scale it.")
+    low, high = int(target.get("MinCapacity") or 0), int(target.get("MaxCapacity") or 0)
+    found = t.client("application-autoscaling").describe_scaling_activities(
+        ServiceNamespace="ecs", ResourceId=scaling_resource(t), ScalableDimension=ECS_DIMENSION).get("ScalingActivities", [])
+    by_policy = [a for a in found if a.get("StatusCode") == "Successful"
+                 and str(a.get("Cause", "")).endswith(f"triggered policy {policy['PolicyName']}")]
+    out = next((a for a in by_policy if (_desired_in(a) or 0) > low), None)
+    if out is None:
+        return failed(f"No successful scaling activity of policy {policy['PolicyName']} raised service "
+                      f"{service_name(t)}'s desired count: send load through {lb_name(t)} above the target value.")
+    desired = int(svc.get("desiredCount") or 0)
+    if not low <= desired <= high:
+        return failed(f"Service {service_name(t)} wants {desired} tasks, outside its scaling bounds {low}-{high}.")
+    now = f"now wants {desired} and runs {svc.get('runningCount', 0)}"
+    return passed(f"Policy {policy['PolicyName']} scaled service {service_name(t)} out to {_desired_in(out)} tasks "
+                  f"({out.get('Description')}); it {now}, within {low}-{high}.")
 
 
 # -- step 8: the EC2 launch type -------------------------------------------------------------

@@ -19,7 +19,7 @@
 # 4. a Fargate task definition;
 # 5. the load balancer, its target group and listener;
 # 6. the ECS service, and a request through the load balancer;
-# 7. operations: a killed task, a broken revision rolled back, a rule changed while it runs;
+# 7. operations: a killed task, a broken revision rolled back, a rule changed while it runs, and auto scaling on load;
 # 8. the EC2 launch type with placement strategies and constraints;
 # 9. an EKS cluster with a managed node group and a Fargate profile.
 #
@@ -466,7 +466,7 @@ checks.run("L05.15-L05.17")
 # %% [markdown]
 # ## 7. Operating it
 #
-# Three things happen to every service, and each should be a non-event.
+# Four things happen to every service, and each should be a non-event.
 #
 # **A task dies.** Stop one task and keep sending requests: the ALB sends
 # them to the other task while the service starts a replacement. (The
@@ -556,6 +556,81 @@ print("the same tasks serve as before the rule:", running_tasks() == serving)
 
 # %%
 checks.run("L05.18-L05.20")
+
+# %% [markdown]
+# **The load grows.** Two tasks are right for a quiet shop, not for a sale.
+# **Service auto scaling** changes the desired count for you: register the
+# service as a *scalable target* (never fewer than 2 tasks, so one task's
+# death never empties the target group; never more than 4, so a flood
+# cannot run up the bill), and give it a **target-tracking** policy on
+# `ALBRequestCountPerTarget`: the requests the load balancer sent to the
+# target group each minute, divided by its healthy targets. Above the target
+# value for three minutes in a row, the service scales out in proportion;
+# below 90% of it for fifteen, it scales in (see
+# [Service auto scaling](../site/labs/05-containers.md#service-auto-scaling)).
+# The policy names the target group by a *resource label*: the ends of the
+# load balancer's and the target group's ARNs,
+# `app/<name>/<id>/targetgroup/<name>/<id>`.
+
+# %%
+from checks.lab05 import SCALE_MAX, SCALE_MIN, SCALE_TARGET
+
+scaling = t.client("application-autoscaling")
+resource_id = f"service/{cluster_name}/{service_name}"
+policy_name = t.name("catalog-requests")
+# TODO: register resource_id (ServiceNamespace ecs, ScalableDimension ecs:service:DesiredCount) with MinCapacity SCALE_MIN and MaxCapacity SCALE_MAX; put the TargetTrackingScaling policy policy_name: TargetValue SCALE_TARGET, PredefinedMetricType ALBRequestCountPerTarget, ResourceLabel from lb_arn and tg_arn, ScaleOutCooldown 60, ScaleInCooldown 300.
+# BEGIN SOLUTION
+scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=resource_id,
+                                 ScalableDimension="ecs:service:DesiredCount",
+                                 MinCapacity=SCALE_MIN, MaxCapacity=SCALE_MAX)
+label = lb_arn.split(":loadbalancer/", 1)[1] + "/" + tg_arn.split(":")[-1]
+scaling.put_scaling_policy(
+    PolicyName=policy_name, ServiceNamespace="ecs", ResourceId=resource_id,
+    ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+    TargetTrackingScalingPolicyConfiguration={
+        "TargetValue": SCALE_TARGET, "ScaleOutCooldown": 60, "ScaleInCooldown": 300,
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}})
+# END SOLUTION
+policy = scaling.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=resource_id)["ScalingPolicies"][0]
+print(policy["PolicyName"], policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"], "requests per target per minute")
+
+# %% [markdown]
+# Now send load through the load balancer, well above the target value,
+# and watch the desired count rise. On a live account the policy acts after
+# three full minutes above the target (plus a minute or two for the
+# metric); locally a minute lasts six seconds.
+
+# %%
+sent = failed_requests = 0
+
+
+def desired_count():
+    return ecs.describe_services(cluster=cluster_name, services=[service_name])["services"][0]["desiredCount"]
+
+
+# TODO: with wait_for (limit 240 s locally, 1200 live), send GET /items through base_url in bursts, counting `sent` and `failed_requests` and printing a progress line now and then, until desired_count() is above SCALE_MIN.
+# BEGIN SOLUTION
+def scaled_out():
+    global sent, failed_requests
+    for _ in range(25):
+        try:
+            with urllib.request.urlopen(base_url + "/items", timeout=10) as answer:
+                sent += answer.status == 200
+        except OSError:
+            failed_requests += 1
+    if sent % 500 < 25:
+        print(f"{sent} requests sent through the load balancer; desired count {desired_count()}", flush=True)
+    return desired_count() > SCALE_MIN
+
+
+wait_for("a scale-out", scaled_out, limit=240 if t.is_local else 1200)
+# END SOLUTION
+print("desired count", desired_count(), "after", sent, "requests,", failed_requests, "failed")
+for activity in scaling.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource_id)["ScalingActivities"][:3]:
+    print(activity["StatusCode"], activity["Description"], "|", activity["Cause"])
+
+# %%
+checks.run("L05.26-L05.27")
 
 # %% [markdown]
 # ## 8. The EC2 launch type and placement

@@ -162,6 +162,20 @@ def _table_tagged(ddb, name: str, t: Target) -> bool:
     return _tagged(ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", []), t)
 
 
+@step(41)
+def _service_scaling(t, act):
+    """Auto scaling of the learner's ECS services (lab 05), before the services go: deregistering a target
+    removes its policies."""
+    scaling = t.client("application-autoscaling")
+    for page in scaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="ecs"):
+        for target in page["ScalableTargets"]:
+            parts = target["ResourceId"].split("/")
+            if len(parts) == 3 and _mine(parts[1], t) and _mine(parts[2], t):
+                act(f"scalable target {target['ResourceId']} {target['ScalableDimension']}",
+                    lambda x=target: scaling.deregister_scalable_target(
+                        ServiceNamespace="ecs", ResourceId=x["ResourceId"], ScalableDimension=x["ScalableDimension"]))
+
+
 @step(70)
 def _scaling(t, act):
     """Auto scaling of the learner's tables (lab 04); deregistering a target removes its policies."""

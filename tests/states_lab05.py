@@ -33,6 +33,7 @@ from checks.lab05 import (
     VPC_CIDR,
 )
 from labkit import assets
+from labkit.localaws.fidelity.applicationautoscaling import ALB_METRIC, ECS_DIMENSION, label_of
 from labkit.target import Target
 
 DEFAULT = object()
@@ -101,7 +102,7 @@ def build_lab05(t: Target, *, private_route_to_igw=False, one_zone=False, task_i
                 lb_scheme="internet-facing", health_path=HEALTH_PATH, service=DEFAULT, breaker=True, desired=2,
                 rule=True, ec2_strategy=DEFAULT, ec2_constraints=DEFAULT, same_instance=False, eks_public=False,
                 eks_logging=DEFAULT, eks_encrypt=True, nodegroup=True, pod_role_service="eks-fargate-pods.amazonaws.com",
-                runtime=False) -> dict:
+                scaling=True, scale_min=lab05.SCALE_MIN, scale_in=True, runtime=False) -> dict:
     """``runtime``: push the real catalog image and wait until the service's tasks are healthy behind the load
     balancer (the local AWS's container runtime runs them); otherwise a manifest stands for the image."""
     ec2, ecr, ecs, elb = (t.client(s) for s in ("ec2", "ecr", "ecs", "elbv2"))
@@ -219,6 +220,8 @@ def build_lab05(t: Target, *, private_route_to_igw=False, one_zone=False, task_i
                        healthCheckGracePeriodSeconds=svc.get("healthCheckGracePeriodSeconds") or 0)
     if runtime:
         _wait_steady(t)
+    if scaling:
+        _auto_scaling(t, lb["LoadBalancerArn"], tg["TargetGroupArn"], low=scale_min, scale_in=scale_in)
     # -- the EC2 launch type
     _ec2_launch_type(t, state, strategy=[SPREAD_ZONE, BINPACK_MEMORY] if ec2_strategy is DEFAULT else ec2_strategy,
                      constraints=[{"type": "distinctInstance"}, {"type": "memberOf", "expression": MEMBER_OF}]
@@ -246,6 +249,42 @@ def build_lab05(t: Target, *, private_route_to_igw=False, one_zone=False, task_i
                                podExecutionRoleArn=_role(t, t.name("eks-pods"), pod_role_service),
                                selectors=[{"namespace": "catalog"}], tags=t.tag_map(LAB))
     return state
+
+
+def _auto_scaling(t: Target, lb_arn: str, tg_arn: str, *, low: int, scale_in: bool) -> None:
+    """Step 7's scalable target and target-tracking policy on the requests per target of ``tg_arn``'s group."""
+    scaling = t.client("application-autoscaling")
+    scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=lab05.scaling_resource(t),
+                                     ScalableDimension=ECS_DIMENSION, MinCapacity=low, MaxCapacity=lab05.SCALE_MAX)
+    label = label_of(lb_arn, tg_arn)
+    scaling.put_scaling_policy(
+        PolicyName=lab05.scaling_policy(t), ServiceNamespace="ecs", ResourceId=lab05.scaling_resource(t),
+        ScalableDimension=ECS_DIMENSION, PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": lab05.SCALE_TARGET, "DisableScaleIn": not scale_in, "ScaleOutCooldown": 60,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": ALB_METRIC, "ResourceLabel": label}})
+
+
+def scale_out(t: Target) -> None:
+    """Send requests through the load balancer, well above the policy's target, until the service scales out
+    (bounded): the load the solution's step 7 sends."""
+    import time
+    import urllib.request
+
+    from labkit import balancers
+
+    ecs, url = t.client("ecs"), balancers.url(t, lab05.lb_name(t), LISTENER_PORT) + HEALTH_PATH
+    deadline = time.monotonic() + 4 * STEADY_WAIT_S
+    while time.monotonic() < deadline:
+        for _ in range(25):
+            try:
+                urllib.request.urlopen(url, timeout=10).close()
+            except OSError:
+                pass
+        svc = ecs.describe_services(cluster=lab05.cluster_name(t), services=[lab05.service_name(t)])["services"][0]
+        if svc["desiredCount"] > lab05.SCALE_MIN:
+            return
+    raise AssertionError(f"the service did not scale out within {4 * STEADY_WAIT_S} s of load")
 
 
 def _role(t: Target, name: str, service: str) -> str:

@@ -27,6 +27,7 @@ REGISTERED = (
     "registry",   # the local ECR's OCI distribution API at /v2/...
     "elb",        # each ALB listener answers on its own loopback port, targets probed for real
     "ecs",        # ECS tasks run as processes; services keep their desired count
+    "autoscaling",  # target tracking on the requests the ALB served sets a service's desired count
     "rds",        # a DB instance (PostgreSQL) is a real PostgreSQL on loopback
     "elasticache",  # a real Valkey for every cache node, at the endpoints the describe calls report
     "counts",     # the local AWS's own request counts (DynamoDB reads per table) at /_counts/dynamodb

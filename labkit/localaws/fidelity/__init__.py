@@ -27,9 +27,11 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import apigateway, awslambda, cloudfront, cognitoidp, ecr, ecs, elasticache, elbv2, logs, s3
+    from . import (apigateway, applicationautoscaling, awslambda, cloudfront, cognitoidp, ecr, ecs, elasticache, elbv2,
+                   logs, s3)
 
     apigateway.apply()
+    applicationautoscaling.apply()
     awslambda.apply_models()
     logs.apply_models()
     cloudfront.apply()
