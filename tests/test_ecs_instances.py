@@ -186,7 +186,7 @@ def test_deregistering_or_terminating_an_instance_stops_its_tasks_and_removes_it
 
 
 @needs_namespaces
-def test_reset_and_down_remove_every_instance_namespace(aws, local):
+def test_reset_and_down_remove_every_instance_namespace_and_a_restart_brings_them_back(aws, local):
     from labkit import localaws
 
     ci = instance(aws, 0)
@@ -199,6 +199,8 @@ def test_reset_and_down_remove_every_instance_namespace(aws, local):
     assert namespace_of(ci["ec2"]) is None
     owners = [p.name for p in netns.OWNERS_DIR.glob(f"{netns.PREFIX}{ci['ec2']}-*")]
     assert owners == []  # the owner records go with them
+    localaws.up()  # the journal brings the container instance back, and with it its host
+    assert namespace_of(ci["ec2"]) is not None
 
 
 def _fresh(aws) -> dict:
