@@ -6,7 +6,11 @@ root and ``ip netns`` (the server makes one namespace per container instance) an
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
+import textwrap
 
 import pytest
 from botocore.exceptions import ClientError
@@ -256,3 +260,99 @@ def test_a_task_on_one_instance_cannot_reach_another_instance(aws):
     done = wait_for(lambda: task_of(aws["ecs"], CLUSTER, arn), lambda t: t["lastStatus"] == "STOPPED")
     assert done["containers"][0].get("exitCode") == 7, done  # no route from one instance to the other
     assert done["containerInstanceArn"] == one["arn"]
+
+
+# -- from inside the local AWS: netns.connect, in both network modes ----------------------------
+
+INSIDE = textwrap.dedent('''
+    import http.client, json, os, sys, threading, time
+    from pathlib import Path
+    import boto3
+    from werkzeug.serving import make_server
+    sys.path.insert(0, sys.argv[2])
+    from labkit.localaws import netns
+    from labkit.localaws.app import build_app
+    from tests.ecs_support import container, push_image, task_of, wait_for
+
+    journal, port = Path(sys.argv[1]), int(sys.argv[3])
+    app = build_app(journal, f"http://localhost:{port}")
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = lambda name: boto3.client(name, region_name="us-east-1", endpoint_url=f"http://localhost:{port}",
+                                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ecs, ec2, ecr = client("ecs"), client("ec2"), client("ecr")
+    out = {"mode": netns.mode()}
+    try:
+        ecs.create_cluster(clusterName="lab")
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
+        ips = []
+        for _ in range(2):
+            i = ec2.run_instances(ImageId="ami-0abcdef1234567890", InstanceType="t3.small", MinCount=1, MaxCount=1,
+                                  SubnetId=subnet)["Instances"][0]
+            ecs.register_container_instance(cluster="lab", instanceIdentityDocument=json.dumps(
+                {"instanceId": i["InstanceId"]}))
+            ips.append(i["PrivateIpAddress"])
+        image, _ = push_image(ecr, journal.parent, "web")
+        web = container(image, memory=256, portMappings=[{"containerPort": 8080, "hostPort": 0}])
+        td = ecs.register_task_definition(family="web", networkMode="bridge", containerDefinitions=[web])[
+            "taskDefinition"]["taskDefinitionArn"]
+        arn = ecs.run_task(cluster="lab", taskDefinition=td, placementStrategy=[{"type": "binpack", "field": "memory"}])[
+            "tasks"][0]["taskArn"]
+        task = wait_for(lambda: task_of(ecs, "lab", arn), lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"))
+        out["status"] = task["lastStatus"]
+        host_port = task["containers"][0]["networkBindings"][0]["hostPort"]
+        runtime = app.extension("ecs")
+        out["target"] = list(runtime.target(arn, 8080))
+        address = out["target"][0]
+        other = next(ip for ip in ips if ip != address)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = netns.connect(address, host_port, timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        connection = http.client.HTTPConnection("task", timeout=5)
+        connection.sock = sock
+        connection.request("GET", "/")
+        out["answer"] = json.loads(connection.getresponse().read())["env"]["HOSTNAME"]
+        out["task_id"] = arn.rsplit("/", 1)[-1][:12]
+        out["ips"], out["host_port"] = ips, host_port
+        try:
+            netns.connect(other, host_port, timeout=5).close()  # the other instance serves nothing there
+            out["other"] = "connected"
+        except OSError as exc:
+            out["other"] = type(exc).__name__
+    finally:
+        app.close()
+        server.shutdown()
+    out["left"] = [n for n in netns.listed() if n.startswith("labkit-i-")
+                   and (netns.OWNERS_DIR / n).is_file() and (netns.OWNERS_DIR / n).read_text() == str(os.getpid())]
+    print(json.dumps(out))
+''')
+
+
+@pytest.mark.parametrize("mode", [
+    pytest.param("namespaces", marks=needs_namespaces), "loopback"])
+def test_a_bridge_task_is_reached_at_its_instance_address_and_host_port_through_netns_connect(tmp_path, mode):
+    from labkit.config import REPO_ROOT
+
+    root = str(REPO_ROOT)
+    env = {**os.environ, "PYTHONPATH": root}
+    if mode == "loopback":
+        env["LABKIT_NETNS"] = "off"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run([sys.executable, "-c", INSIDE, str(tmp_path / "journal.ndjson"), root, str(port)],
+                          capture_output=True, text=True, timeout=240, cwd=root, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (out["mode"], out["status"]) == (mode, "RUNNING"), out
+    assert out["target"][0] in out["ips"] and out["target"][1] == out["host_port"]  # where a load balancer sends
+    assert out["answer"] == out["task_id"]  # netns.connect reached the task at the instance's host port
+    assert out["other"] == "ConnectionRefusedError", out  # nothing there, and nothing sent from the host
+    assert out["left"] == []  # closing the local AWS removed the instances' namespaces
