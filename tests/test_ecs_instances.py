@@ -356,3 +356,12 @@ def test_a_bridge_task_is_reached_at_its_instance_address_and_host_port_through_
     assert out["answer"] == out["task_id"]  # netns.connect reached the task at the instance's host port
     assert out["other"] == "ConnectionRefusedError", out  # nothing there, and nothing sent from the host
     assert out["left"] == []  # closing the local AWS removed the instances' namespaces
+
+
+def test_l05_22_says_which_network_mode_graded_it(local, free_port):
+    from checks import lab05
+
+    here = Target("local", prefix="ecs", region="us-east-1")
+    assert lab05._graded_where(here) == lab05.GRADED_WHERE[netns.mode()]
+    elsewhere = Target("local", prefix="ecs", region="us-east-1", endpoint=f"http://localhost:{free_port}")
+    assert lab05._graded_where(elsewhere) == ""  # no course server answers there: no claim
