@@ -365,3 +365,17 @@ def test_l05_22_says_which_network_mode_graded_it(local, free_port):
     assert lab05._graded_where(here) == lab05.GRADED_WHERE[netns.mode()]
     elsewhere = Target("local", prefix="ecs", region="us-east-1", endpoint=f"http://localhost:{free_port}")
     assert lab05._graded_where(elsewhere) == ""  # no course server answers there: no claim
+
+
+def test_a_service_that_names_no_strategy_is_spread_over_zones(aws):
+    zones = {instance(aws, 0)["arn"]: "us-east-1a", instance(aws, 0)["arn"]: "us-east-1a",
+             instance(aws, 1)["arn"]: "us-east-1b"}
+    aws["ecs"].create_service(cluster=CLUSTER, serviceName="web", taskDefinition=definition(aws), desiredCount=2,
+                              launchType="EC2")
+
+    def placed():
+        arns = aws["ecs"].list_tasks(cluster=CLUSTER, serviceName="web")["taskArns"]
+        return aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+
+    tasks = wait_for(placed, lambda found: len(found) == 2)
+    assert {zones[t["containerInstanceArn"]] for t in tasks} == {"us-east-1a", "us-east-1b"}

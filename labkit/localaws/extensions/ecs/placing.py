@@ -34,10 +34,14 @@ def remaining(backend, cluster: str, ci, runner) -> dict:
             "PORTS": {p for t in here for p in static_ports(t.task_definition_arn, backend)}, "tasks": here}
 
 
+# A service that names no strategy is spread over zones (standalone tasks have no default).
+SERVICE_DEFAULT_STRATEGY = ({"type": "spread", "field": "attribute:ecs.availability-zone"},)
+
+
 def place(backend, cluster: str, runner, definition, group: str, constraints, strategy) -> placement.Placement:
-    """The instance ECS would choose for one task of ``definition`` in ``group`` (or ECS's reason why none)."""
+    """The instance ECS would choose for one task of service ``group`` (or ECS's reason why none)."""
     return placement.place(instances(backend, cluster, runner), needs(backend, definition, group),
-                           constraints or [], strategy or [])
+                           constraints or [], strategy or list(SERVICE_DEFAULT_STRATEGY))
 
 
 def needs(backend, definition, group: str) -> placement.TaskNeeds:
