@@ -379,3 +379,15 @@ def test_a_service_that_names_no_strategy_is_spread_over_zones(aws):
 
     tasks = wait_for(placed, lambda found: len(found) == 2)
     assert {zones[t["containerInstanceArn"]] for t in tasks} == {"us-east-1a", "us-east-1b"}
+
+
+def test_an_instance_launched_after_a_task_never_gets_the_tasks_address(aws):
+    from tests.ecs_support import register
+
+    fargate = register(aws["ecs"], "fargate", [container(aws["image"])])
+    arn = aws["ecs"].run_task(cluster=CLUSTER, taskDefinition=fargate, launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": [aws["subnets"][0]], "securityGroups": []}})["tasks"][0]["taskArn"]
+    task = until(aws, arn, "RUNNING")
+    address = next(d["value"] for d in task["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
+    later = [instance(aws, 0)["ip"] for _ in range(2)]
+    assert address not in later, (address, later)  # two holders of one address: nothing could reach either

@@ -490,7 +490,9 @@ def _lost(task) -> None:
 
 
 def _readdress(task) -> str | None:
-    """Give the task's network interface an address from its subnet (moto picks any 10.x address)."""
+    """Give the task's network interface an address from its subnet (moto picks any 10.x address), from the
+    top of the subnet down: moto hands EC2 instances theirs from the bottom up without looking at interfaces,
+    so an instance launched after a task would otherwise get the task's address (and a namespace holding it)."""
     from moto.ec2.models import ec2_backends
 
     try:
@@ -500,8 +502,9 @@ def _readdress(task) -> str | None:
         subnet = ec2.get_subnet(details["subnetId"]["value"])
         network = ipaddress.ip_network(subnet.cidr_block)
         used = {e.private_ip_address for e in ec2.enis.values() if e is not eni and getattr(e.subnet, "id", None) == subnet.id}
+        used |= set(getattr(subnet, "_subnet_ips", {}))  # instances' addresses
         hosts = list(network.hosts())
-        for candidate in hosts[3:]:  # AWS keeps the first four addresses of a subnet, and the last
+        for candidate in reversed(hosts[3:]):  # AWS keeps the first four addresses of a subnet, and the last
             if str(candidate) not in used:
                 eni.private_ip_address = str(candidate)
                 eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": str(candidate)}]
