@@ -1106,7 +1106,25 @@ def placed(t: Target):
     zones = {a.get("ecs.availability-zone") for a in attrs}
     if len(zones) < 2:
         return failed(f"The tasks of {ec2_family(t)} all run in {zones.pop()}; spread by zone puts them in two.")
-    return passed(f"{len(tasks)} tasks of {ec2_family(t)} run on distinct t3 instances in {', '.join(sorted(zones))}.")
+    return passed(f"{len(tasks)} tasks of {ec2_family(t)} run on distinct t3 instances in {', '.join(sorted(zones))}"
+                  f"{_graded_where(t)}.")
+
+
+# What the local AWS ran the EC2 tasks on, said with the grade (a live account needs no such word).
+GRADED_WHERE = {
+    "namespaces": " (graded on the local AWS, where each container instance is a network namespace of its own at its "
+                  "private address and each awsvpc task another)",
+    "loopback": " (graded on the local AWS in loopback mode: no network namespaces on this machine, so tasks share "
+                "its loopback)",
+}
+
+
+def _graded_where(t: Target) -> str:
+    if t.is_live:
+        return ""
+    from labkit.localaws.control import network_mode
+
+    return GRADED_WHERE.get(network_mode(t.endpoint) or "", "")
 
 
 # -- step 9: EKS -------------------------------------------------------------------------------

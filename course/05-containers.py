@@ -653,6 +653,16 @@ checks.run("L05.26-L05.27")
 # AMI with `ECS_CLUSTER=<prefix>-shop-ec2` in the user data); the local AWS
 # has no agent, so the cell registers them as the agent would. Then run the
 # service `<prefix>-catalog` on it with the strategy and constraints above.
+#
+# Locally each container instance is a host of its own: where the machine
+# allows, a network namespace holding the instance's private address and no
+# route out, so a task on one instance cannot reach another. Tasks in `bridge`
+# or `host` mode run inside it, at the instance's address (bridge: at the host
+# port in the task's `networkBindings`); `awsvpc` tasks, as here, get an
+# interface of their own in the instance's zone. `run_task` places the same
+# way, and a task that fits nowhere comes back in `failures` with ECS's reason
+# (`RESOURCE:MEMORY`, `MemberOf placement constraint unsatisfied.`). L05.22
+# says which network mode graded it.
 
 # %%
 ec2_cluster = t.name("shop-ec2")

@@ -277,6 +277,13 @@ def status() -> dict:
             "writes": info.get("writes", 0), "clock_speed": info.get("clock_speed", 1.0), "snapshots": list_snapshots()}
 
 
+def network_mode(endpoint: str | None) -> str | None:
+    """How the local AWS at ``endpoint`` runs tasks and container instances: "namespaces" (each its own network
+    namespace) or "loopback"; None when no course server of this install answers there."""
+    info = _answers(endpoint) if endpoint else None
+    return ((info or {}).get("extensions") or {}).get("ecs", {}).get("network")
+
+
 def summary() -> str:
     """One or two sentences on where the local AWS is and what it holds."""
     info = status()

@@ -1,7 +1,7 @@
 """Where ECS would put a task of the EC2 launch type: a pure scheduler, no AWS calls.
 
 ECS places a task in four steps (Amazon ECS Developer Guide, "How Amazon ECS places tasks"):
-keep the container instances with enough CPU and memory, keep those that satisfy the placement
+keep the container instances with enough CPU, memory and free host ports, keep those that satisfy the placement
 constraints, order them by each placement strategy in turn, and take the first. When none is
 left, ``run_task`` reports a failure reason for the closest instance; those reasons are ECS's own.
 
@@ -23,6 +23,7 @@ from typing import Iterable, Mapping, Sequence
 NO_INSTANCES = "No Container Instances were found in your cluster."
 RESOURCE_CPU = "RESOURCE:CPU"
 RESOURCE_MEMORY = "RESOURCE:MEMORY"
+RESOURCE_PORTS = "RESOURCE:PORTS"
 MEMBER_OF = "MemberOf placement constraint unsatisfied."
 DISTINCT_INSTANCE = "DistinctInstance placement constraint unsatisfied."
 
@@ -40,6 +41,7 @@ class ContainerInstance:
     cpu: int = 0  # CPU units still free
     memory: int = 0  # MiB still free
     tasks: tuple[str, ...] = ()  # the group of each task running there ("service:ada-orders", "family:ada-batch")
+    ports: frozenset[int] = frozenset()  # static host ports its tasks hold
 
     def attribute(self, name: str) -> str | None:
         built_in = {"ecs.availability-zone": self.availability_zone, "ecs.instance-type": self.instance_type}
@@ -53,12 +55,14 @@ class TaskNeeds:
     cpu: int = 0
     memory: int = 0
     group: str = ""  # the task's group: a service's tasks are "service:NAME", run_task's "family:NAME" by default
+    ports: frozenset[int] = frozenset()  # static host ports it needs (bridge hostPort, host mode containerPort)
 
 
 @dataclass(frozen=True)
 class Placement:
     instance: ContainerInstance | None
     reason: str | None = None  # why no instance fits, in ECS's words
+    nearest: ContainerInstance | None = None  # the instance that came closest (a failure's arn)
 
 
 # -- the cluster query language subset ---------------------------------------------
@@ -206,13 +210,15 @@ def _failure(instance: ContainerInstance, needs: TaskNeeds, rules: list) -> tupl
         return 0, RESOURCE_CPU
     if instance.memory < needs.memory:
         return 1, RESOURCE_MEMORY
+    if needs.ports & instance.ports:
+        return 2, RESOURCE_PORTS
     for kind, tree in rules:
         if kind == "memberOf" and not _holds(tree, instance):
-            return 2, MEMBER_OF
+            return 3, MEMBER_OF
     for kind, _ in rules:
         if kind == "distinctInstance" and needs.group and needs.group in instance.tasks:
-            return 3, DISTINCT_INSTANCE
-    return 4, None
+            return 4, DISTINCT_INSTANCE
+    return 5, None
 
 
 def _spread_key(field_: str, instance: ContainerInstance) -> str | None:
@@ -250,7 +256,7 @@ def place(instances: Iterable[ContainerInstance], needs: TaskNeeds, constraints:
     candidates = [inst for inst, _, reason in judged if reason is None]
     if not candidates:
         closest = max(judged, key=lambda j: j[1])  # the first of the closest, by id
-        return Placement(None, closest[2])
+        return Placement(None, closest[2], closest[0])
     rng = rng or _random.Random(0)
     for step in strategy:
         candidates = _narrow(candidates, everyone, needs, step, rng)
@@ -271,6 +277,6 @@ def place_tasks(instances: Iterable[ContainerInstance], needs: TaskNeeds, count:
         if result.instance is not None:
             chosen = result.instance
             updated = replace(chosen, cpu=chosen.cpu - needs.cpu, memory=chosen.memory - needs.memory,
-                              tasks=chosen.tasks + (needs.group,))
+                              tasks=chosen.tasks + (needs.group,), ports=chosen.ports | needs.ports)
             current = [updated if i.id == chosen.id else i for i in current]
     return placements, current

@@ -36,6 +36,11 @@ class Endpoint:
         return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://127.0.0.1:{port}/v2/credentials/{ident}",
                 "AWS_CONTAINER_AUTHORIZATION_TOKEN": token}
 
+    def port(self) -> int:
+        """The endpoint's loopback port (it starts on first use)."""
+        self._ensure()
+        return self._server.server_address[1]
+
     def revoke(self, env: dict) -> None:
         ident = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "").rsplit("/", 1)[-1]
         with self._lock:

@@ -385,7 +385,7 @@ class Scheduler:
             network = getattr(service, "_labkit_network", None)
             instance = None
             if (service.launch_type or "FARGATE") == "EC2":
-                from . import placing
+                from . import ec2launch, placing
 
                 chosen = placing.place(backend, cluster.name, self.runtime.runner, definition, f"service:{service.name}",
                                        getattr(service, "placement_constraints", None),
@@ -394,6 +394,7 @@ class Scheduler:
                     self._unplaced(service, chosen.reason)
                     return None
                 instance = chosen.instance.id
+                network = ec2launch.in_zone(network, chosen.instance.availability_zone, backend)
             task = Task(cluster=cluster, task_definition=definition, container_instance_arn=instance,
                         resource_requirements=backend._calculate_task_resource_requirements(definition),
                         backend=backend, group=f"service:{service.name}", launch_type=service.launch_type or "FARGATE",

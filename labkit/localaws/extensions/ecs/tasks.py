@@ -11,6 +11,8 @@ write answered by moto). This extension hears those writes and:
   container credentials endpoint (``credentials.py``), so IAM holds the task to its role;
 - gives an awsvpc task an address from its subnet, and its own network namespace where the
   machine allows (``netns``), else a loopback port per containerPort (``status`` says which);
+- runs a bridge or host task of the EC2 launch type in its container instance's namespace, at the
+  instance's address (``instances.py``); RunTask places on instances as ECS does (``ec2launch.py``);
 - keeps each service's desired count and runs its deployments (``services.py``);
 - writes each task's real lastStatus, health, exit codes and reasons onto moto's records
   whenever they are read, so DescribeTasks and ListTasks answer with them.
@@ -34,7 +36,7 @@ from urllib.parse import urlparse
 
 from .. import Extension
 from ..sessions import Clients, assume_role
-from . import imagestore, plan as planning
+from . import ec2launch, imagestore, plan as planning
 from .bridge import Bridge
 from .credentials import Endpoint
 from .runner import Runner, TaskPlan, TaskRun
@@ -48,6 +50,9 @@ log = logging.getLogger("labkit.ecs")
 TARGET = "AmazonEC2ContainerServiceV20141113."
 SHIM = Path(__file__).with_name("shim")
 LOST = "Task stopped because the local AWS that ran it stopped"
+INSTANCE_ACTIONS = ("RegisterContainerInstance", "DeregisterContainerInstance", "UpdateContainerInstancesState",
+                    "DeleteCluster")
+ON_INSTANCE = ("bridge", "host")  # network modes whose tasks share their container instance's network
 
 
 def network_mode() -> str:
@@ -66,7 +71,7 @@ def free_port() -> int:
 
 class EcsRuntime(Extension):
     name = "ecs"
-    services = ("ecs",)
+    services = ("ecs", "ec2")  # EC2: an instance that stops or terminates takes its container instance's tasks
 
     def __init__(self, host):
         super().__init__(host)
@@ -81,14 +86,21 @@ class EcsRuntime(Extension):
         self.bin_dir = planning.python_wrapper(self.image_dir / "bin")
         self.infos: dict[str, dict] = {}  # task ARN -> what it was started from
         self.lost: set[str] = set()  # task ARNs the journal names but no process runs
+        from .instances import Hosts
         from .services import Scheduler
 
         self.scheduler = Scheduler(self)
+        self.hosts = Hosts(self)
         _install(self)
+        ec2launch.install()
 
     # -- hearing writes ---------------------------------------------------------------
     def written(self, service, request) -> None:
         action = (request.header("X-Amz-Target") or "").rpartition(".")[2]
+        if self.host.replaying:
+            return  # what ran before is not running now: restored() says so
+        if service == "ec2" or action in INSTANCE_ACTIONS:
+            self.hosts.sync()
         if not action:
             return
         try:
@@ -96,8 +108,6 @@ class EcsRuntime(Extension):
         except ValueError:
             body = {}
         region = request.scope[0] or "us-east-1"
-        if self.host.replaying:
-            return  # what ran before is not running now: restored() says so
         if action in ("RunTask", "StartTask"):
             self.adopt_new(region)
         elif action == "StopTask":
@@ -139,12 +149,19 @@ class EcsRuntime(Extension):
             "task_role": overrides.get("taskRoleArn") or getattr(definition, "task_role_arn", None),
             "execution_role": overrides.get("executionRoleArn") or getattr(definition, "execution_role_arn", None),
             "memory": _int(overrides.get("memory") or definition.memory),
-            "network_mode": definition.network_mode,
+            "network_mode": definition.network_mode or "bridge",
             "private_ip": None,
+            "instance": task.container_instance_arn,
+            "launch_type": task.launch_type or ("EC2" if task.container_instance_arn else "FARGATE"),
+            "bindings": {},  # container name -> {containerPort: host port}, for a task on its instance's network
         }
         if definition.network_mode == "awsvpc":
             info["private_ip"] = _readdress(task)
             info["eni"] = _detail(task, "networkInterfaceId")
+        elif info["network_mode"] in ON_INSTANCE and task.container_instance_arn:
+            self.hosts.sync()
+            host = self.hosts.get(task.container_instance_arn)
+            info["private_ip"] = host.address if host is not None else None
         self.infos[task.task_arn] = info
         plan = TaskPlan(task.task_arn, [], private_ip=info["private_ip"])
         return self.runner.start(plan, prepare=lambda p: self._prepare(info, p, on_stop))
@@ -163,7 +180,8 @@ class EcsRuntime(Extension):
         plan.log_creds = exec_creds
         extra = {"AWS_ENDPOINT_URL": self.host.endpoint, "AWS_CONFIG_FILE": "/dev/null",
                  "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true",
-                 "ECS_CONTAINER_METADATA_URI_V4": "", "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE"}
+                 "ECS_CONTAINER_METADATA_URI_V4": "",
+                 "AWS_EXECUTION_ENV": "AWS_ECS_EC2" if info["launch_type"] == "EC2" else "AWS_ECS_FARGATE"}
         extra = {k: v for k, v in extra.items() if v}
         cleanups = []
         if info["task_role"]:
@@ -172,7 +190,14 @@ class EcsRuntime(Extension):
             extra.update(grant)
             cleanups.append(lambda: self.credentials.revoke(grant))
         namespace = None
-        if info["private_ip"] and network_mode() == "namespaces":
+        host = self.hosts.get(info["instance"]) if info["network_mode"] in ON_INSTANCE else None
+        if info["network_mode"] in ON_INSTANCE and info["instance"] and host is None:
+            plan.failure = ("TaskFailedToStart", f"Host EC2 (container instance {info['instance'].rsplit('/', 1)[-1]}) "
+                            "is no longer registered.")
+            return
+        if host is not None:
+            namespace = host.namespace if host.namespace is not None and host.namespace.real else None
+        elif info["private_ip"] and network_mode() == "namespaces":
             try:
                 namespace = netns.create(info["id"][:12], [info["private_ip"]])
                 cleanups.append(namespace.delete)
@@ -203,6 +228,19 @@ class EcsRuntime(Extension):
                 break
             ports = [int(m["containerPort"]) for m in definition.get("portMappings") or [] if m.get("containerPort")]
             host_ports = {} if namespace is not None else {p: free_port() for p in ports}
+            bound = {}
+            if host is not None:
+                try:
+                    bound = self.hosts.bind(host, info["network_mode"], definition.get("portMappings") or [])
+                except ValueError as exc:
+                    plan.failure = ("TaskFailedToStart", "CannotStartContainerError: Error response from daemon: driver "
+                                    f"failed programming external connectivity on endpoint {definition['name']}: {exc}")
+                    break
+                cleanups.append(lambda h=host, taken=list(bound.values()): self.hosts.unbind(h, taken))
+                info["bindings"][definition["name"]] = bound
+                if namespace is not None:  # bridge: the container's port is served at its host port
+                    host_ports = {inner: outer for inner, outer in bound.items() if inner != outer}
+                    extra = {**extra, "LABKIT_PORT_ANY_HOST": "1"}
             try:
                 container = planning.container(
                     definition, image.config, root, task_id=info["id"], task_memory=info["memory"],
@@ -215,9 +253,10 @@ class EcsRuntime(Extension):
                 container.exec_prefix = namespace.exec_prefix()
             elif info["private_ip"] and netns is not None:
                 for inner, outer in host_ports.items():
+                    seen = bound.get(inner, inner)  # a task on its instance is reached at the host port
                     try:
-                        netns.publish(info["private_ip"], inner, outer)
-                        cleanups.append(lambda ip=info["private_ip"], port=inner: netns.unpublish(ip, port))
+                        netns.publish(info["private_ip"], seen, outer)
+                        cleanups.append(lambda ip=info["private_ip"], port=seen: netns.unpublish(ip, port))
                     except Exception as exc:
                         log.warning("%s:%d not published: %s", info["private_ip"], inner, exc)
             containers.append(container)
@@ -339,8 +378,7 @@ class EcsRuntime(Extension):
                 cpu=str(definition.get("cpu", 0)), memory=str(definition["memory"]) if definition.get("memory") else None,
                 network_interfaces=[{"attachmentId": task.attachments[0]["id"], "privateIpv4Address": info["private_ip"]}]
                 if info.get("private_ip") and task.attachments else [],
-                network_bindings=[{"bindIP": "127.0.0.1", "containerPort": inner, "hostPort": outer, "protocol": "tcp"}
-                                  for inner, outer in (c.plan.host_ports.items() if c else [])],
+                network_bindings=_bindings(info, definition["name"], c),
                 runtime_id=(f"{task.id}-{c.proc.pid}" if c and c.proc else None))
             views.append(view)
         task.containers = views
@@ -352,7 +390,11 @@ class EcsRuntime(Extension):
         run = self.runner.get(task_arn)
         if run is None or run.last_status != "RUNNING":
             return None
+        info = self.infos.get(task_arn, {})
         for c in run.containers:
+            bound = info.get("bindings", {}).get(c.plan.name)
+            if bound and container_port in bound:
+                return run.plan.private_ip, bound[container_port]
             if container_port in c.plan.port_mappings:
                 if run.plan.private_ip and (network_mode() == "namespaces" or netns is not None):
                     return run.plan.private_ip, container_port
@@ -363,6 +405,7 @@ class EcsRuntime(Extension):
     def reset(self) -> None:
         self.scheduler.clear()
         self.runner.clear()
+        self.hosts.clear()
         self.credentials.clear()
         self.infos.clear()
         self.lost.clear()
@@ -378,18 +421,20 @@ class EcsRuntime(Extension):
                             _lost(task)
 
         self.host.read_backend(look)
+        self.host.read_backend(self.hosts.sync)
         self.scheduler.wake()
 
     def close(self) -> None:
         self.scheduler.close()
         self.runner.close()
+        self.hosts.clear()
         self.credentials.close()
         shutil.rmtree(self.image_dir, ignore_errors=True)  # a cache: unpacked again from the registry
 
     def status(self) -> dict:
         runs = self.runner.all()
         return {"network": network_mode(), "tasks_running": sum(r.last_status == "RUNNING" for r in runs),
-                "tasks": len(runs), "processes": len(self.runner.pids())}
+                "tasks": len(runs), "processes": len(self.runner.pids()), "container_instances": len(self.hosts.hosts)}
 
 
 class _View:
@@ -397,6 +442,17 @@ class _View:
 
     def __init__(self, **values):
         self.__dict__.update({k: v for k, v in values.items() if v is not None})
+
+
+def _bindings(info: dict, name: str, c) -> list[dict]:
+    """A container's networkBindings: on its instance, the host port ECS reports; else, in loopback mode,
+    the loopback port that stands for its containerPort."""
+    bound = info.get("bindings", {}).get(name)
+    if bound is not None:
+        return [{"bindIP": "0.0.0.0", "containerPort": inner, "hostPort": outer, "protocol": "tcp"}
+                for inner, outer in bound.items()]
+    return [{"bindIP": "127.0.0.1", "containerPort": inner, "hostPort": outer, "protocol": "tcp"}
+            for inner, outer in (c.plan.host_ports.items() if c else [])]
 
 
 def _overridden(definition: dict, override: dict) -> dict:
@@ -434,7 +490,9 @@ def _lost(task) -> None:
 
 
 def _readdress(task) -> str | None:
-    """Give the task's network interface an address from its subnet (moto picks any 10.x address)."""
+    """Give the task's network interface an address from its subnet (moto picks any 10.x address), from the
+    top of the subnet down: moto hands EC2 instances theirs from the bottom up without looking at interfaces,
+    so an instance launched after a task would otherwise get the task's address (and a namespace holding it)."""
     from moto.ec2.models import ec2_backends
 
     try:
@@ -444,8 +502,9 @@ def _readdress(task) -> str | None:
         subnet = ec2.get_subnet(details["subnetId"]["value"])
         network = ipaddress.ip_network(subnet.cidr_block)
         used = {e.private_ip_address for e in ec2.enis.values() if e is not eni and getattr(e.subnet, "id", None) == subnet.id}
+        used |= set(getattr(subnet, "_subnet_ips", {}))  # instances' addresses
         hosts = list(network.hosts())
-        for candidate in hosts[3:]:  # AWS keeps the first four addresses of a subnet, and the last
+        for candidate in reversed(hosts[3:]):  # AWS keeps the first four addresses of a subnet, and the last
             if str(candidate) not in used:
                 eni.private_ip_address = str(candidate)
                 eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": str(candidate)}]

@@ -1,5 +1,8 @@
 """Loaded by a task's Python in loopback mode (no network namespace): containerPort -> host port.
 
+(Also by a bridge task in its container instance's namespace, whose containerPort is served at
+its host port there: ``LABKIT_PORT_ANY_HOST`` keeps the address it listens on.)
+
 Without a namespace of its own, every task shares the host's loopback, so two tasks
 listening on the same containerPort would collide, and an app binding 0.0.0.0 would be
 reachable from the network. The runner gives each containerPort a free loopback port
@@ -14,13 +17,17 @@ for _pair in filter(None, os.environ.pop("LABKIT_PORT_MAP", "").split(",")):
     _inner, _, _outer = _pair.partition("=")
     _MAP[int(_inner)] = int(_outer)
 _LOCAL = {"", "0.0.0.0", "127.0.0.1", "localhost", "::", "::1"}
+# A bridge task in its instance's own namespace: its port moves to the host port, its address stays.
+_ANY_HOST = os.environ.pop("LABKIT_PORT_ANY_HOST", "") == "1"
 
 
 def _translate(address, listening):
     if not (isinstance(address, tuple) and len(address) >= 2 and isinstance(address[0], str)):
         return address
     host, port = address[0], address[1]
-    if listening and host in ("", "0.0.0.0"):
+    if _ANY_HOST:
+        pass
+    elif listening and host in ("", "0.0.0.0"):
         host = "127.0.0.1"
     elif listening and host == "::":
         host = "::1"
