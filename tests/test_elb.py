@@ -407,7 +407,7 @@ def test_reset_stops_every_listener(aws, targets):
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) != 0
     listed = subprocess.run([sys.executable, "-m", "labkit", "lb"], capture_output=True, text=True, timeout=60)
-    assert listed.returncode == 0 and "No application load balancer listener answers" in listed.stdout
+    assert listed.returncode == 0 and "No load balancer listener answers" in listed.stdout
 
 
 # -- a target inside a network namespace ------------------------------------------------------

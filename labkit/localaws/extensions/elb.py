@@ -1,4 +1,5 @@
-"""Application Load Balancers that answer: one loopback port per HTTP listener, ALB's rules, real health.
+"""Load balancers that answer: one loopback port per HTTP listener of an ALB (ALB's rules) and per
+TCP listener of an NLB (the byte stream to a target), with real health checks.
 
 moto stores load balancers, listeners, rules and target groups, and says every registered target is
 healthy. Here each HTTP listener of an application load balancer listens on its own port of
@@ -15,6 +16,25 @@ healthy. Here each HTTP listener of an application load balancer listens on its 
    with something that is not HTTP, 504 when it does not answer within the load balancer's idle timeout.
 
 When every target failed its checks ALB fails open and sends requests to all of them; so does this.
+
+A network load balancer's TCP listener (``elbstream.py``) takes connections on its loopback port
+and hands each, as a byte stream, to one target of its default action's target group: round robin
+among the healthy ones, all of them when none is healthy (NLB fails open), none while all are still
+in their first checks (the connection is reset). Its target groups are checked as configured (TCP:
+the connection opens; HTTP/HTTPS: the path answers within the matcher, 200-399 by default) with
+NLB's defaults (every 30 s, 5 passes to be healthy, 2 failures to be unhealthy, 10 s timeout).
+Targets of type ``instance`` are reached at the instance's private address. TLS and UDP listeners
+are accepted and stored, not served.
+
+For the rest of the local AWS (lab 06's PrivateLink endpoint services), with ``ext`` this extension
+(``host.extension("elb")``):
+
+- ``ext.forward(load_balancer_arn, port, client, source)`` serves an accepted socket ``client``
+  as a connection to the NLB's listener on ``port``, from ``source`` (an (ip, port) pair, as
+  ``accept`` returns); it returns at once (True) and a thread of its own carries the flow and
+  closes ``client``; False (``client`` closed) when no TCP listener of that NLB is on that port;
+- ``ext.local_port(listener_arn)``: the loopback port a listener answers on, or None;
+- ``ext.addresses(load_balancer_arn)``: {subnet id: private address} of an NLB (its interfaces).
 ``describe_target_health`` answers with what the probes saw. A rule or target change is read on the
 next write to Elastic Load Balancing (and about once a second, for targets registered from inside
 the local AWS), so it takes effect without a restart; reset and close stop every listener and probe.
@@ -40,6 +60,7 @@ from .. import netns
 from ..journal import write_atomically
 from . import Extension
 from .elbhealth import REGISTERING, Checker, Group, check_from
+from .elbstream import StreamServer, connect_to, pipe, reset
 from .elbrules import (Incoming, alb_error_body, final_action, forward_choices, matching_rule, pick_group,
                        redirect_location, redirect_status)
 
@@ -72,6 +93,16 @@ class Listener:
     protocol: str
     rules: tuple
     idle_timeout: float
+    kind: str = "application"  # the load balancer's type: application | network
+
+    @property
+    def served(self) -> bool:
+        """Whether the local AWS answers on it: an ALB's HTTP listener, an NLB's TCP listener."""
+        return (self.kind, self.protocol) in (("application", "HTTP"), ("network", "TCP"))
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.kind == "application" else "tcp"
 
 
 @dataclass
@@ -82,7 +113,7 @@ class Answer:
 
 
 def read_models() -> tuple[dict, dict]:
-    """(listener ARN -> Listener, target group ARN -> Group) of every application load balancer in moto."""
+    """(listener ARN -> Listener, target group ARN -> Group) of every application and network load balancer in moto."""
     from moto.elbv2.models import elbv2_backends
 
     listeners, groups = {}, {}
@@ -90,7 +121,7 @@ def read_models() -> tuple[dict, dict]:
         for _region, backend in regions.items():
             used = set()
             for lb in backend.load_balancers.values():
-                if lb.type != "application":
+                if lb.type not in ("application", "network"):
                     continue
                 try:
                     idle = float(lb.attrs.get("idle_timeout.timeout_seconds") or 60)
@@ -106,14 +137,21 @@ def read_models() -> tuple[dict, dict]:
                             if action.get("Type") == "forward":
                                 used.update(arn for arn, _ in forward_choices(action))
                     listeners[model.arn] = Listener(model.arn, lb.arn, lb.name, lb.dns_name, int(model.port),
-                                                    model.protocol, rules, idle)
+                                                    model.protocol, rules, idle, lb.type)
             for tg in backend.target_groups.values():
                 try:
                     delay = float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
                 except ValueError:
                     delay = 300.0
                 targets = tuple((t["Id"], int(t["Port"])) for t in tg.targets.values())
-                groups[tg.arn] = Group(tg.arn, tg.name, check_from(tg), targets, tg.arn in used, delay)
+                addresses = {}
+                if tg.target_type == "instance":
+                    for target_id, _ in targets:
+                        try:
+                            addresses[target_id] = backend.ec2_backend.get_instance(target_id).private_ip
+                        except Exception:  # a terminated or unknown instance: unreachable, checks fail
+                            pass
+                groups[tg.arn] = Group(tg.arn, tg.name, check_from(tg), targets, tg.arn in used, delay, addresses)
     return listeners, groups
 
 
@@ -126,8 +164,9 @@ class LoadBalancers(Extension):
         self.lock = threading.RLock()
         self.listeners: dict[str, Listener] = {}
         self.groups: dict[str, Group] = {}
-        self.servers: dict[str, "ListenerServer"] = {}
+        self.servers: dict[str, "ListenerServer | StreamServer"] = {}
         self.counts: Counter = Counter()  # (target group ARN, id, port) -> requests sent there
+        self.flows: Counter = Counter()   # (target group ARN, id, port) -> NLB connections sent there
         self.turn: Counter = Counter()    # round robin position per target group
         self.rng = random.Random()        # never moto's seeded generator: ids must stay deterministic
         self.idle = Idle()
@@ -150,6 +189,7 @@ class LoadBalancers(Extension):
         self.stop_all()
         with self.lock:
             self.counts.clear()
+            self.flows.clear()
             self.turn.clear()
 
     def close(self) -> None:
@@ -160,7 +200,7 @@ class LoadBalancers(Extension):
     def status(self) -> dict:
         with self.lock:
             return {"listeners": len(self.servers), "target_groups": len(self.groups),
-                    "requests": sum(self.counts.values()), "network": netns.mode()}
+                    "requests": sum(self.counts.values()), "connections": sum(self.flows.values()), "network": netns.mode()}
 
     # -- reading the configuration -------------------------------------------------
     def refresh(self, by: Checker | None = None) -> None:
@@ -178,7 +218,7 @@ class LoadBalancers(Extension):
                 self.checker.start()
             if self.checker is not None:
                 self.checker.update(groups)
-            served = {arn for arn, l in listeners.items() if l.protocol == "HTTP"}
+            served = {arn for arn, l in listeners.items() if l.served}
             for arn in list(self.servers):
                 if arn not in served:
                     self.servers.pop(arn).stop()
@@ -202,12 +242,18 @@ class LoadBalancers(Extension):
         with self.lock:
             self._write_record()
 
-    def _serve(self, arn: str) -> "ListenerServer":
+    def _serve(self, arn: str) -> "ListenerServer | StreamServer":
         wanted = self.ports.get(arn, 0)
+        if self.listeners[arn].kind == "network":
+            def make(port):
+                return StreamServer(lambda client, source: self._flow(arn, client, source), port, arn)
+        else:
+            def make(port):
+                return ListenerServer(self, arn, port)
         try:
-            server = ListenerServer(self, arn, wanted)
+            server = make(wanted)
         except OSError:  # the port it had is taken now: another one, recorded
-            server = ListenerServer(self, arn, 0)
+            server = make(0)
         self.ports[arn] = server.port
         server.start()
         return server
@@ -224,7 +270,8 @@ class LoadBalancers(Extension):
             listener = self.listeners.get(arn)
             if listener is not None:
                 rows.append({"name": listener.name, "dns_name": listener.dns_name, "load_balancer_arn": listener.load_balancer,
-                             "listener_arn": arn, "listener_port": listener.port, "url": f"http://{BIND}:{server.port}"})
+                             "listener_arn": arn, "listener_port": listener.port, "type": listener.kind,
+                             "url": f"{listener.scheme}://{BIND}:{server.port}"})
         rows.sort(key=lambda r: (r["name"], r["listener_port"]))
         data = json.dumps({"ports": self.ports, "serving": rows}, indent=1).encode()
         if data == self.recorded:
@@ -262,9 +309,10 @@ class LoadBalancers(Extension):
             return alb_error(503, f"target group {group.name if group else group_arn} {why}")
         with self.lock:
             self.counts[(group_arn, *picked)] += 1
-        return forward(picked, r, headers, body, target, listener, self.idle)
+        return forward(self._where(group_arn, picked), r, headers, body, target, listener, self.idle)
 
     def _pick_target(self, group_arn: str | None):
+        """(id, port) of the next target of the group to send to, or None."""
         checker = self.checker
         if group_arn is None or checker is None:
             return None
@@ -274,6 +322,59 @@ class LoadBalancers(Extension):
         with self.lock:
             self.turn[group_arn] += 1
             return choices[self.turn[group_arn] % len(choices)]
+
+    def _where(self, group_arn: str, key: tuple) -> tuple:
+        """(address, port) where target (id, port) of a group is reached (an instance: its private address)."""
+        group = self.groups.get(group_arn)
+        return (group.address(key[0]) if group is not None else key[0]), key[1]
+
+    # -- network load balancers ---------------------------------------------------------
+    def forward(self, load_balancer_arn: str, port: int, client, source=None) -> bool:
+        """Serve accepted socket ``client`` as a connection to the NLB's TCP listener on ``port``
+        (from ``source``, an (ip, port) pair); returns at once, a thread carries the flow."""
+        listener = next((l for l in self.listeners.values() if l.load_balancer == load_balancer_arn
+                         and l.port == int(port) and l.served and l.kind == "network"), None)
+        if listener is None:
+            reset(client)
+            return False
+        threading.Thread(target=self._flow, args=(listener.arn, client, source), daemon=True,
+                         name=f"elb-{listener.port}-flow").start()
+        return True
+
+    def local_port(self, listener_arn: str) -> int | None:
+        """The loopback port listener ``listener_arn`` answers on, or None when it is not served."""
+        with self.lock:
+            server = self.servers.get(listener_arn)
+            return server.port if server is not None else None
+
+    def addresses(self, load_balancer_arn: str) -> dict[str, str]:
+        """{subnet id: private address} of a network load balancer, one per subnet mapping."""
+        from moto.elbv2.models import elbv2_backends
+
+        def read():
+            for _account, regions in elbv2_backends.items():
+                for _region, backend in regions.items():
+                    lb = backend.load_balancers.get(load_balancer_arn)
+                    if lb is not None:
+                        return {s: found[1] for s, found in (getattr(lb, "_labkit_addresses", None) or {}).items()}
+            return {}
+
+        return self.host.read_backend(read)
+
+    def _flow(self, listener_arn: str, client, source) -> None:
+        listener = self.listeners.get(listener_arn)
+        rule = listener.rules[-1] if listener is not None and listener.rules else None  # an NLB's: the default
+        action = final_action(rule.actions) if rule is not None else None
+        group_arn = pick_group(forward_choices(action), self.rng) if action and action.get("Type") == "forward" else None
+        picked = self._pick_target(group_arn)
+        target = connect_to(self._where(group_arn, picked)) if picked is not None else None
+        if target is None:
+            reset(client)
+            return
+        with self.lock:
+            self.flows[(group_arn, *picked)] += 1
+        log.debug("flow from %s to %s:%s", source, *picked)
+        pipe(client, target)
 
     def request_counts(self, group_arn: str | None = None) -> dict:
         """Requests sent to each target, (target group ARN, id, port) -> count (for request-count scaling)."""
