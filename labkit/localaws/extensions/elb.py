@@ -1,5 +1,5 @@
-"""Load balancers that answer: one loopback port per HTTP listener of an ALB (ALB's rules) and per
-TCP listener of an NLB (the byte stream to a target), with real health checks.
+"""Load balancers that answer: one loopback port per HTTP or HTTPS listener of an ALB (ALB's rules)
+and per TCP listener of an NLB (the byte stream to a target), with real health checks.
 
 moto stores load balancers, listeners, rules and target groups, and says every registered target is
 healthy. Here each HTTP listener of an application load balancer listens on its own port of
@@ -16,6 +16,8 @@ healthy. Here each HTTP listener of an application load balancer listens on its 
    with something that is not HTTP, 504 when it does not answer within the load balancer's idle timeout.
 
 When every target failed its checks ALB fails open and sends requests to all of them; so does this.
+An HTTPS listener serves TLS with its certificate from the local ACM and its SslPolicy's lowest
+TLS version (``elbtls.py``), then the same rules; its URL in ``labkit lb`` is ``https://``.
 
 A network load balancer's TCP listener (``elbstream.py``) takes connections on its loopback port
 and hands each, as a byte stream, to one target of its default action's target group: round robin
@@ -60,6 +62,7 @@ from .. import netns
 from ..journal import write_atomically
 from . import Extension
 from .elbhealth import REGISTERING, Checker, Group, check_from
+from . import elbtls
 from .elbstream import StreamServer, connect_to, pipe, reset
 from .elbrules import (Incoming, alb_error_body, final_action, forward_choices, matching_rule, pick_group,
                        redirect_location, redirect_status)
@@ -94,15 +97,17 @@ class Listener:
     rules: tuple
     idle_timeout: float
     kind: str = "application"  # the load balancer's type: application | network
+    certificate: str | None = None  # an HTTPS listener's default certificate (ACM ARN)
+    ssl_policy: str | None = None
 
     @property
     def served(self) -> bool:
-        """Whether the local AWS answers on it: an ALB's HTTP listener, an NLB's TCP listener."""
-        return (self.kind, self.protocol) in (("application", "HTTP"), ("network", "TCP"))
+        """Whether the local AWS answers on it: an ALB's HTTP or HTTPS listener, an NLB's TCP listener."""
+        return (self.kind, self.protocol) in (("application", "HTTP"), ("application", "HTTPS"), ("network", "TCP"))
 
     @property
     def scheme(self) -> str:
-        return "http" if self.kind == "application" else "tcp"
+        return {"HTTP": "http", "HTTPS": "https"}.get(self.protocol, "tcp")
 
 
 @dataclass
@@ -137,7 +142,8 @@ def read_models() -> tuple[dict, dict]:
                             if action.get("Type") == "forward":
                                 used.update(arn for arn, _ in forward_choices(action))
                     listeners[model.arn] = Listener(model.arn, lb.arn, lb.name, lb.dns_name, int(model.port),
-                                                    model.protocol, rules, idle, lb.type)
+                                                    model.protocol, rules, idle, lb.type,
+                                                    getattr(model, "certificate", None), getattr(model, "ssl_policy", None))
             for tg in backend.target_groups.values():
                 try:
                     delay = float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
@@ -170,6 +176,7 @@ class LoadBalancers(Extension):
         self.turn: Counter = Counter()    # round robin position per target group
         self.rng = random.Random()        # never moto's seeded generator: ids must stay deterministic
         self.idle = Idle()
+        self.refused: set = set()  # HTTPS listeners not served for want of a certificate
         self.checker: Checker | None = None
         self.record_path = host.state_dir / RECORD
         self.ports: dict[str, int] = self._recorded_ports()
@@ -223,7 +230,9 @@ class LoadBalancers(Extension):
                 if arn not in served:
                     self.servers.pop(arn).stop()
             for arn in served - set(self.servers):
-                self.servers[arn] = self._serve(arn)
+                server = self._serve(arn)
+                if server is not None:  # an HTTPS listener without a usable certificate is not
+                    self.servers[arn] = server
             self._write_record()
 
     def _tick(self, checker: Checker) -> None:
@@ -242,14 +251,22 @@ class LoadBalancers(Extension):
         with self.lock:
             self._write_record()
 
-    def _serve(self, arn: str) -> "ListenerServer | StreamServer":
+    def _serve(self, arn: str) -> "ListenerServer | StreamServer | None":
         wanted = self.ports.get(arn, 0)
         if self.listeners[arn].kind == "network":
             def make(port):
                 return StreamServer(lambda client, source: self._flow(arn, client, source), port, arn)
         else:
+            context = None
+            if self.listeners[arn].protocol == "HTTPS":
+                context = self.host.read_backend(lambda: elbtls.context_for(self.listeners[arn], arn not in self.refused))
+                if context is None:
+                    self.refused.add(arn)  # said once in the log; tried again on every reading
+                    return None
+                self.refused.discard(arn)
+
             def make(port):
-                return ListenerServer(self, arn, port)
+                return ListenerServer(self, arn, port, context)
         try:
             server = make(wanted)
         except OSError:  # the port it had is taken now: another one, recorded
@@ -530,8 +547,8 @@ class ListenerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, ext: LoadBalancers, arn: str, port: int):
-        self.ext, self.arn = ext, arn
+    def __init__(self, ext: LoadBalancers, arn: str, port: int, context=None):
+        self.ext, self.arn, self.context = ext, arn, context
         self.slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.spare = 0  # workers waiting for a connection and not promised one yet
@@ -540,6 +557,8 @@ class ListenerServer(ThreadingHTTPServer):
         super().__init__((BIND, port), Handler)
         self.port = self.server_address[1]
         self.thread: threading.Thread | None = None
+        if context is not None:  # the handshake runs on the connection's worker, never on the accepting thread
+            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
@@ -569,6 +588,8 @@ class ListenerServer(ThreadingHTTPServer):
             if job is None:
                 return
             try:
+                if self.context is not None and not elbtls.handshake(job[0]):
+                    continue
                 self.process_request_thread(*job)  # handles, then closes the connection
             finally:
                 self.slots.release()
@@ -604,7 +625,8 @@ class Handler(BaseHTTPRequestHandler):
             first.setdefault(k.lower(), v)
         listener = self.server.ext.listeners.get(self.server.arn)
         r = Incoming(self.command, path or "/", query, first, self.client_address[0],
-                     listener.port if listener else self.server.port)
+                     listener.port if listener else self.server.port,
+                     "https" if self.server.context is not None else "http")
         try:
             answer = self.server.ext.answer(self.server.arn, r, headers, body, self.path)
         except Exception:  # a bug here must look like ALB's 500, and be logged
