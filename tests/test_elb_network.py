@@ -240,6 +240,20 @@ FORWARD = textwrap.dedent('''
         rows = json.loads((Path(sys.argv[1]).parent / "load-balancers.json").read_text())["serving"]
         out["local_port"] = rows[0]["url"] == f"tcp://127.0.0.1:{ext.local_port(listener)}"
         out["addresses"] = sorted(ext.addresses(nlb.arn).values())
+        # a target of type instance is reached at the instance's private address (published here)
+        from labkit.localaws import netns
+        image = nlb.ec2.describe_images()["Images"][0]["ImageId"]
+        instance = nlb.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=nlb.subnets[0])["Instances"][0]
+        b = Echo("b", 1)
+        netns.publish(instance["PrivateIpAddress"], 7000, b.port)
+        by_id = nlb.elb.create_target_group(Name="ada-instances", Protocol="TCP", Port=7000, VpcId=nlb.vpc,
+                                            TargetType="instance", **FAST)["TargetGroups"][0]["TargetGroupArn"]
+        nlb.elb.register_targets(TargetGroupArn=by_id, Targets=[{"Id": instance["InstanceId"]}])
+        on_9001 = nlb.listen(by_id, 9001)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and nlb.health(by_id)[instance["InstanceId"], 7000]["State"] != "healthy":
+            time.sleep(0.05)
+        out["instance"] = talk(("127.0.0.1", ext.local_port(on_9001) or 0)).decode()
     finally:
         app.close()
         server.shutdown()
@@ -261,3 +275,4 @@ def test_another_extension_can_forward_a_connection_to_the_nlb(tmp_path):
     assert out["accepted"] and out["got"] == "a\nthrough the fabric", out
     assert out["no_listener"] is False and out["stray_closed"], out
     assert out["local_port"] and Nlb.ASKED in out["addresses"] and len(out["addresses"]) == 2, out
+    assert out["instance"] == "b\nping", out
