@@ -344,8 +344,9 @@ def test_a_task_leaving_the_service_drains_before_it_is_stopped(local):
     assert list(states.values()) == ["draining"], states
     assert _through(aws["url"]) == 503  # nothing new reaches the draining target (nor anywhere: none is left)
     assert get_json(port_of(task), "/count")["waiting"] == 1
-    running = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"][0]
-    assert running["lastStatus"] == "RUNNING"  # still serving what it was sent
+    leaving = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"][0]
+    assert (leaving["lastStatus"], leaving["desiredStatus"]) == ("DEACTIVATING", "STOPPED")  # serving what it was sent
+    assert not tasks(aws)  # no longer among the service's running tasks
     get_json(port_of(task), "/open")
     asking.join(60)
     assert slow == {"status": 200, "body": {"slow": "done"}}  # the request in flight completed
