@@ -137,7 +137,7 @@ def _lb(args) -> int:
         localaws.require_running()
     rows = balancers(t)
     if not rows:
-        print(f"No application load balancer listener answers on {t.describe()}.")
+        print(f"No load balancer listener answers on {t.describe()}.")
         return 0
     name = max(len(r["name"]) for r in rows)
     dns = max(len(r["dns_name"]) for r in rows)

@@ -1,8 +1,9 @@
-"""Application load balancers and where they answer (``python -m labkit lb``).
+"""Load balancers and where they answer (``python -m labkit lb``).
 
-Locally each HTTP listener answers on its own loopback port, which the local AWS records in its
-state folder as it starts the listener; on a live account a listener answers at the load
-balancer's DNS name and the listener's port.
+Locally each HTTP listener of an application load balancer and each TCP listener of a network
+load balancer answers on its own loopback port (``http://`` and ``tcp://`` URLs), which the local
+AWS records in its state folder as it starts the listener; on a live account a listener answers
+at the load balancer's DNS name and the listener's port.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import json
 from .errors import LabkitError
 from .localaws.extensions.elb import RECORD  # the file the local AWS writes as it starts listeners
 from .target import Target
+
+SCHEMES = {"HTTP": "http", "HTTPS": "https", "TCP": "tcp", "TLS": "tls", "UDP": "udp", "TCP_UDP": "tcp"}
 
 
 def balancers(t: Target) -> list[dict]:
@@ -29,10 +32,10 @@ def balancers(t: Target) -> list[dict]:
     rows = []
     for page in client.get_paginator("describe_load_balancers").paginate():
         for lb in page["LoadBalancers"]:
-            if lb.get("Type") != "application":
+            if lb.get("Type") not in ("application", "network"):
                 continue
             for listener in client.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
-                scheme = "https" if listener["Protocol"] == "HTTPS" else "http"
+                scheme = SCHEMES.get(listener["Protocol"], listener["Protocol"].lower())
                 rows.append({"name": lb["LoadBalancerName"], "dns_name": lb["DNSName"], "listener_port": listener["Port"],
                              "url": f"{scheme}://{lb['DNSName']}:{listener['Port']}"})
     return sorted(rows, key=lambda r: (r["name"], r["listener_port"]))
@@ -43,6 +46,6 @@ def url(t: Target, name: str, listener_port: int | None = None) -> str:
     for row in balancers(t):
         if row["name"] == name and listener_port in (None, row["listener_port"]):
             return row["url"]
-    on = f" with a listener on port {listener_port}" if listener_port else " with an HTTP listener"
-    raise LabkitError(f"No application load balancer named {name!r}{on} answers on {t.describe()}; "
+    on = f" with a listener on port {listener_port}" if listener_port else " with a served listener"
+    raise LabkitError(f"No load balancer named {name!r}{on} answers on {t.describe()}; "
                       "create its listener first (`python -m labkit lb` lists those that answer).")

@@ -198,9 +198,10 @@ def test_a_services_running_tasks_are_its_target_groups_targets(local):
     assert wait_for(targets, lambda found: found == expected) == expected
 
 
-def _behind_alb(local, grace: int):
-    """A cluster, an ALB on port 80 forwarding to an ip target group checking /health every 5 s, and the
-    service web (two tasks, circuit breaker with rollback) registered in it."""
+def _behind_alb(local, grace: int, drain: int = 5, count: int = 2, files: dict | None = None):
+    """A cluster, an ALB on port 80 forwarding to an ip target group checking /health every 5 s (targets
+    drain for ``drain`` seconds), and the service web (``count`` tasks, circuit breaker with rollback)
+    registered in it."""
     import labkit.balancers
 
     t = Target("local", prefix="ecs", region="us-east-1")
@@ -214,11 +215,13 @@ def _behind_alb(local, grace: int):
     group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip",
                                       HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
                                       UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=group, Attributes=[  # tasks stop after a short drain
+        {"Key": "deregistration_delay.timeout_seconds", "Value": str(drain)}])
     elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
                           DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
-    image, _ = push_image(ecr, local.home, "web")
+    image, _ = push_image(ecr, local.home, "web", files=files)
     good = register(ecs, "web", [container(image)])
-    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=good, desiredCount=2, launchType="FARGATE",
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=good, desiredCount=count, launchType="FARGATE",
                        networkConfiguration=net, healthCheckGracePeriodSeconds=grace,
                        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
                                                 "minimumHealthyPercent": 100, "maximumPercent": 200},
@@ -291,6 +294,97 @@ def test_the_grace_period_holds_off_elb_health_checks(local):
     # Without the grace period the scheduler (four rounds a second) would stop it within this window.
     assert not wait_for(lambda: tasks(aws, "STOPPED"), bool, timeout=3), "a task in its grace period was stopped"
     assert service(aws)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+
+
+# A service whose /slow answers only once /open is called on the task itself, and says how many wait.
+GATED = """
+import http.server, json, os, threading
+gate, waiting = threading.Event(), []
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/slow":
+            waiting.append(1); gate.wait(120); body = {"slow": "done"}
+        elif self.path == "/open":
+            gate.set(); body = {"open": True}
+        else:
+            body = {"waiting": len(waiting)}
+        data = json.dumps(body).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
+"""
+
+
+def test_a_task_leaving_the_service_drains_before_it_is_stopped(local):
+    """Scale in: the task's target drains for the deregistration delay; a request in flight on it completes,
+    no new request reaches it, and it is sent its stop signal only after the delay."""
+    import threading
+    import time
+    import urllib.request
+
+    from labkit.localaws import clock
+
+    drain = 60  # AWS seconds: 6 s on the local clock
+    aws = _behind_alb(local, grace=0, drain=drain, count=1, files={"app/app.py": GATED})
+    task = tasks(aws)[0]
+    slow = {}
+
+    def ask_slow():
+        with urllib.request.urlopen(aws["url"] + "/slow", timeout=120) as answer:
+            slow["status"], slow["body"] = answer.status, json.loads(answer.read())
+
+    asking = threading.Thread(target=ask_slow, daemon=True)
+    asking.start()
+    assert wait_for(lambda: get_json(port_of(task), "/count")["waiting"], lambda n: n == 1) == 1  # in flight
+    deregistered_at = time.time()
+    aws["ecs"].update_service(cluster=CLUSTER, service="web", desiredCount=0)
+    states = wait_for(lambda: _target_states(aws), lambda s: "draining" in s.values())
+    assert list(states.values()) == ["draining"], states
+    assert _through(aws["url"]) == 503  # nothing new reaches the draining target (nor anywhere: none is left)
+    assert get_json(port_of(task), "/count")["waiting"] == 1
+    leaving = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"][0]
+    assert (leaving["lastStatus"], leaving["desiredStatus"]) == ("DEACTIVATING", "STOPPED")  # serving what it was sent
+    assert not tasks(aws)  # no longer among the service's running tasks
+    get_json(port_of(task), "/open")
+    asking.join(60)
+    assert slow == {"status": 200, "body": {"slow": "done"}}  # the request in flight completed
+    stopped = wait_for(lambda: aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"][0],
+                       lambda t: t["lastStatus"] == "STOPPED", timeout=120)
+    assert stopped["lastStatus"] == "STOPPED" and stopped["stoppedReason"].startswith("Scaling activity")
+    # a lower bound only (never an upper one): the stop signal waited for the whole delay
+    assert stopped["stoppingAt"].timestamp() >= deregistered_at + clock.wait(drain) - 0.5, stopped
+    assert _target_states(aws) == {}  # drained and gone
+
+
+def test_stop_task_on_a_service_task_drains_it_while_its_replacement_starts(local):
+    import time
+
+    from labkit.localaws import clock
+
+    drain = 60  # AWS seconds: 6 s on the local clock
+    aws = _behind_alb(local, grace=0, drain=drain)
+    before = {t["taskArn"] for t in tasks(aws)}
+    victim = sorted(before)[0]
+    asked_at = time.time()
+    aws["ecs"].stop_task(cluster=CLUSTER, task=victim)
+    ip = next(d["value"] for d in aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[victim])["tasks"][0]
+              ["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
+    answers = []
+
+    def replaced_while_draining(found):
+        answers.append(_through(aws["url"]))
+        states = _target_states(aws)
+        return (any(t["taskArn"] not in before and t["lastStatus"] == "RUNNING" for t in found)
+                and list(states.values()).count("healthy") == 2 and states.get(ip) in ("draining", None))
+
+    wait_for(lambda: tasks(aws), replaced_while_draining, timeout=90)
+    assert answers and set(answers) == {200}, answers  # the draining task got nothing new, nothing failed
+    stopped = wait_for(lambda: aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[victim])["tasks"][0],
+                       lambda t: t["lastStatus"] == "STOPPED", timeout=120)
+    assert stopped["lastStatus"] == "STOPPED"
+    assert stopped["stoppingAt"].timestamp() >= asked_at + clock.wait(drain) - 0.5, stopped  # a lower bound
 
 
 def test_ec2_services_are_placed_by_their_strategy_and_constraints(local):

@@ -407,7 +407,7 @@ def test_reset_stops_every_listener(aws, targets):
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) != 0
     listed = subprocess.run([sys.executable, "-m", "labkit", "lb"], capture_output=True, text=True, timeout=60)
-    assert listed.returncode == 0 and "No application load balancer listener answers" in listed.stdout
+    assert listed.returncode == 0 and "No load balancer listener answers" in listed.stdout
 
 
 # -- a target inside a network namespace ------------------------------------------------------
@@ -486,3 +486,85 @@ def test_a_target_in_a_vpc_is_probed_and_served_where_it_lives(tmp_path, mode):
     assert out["nowhere"] == 502  # 10.0.1.99 is nobody's: refused, nothing sent from the host
     assert out["left"] == []  # closing the local AWS removed its namespace
     assert (out["mode"], out["threads"]) == (mode, [])
+
+
+# -- HTTPS listeners -------------------------------------------------------------------------
+
+def _self_signed(name: str) -> tuple[bytes, bytes]:
+    """A certificate for ``name`` and 127.0.0.1, and its key (PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def test_an_https_listener_serves_tls_with_its_acm_certificate_and_policy(aws, targets):
+    import ssl
+
+    import boto3
+
+    from labkit.balancers import url
+    from labkit.target import Target as Where
+
+    a = targets("a", 2)
+    alb = Alb(aws.endpoint)
+    ga = alb.group("ada-a", a)
+    acm = boto3.client("acm", region_name="us-east-1", endpoint_url=aws.endpoint,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cert, key = _self_signed("ada-web.local")
+    cert_arn = acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
+    alb.elb.create_listener(LoadBalancerArn=alb.arn, Protocol="HTTPS", Port=443, SslPolicy="ELBSecurityPolicy-TLS13-1-3-2021-06",
+                            Certificates=[{"CertificateArn": cert_arn}], DefaultActions=[forward(ga)])
+    alb.wait_state(ga, "healthy")
+    where = url(Where("local", prefix="ada", region="us-east-1"), "ada-web", 443)
+    assert where.startswith("https://127.0.0.1:"), where
+    trusted = ssl.create_default_context(cadata=cert.decode())  # verifies the chain and 127.0.0.1
+    request = urllib.request.Request(where + "/hello")
+    with urllib.request.urlopen(request, timeout=60, context=trusted) as answer:
+        body = json.loads(answer.read())
+    assert body["target"] == "a" and body["headers"]["X-Forwarded-Proto"] == "https"
+    assert body["headers"]["X-Forwarded-Port"] == "443"
+    old = ssl.create_default_context(cadata=cert.decode())
+    old.maximum_version = ssl.TLSVersion.TLSv1_2  # below what the TLS 1.3 policy allows
+    with pytest.raises((ssl.SSLError, urllib.error.URLError)):
+        urllib.request.urlopen(where + "/hello", timeout=60, context=old)
+    assert get(alb.url)[0] == 404  # the HTTP listener beside it still answers plain HTTP
+
+
+def test_an_https_listener_with_a_requested_certificate_answers(aws, targets):
+    import ssl
+
+    import boto3
+
+    from labkit.balancers import url
+    from labkit.target import Target as Where
+
+    a = targets("a", 2)
+    alb = Alb(aws.endpoint)
+    ga = alb.group("ada-a", a)
+    acm = boto3.client("acm", region_name="us-east-1", endpoint_url=aws.endpoint,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cert_arn = acm.request_certificate(DomainName="ada-web.example.com", ValidationMethod="DNS")["CertificateArn"]
+    alb.elb.create_listener(LoadBalancerArn=alb.arn, Protocol="HTTPS", Port=443, Certificates=[
+        {"CertificateArn": cert_arn}], DefaultActions=[forward(ga)])
+    alb.wait_state(ga, "healthy")
+    where = url(Where("local", prefix="ada", region="us-east-1"), "ada-web", 443)
+    unverified = ssl._create_unverified_context()  # moto's requested certificate has no chain to trust
+    with urllib.request.urlopen(where + "/hi", timeout=60, context=unverified) as answer:
+        assert json.loads(answer.read())["target"] == "a"

@@ -87,3 +87,51 @@ def test_rule_priorities_stop_at_50000(aws, vpc):
         "ValidationError"
     assert refused(lambda: elbv2.create_rule(ListenerArn=listener, Priority=50000, Conditions=paths,
                                              Actions=forward))[0] == "PriorityInUse"
+
+
+def test_listeners_forward_only_to_target_groups_of_a_protocol_they_carry(aws, vpc):
+    elbv2 = aws.client("elbv2")
+    nlb = elbv2.create_load_balancer(Name="ada-provider", Type="network", Subnets=vpc[1])["LoadBalancers"][0]
+    alb = elbv2.create_load_balancer(Name="ada-orders", Subnets=vpc[1])["LoadBalancers"][0]
+    tcp = elbv2.create_target_group(Name="ada-tcp", Protocol="TCP", Port=80, VpcId=vpc[0],
+                                    TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    http = elbv2.create_target_group(Name="ada-http", Protocol="HTTP", Port=80, VpcId=vpc[0],
+                                     TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+
+    def listener(lb, protocol, group, port=80):
+        return elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol=protocol, Port=port,
+                                     DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+
+    assert refused(lambda: listener(nlb, "TCP", http)) == (
+        "IncompatibleProtocols", f"The listener and its associated target group '{http}' have incompatible protocols")
+    assert refused(lambda: listener(alb, "HTTP", tcp))[0] == "IncompatibleProtocols"
+    assert refused(lambda: listener(nlb, "HTTP", tcp)) == (  # moto's own check, kept
+        "ValidationError", "Listener protocol 'HTTP' must be one of 'UDP, TCP, TLS, TCP_UDP'")
+    on_nlb = listener(nlb, "TCP", tcp)["Listeners"][0]["ListenerArn"]
+    on_alb = listener(alb, "HTTP", http)["Listeners"][0]["ListenerArn"]
+    assert refused(lambda: elbv2.modify_listener(ListenerArn=on_nlb, DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": http}]))[0] == "IncompatibleProtocols"
+    assert refused(lambda: elbv2.create_rule(ListenerArn=on_alb, Priority=1, Conditions=[
+        {"Field": "path-pattern", "Values": ["/*"]}], Actions=[{"Type": "forward", "TargetGroupArn": tcp}]))[0] == \
+        "IncompatibleProtocols"
+    weighted = {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": http, "Weight": 1},
+                                                                       {"TargetGroupArn": tcp, "Weight": 1}]}}
+    assert refused(lambda: elbv2.modify_listener(ListenerArn=on_alb, DefaultActions=[weighted]))[0] == \
+        "IncompatibleProtocols"
+
+
+def test_tcp_health_checks_take_no_path_or_matcher(aws, vpc):
+    elbv2 = aws.client("elbv2")
+
+    def group(**settings):
+        return elbv2.create_target_group(Name="ada-tcp", Protocol="TCP", Port=80, VpcId=vpc[0], TargetType="ip",
+                                         **settings)
+
+    assert refused(lambda: group(HealthCheckPath="/health")) == (
+        "InvalidConfigurationRequest", "Health check paths are not supported for TCP health checks")
+    assert refused(lambda: group(Matcher={"HttpCode": "200"})) == (
+        "InvalidConfigurationRequest", "Health check matchers are not supported for TCP health checks")
+    assert refused(lambda: elbv2.create_target_group(Name="ada-http", Protocol="HTTP", Port=80, VpcId=vpc[0],
+                                                     HealthCheckProtocol="TCP"))[0] == "InvalidConfigurationRequest"
+    made = group(HealthCheckProtocol="HTTP", HealthCheckPath="/health")["TargetGroups"][0]
+    assert made["Matcher"] == {"HttpCode": "200-399"}  # an NLB's HTTP checks, unlike ALB's 200

@@ -1,4 +1,5 @@
-"""Application Load Balancers that answer: one loopback port per HTTP listener, ALB's rules, real health.
+"""Load balancers that answer: one loopback port per HTTP or HTTPS listener of an ALB (ALB's rules)
+and per TCP listener of an NLB (the byte stream to a target), with real health checks.
 
 moto stores load balancers, listeners, rules and target groups, and says every registered target is
 healthy. Here each HTTP listener of an application load balancer listens on its own port of
@@ -15,6 +16,27 @@ healthy. Here each HTTP listener of an application load balancer listens on its 
    with something that is not HTTP, 504 when it does not answer within the load balancer's idle timeout.
 
 When every target failed its checks ALB fails open and sends requests to all of them; so does this.
+An HTTPS listener serves TLS with its certificate from the local ACM and its SslPolicy's lowest
+TLS version (``elbtls.py``), then the same rules; its URL in ``labkit lb`` is ``https://``.
+
+A network load balancer's TCP listener (``elbstream.py``) takes connections on its loopback port
+and hands each, as a byte stream, to one target of its default action's target group: round robin
+among the healthy ones, all of them when none is healthy (NLB fails open), none while all are still
+in their first checks (the connection is reset). Its target groups are checked as configured (TCP:
+the connection opens; HTTP/HTTPS: the path answers within the matcher, 200-399 by default) with
+NLB's defaults (every 30 s, 5 passes to be healthy, 2 failures to be unhealthy, 10 s timeout).
+Targets of type ``instance`` are reached at the instance's private address. TLS and UDP listeners
+are accepted and stored, not served.
+
+For the rest of the local AWS (lab 06's PrivateLink endpoint services), with ``ext`` this extension
+(``host.extension("elb")``):
+
+- ``ext.forward(load_balancer_arn, port, client, source)`` serves an accepted socket ``client``
+  as a connection to the NLB's listener on ``port``, from ``source`` (an (ip, port) pair, as
+  ``accept`` returns); it returns at once (True) and a thread of its own carries the flow and
+  closes ``client``; False (``client`` closed) when no TCP listener of that NLB is on that port;
+- ``ext.local_port(listener_arn)``: the loopback port a listener answers on, or None;
+- ``ext.addresses(load_balancer_arn)``: {subnet id: private address} of an NLB (its interfaces).
 ``describe_target_health`` answers with what the probes saw. A rule or target change is read on the
 next write to Elastic Load Balancing (and about once a second, for targets registered from inside
 the local AWS), so it takes effect without a restart; reset and close stop every listener and probe.
@@ -40,6 +62,8 @@ from .. import netns
 from ..journal import write_atomically
 from . import Extension
 from .elbhealth import REGISTERING, Checker, Group, check_from
+from . import elbtls
+from .elbstream import StreamServer, connect_to, pipe, reset
 from .elbrules import (Incoming, alb_error_body, final_action, forward_choices, matching_rule, pick_group,
                        redirect_location, redirect_status)
 
@@ -72,6 +96,18 @@ class Listener:
     protocol: str
     rules: tuple
     idle_timeout: float
+    kind: str = "application"  # the load balancer's type: application | network
+    certificate: str | None = None  # an HTTPS listener's default certificate (ACM ARN)
+    ssl_policy: str | None = None
+
+    @property
+    def served(self) -> bool:
+        """Whether the local AWS answers on it: an ALB's HTTP or HTTPS listener, an NLB's TCP listener."""
+        return (self.kind, self.protocol) in (("application", "HTTP"), ("application", "HTTPS"), ("network", "TCP"))
+
+    @property
+    def scheme(self) -> str:
+        return {"HTTP": "http", "HTTPS": "https"}.get(self.protocol, "tcp")
 
 
 @dataclass
@@ -82,7 +118,7 @@ class Answer:
 
 
 def read_models() -> tuple[dict, dict]:
-    """(listener ARN -> Listener, target group ARN -> Group) of every application load balancer in moto."""
+    """(listener ARN -> Listener, target group ARN -> Group) of every application and network load balancer in moto."""
     from moto.elbv2.models import elbv2_backends
 
     listeners, groups = {}, {}
@@ -90,7 +126,7 @@ def read_models() -> tuple[dict, dict]:
         for _region, backend in regions.items():
             used = set()
             for lb in backend.load_balancers.values():
-                if lb.type != "application":
+                if lb.type not in ("application", "network"):
                     continue
                 try:
                     idle = float(lb.attrs.get("idle_timeout.timeout_seconds") or 60)
@@ -106,14 +142,22 @@ def read_models() -> tuple[dict, dict]:
                             if action.get("Type") == "forward":
                                 used.update(arn for arn, _ in forward_choices(action))
                     listeners[model.arn] = Listener(model.arn, lb.arn, lb.name, lb.dns_name, int(model.port),
-                                                    model.protocol, rules, idle)
+                                                    model.protocol, rules, idle, lb.type,
+                                                    getattr(model, "certificate", None), getattr(model, "ssl_policy", None))
             for tg in backend.target_groups.values():
                 try:
                     delay = float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
                 except ValueError:
                     delay = 300.0
                 targets = tuple((t["Id"], int(t["Port"])) for t in tg.targets.values())
-                groups[tg.arn] = Group(tg.arn, tg.name, check_from(tg), targets, tg.arn in used, delay)
+                addresses = {}
+                if tg.target_type == "instance":
+                    for target_id, _ in targets:
+                        try:
+                            addresses[target_id] = backend.ec2_backend.get_instance(target_id).private_ip
+                        except Exception:  # a terminated or unknown instance: unreachable, checks fail
+                            pass
+                groups[tg.arn] = Group(tg.arn, tg.name, check_from(tg), targets, tg.arn in used, delay, addresses)
     return listeners, groups
 
 
@@ -126,11 +170,13 @@ class LoadBalancers(Extension):
         self.lock = threading.RLock()
         self.listeners: dict[str, Listener] = {}
         self.groups: dict[str, Group] = {}
-        self.servers: dict[str, "ListenerServer"] = {}
+        self.servers: dict[str, "ListenerServer | StreamServer"] = {}
         self.counts: Counter = Counter()  # (target group ARN, id, port) -> requests sent there
+        self.flows: Counter = Counter()   # (target group ARN, id, port) -> NLB connections sent there
         self.turn: Counter = Counter()    # round robin position per target group
         self.rng = random.Random()        # never moto's seeded generator: ids must stay deterministic
         self.idle = Idle()
+        self.refused: set = set()  # HTTPS listeners not served for want of a certificate
         self.checker: Checker | None = None
         self.record_path = host.state_dir / RECORD
         self.ports: dict[str, int] = self._recorded_ports()
@@ -150,6 +196,7 @@ class LoadBalancers(Extension):
         self.stop_all()
         with self.lock:
             self.counts.clear()
+            self.flows.clear()
             self.turn.clear()
 
     def close(self) -> None:
@@ -160,7 +207,7 @@ class LoadBalancers(Extension):
     def status(self) -> dict:
         with self.lock:
             return {"listeners": len(self.servers), "target_groups": len(self.groups),
-                    "requests": sum(self.counts.values()), "network": netns.mode()}
+                    "requests": sum(self.counts.values()), "connections": sum(self.flows.values()), "network": netns.mode()}
 
     # -- reading the configuration -------------------------------------------------
     def refresh(self, by: Checker | None = None) -> None:
@@ -178,12 +225,14 @@ class LoadBalancers(Extension):
                 self.checker.start()
             if self.checker is not None:
                 self.checker.update(groups)
-            served = {arn for arn, l in listeners.items() if l.protocol == "HTTP"}
+            served = {arn for arn, l in listeners.items() if l.served}
             for arn in list(self.servers):
                 if arn not in served:
                     self.servers.pop(arn).stop()
             for arn in served - set(self.servers):
-                self.servers[arn] = self._serve(arn)
+                server = self._serve(arn)
+                if server is not None:  # an HTTPS listener without a usable certificate is not
+                    self.servers[arn] = server
             self._write_record()
 
     def _tick(self, checker: Checker) -> None:
@@ -202,12 +251,26 @@ class LoadBalancers(Extension):
         with self.lock:
             self._write_record()
 
-    def _serve(self, arn: str) -> "ListenerServer":
+    def _serve(self, arn: str) -> "ListenerServer | StreamServer | None":
         wanted = self.ports.get(arn, 0)
+        if self.listeners[arn].kind == "network":
+            def make(port):
+                return StreamServer(lambda client, source: self._flow(arn, client, source), port, arn)
+        else:
+            context = None
+            if self.listeners[arn].protocol == "HTTPS":
+                context = self.host.read_backend(lambda: elbtls.context_for(self.listeners[arn], arn not in self.refused))
+                if context is None:
+                    self.refused.add(arn)  # said once in the log; tried again on every reading
+                    return None
+                self.refused.discard(arn)
+
+            def make(port):
+                return ListenerServer(self, arn, port, context)
         try:
-            server = ListenerServer(self, arn, wanted)
+            server = make(wanted)
         except OSError:  # the port it had is taken now: another one, recorded
-            server = ListenerServer(self, arn, 0)
+            server = make(0)
         self.ports[arn] = server.port
         server.start()
         return server
@@ -224,7 +287,8 @@ class LoadBalancers(Extension):
             listener = self.listeners.get(arn)
             if listener is not None:
                 rows.append({"name": listener.name, "dns_name": listener.dns_name, "load_balancer_arn": listener.load_balancer,
-                             "listener_arn": arn, "listener_port": listener.port, "url": f"http://{BIND}:{server.port}"})
+                             "listener_arn": arn, "listener_port": listener.port, "type": listener.kind,
+                             "url": f"{listener.scheme}://{BIND}:{server.port}"})
         rows.sort(key=lambda r: (r["name"], r["listener_port"]))
         data = json.dumps({"ports": self.ports, "serving": rows}, indent=1).encode()
         if data == self.recorded:
@@ -262,9 +326,10 @@ class LoadBalancers(Extension):
             return alb_error(503, f"target group {group.name if group else group_arn} {why}")
         with self.lock:
             self.counts[(group_arn, *picked)] += 1
-        return forward(picked, r, headers, body, target, listener, self.idle)
+        return forward(self._where(group_arn, picked), r, headers, body, target, listener, self.idle)
 
     def _pick_target(self, group_arn: str | None):
+        """(id, port) of the next target of the group to send to, or None."""
         checker = self.checker
         if group_arn is None or checker is None:
             return None
@@ -274,6 +339,59 @@ class LoadBalancers(Extension):
         with self.lock:
             self.turn[group_arn] += 1
             return choices[self.turn[group_arn] % len(choices)]
+
+    def _where(self, group_arn: str, key: tuple) -> tuple:
+        """(address, port) where target (id, port) of a group is reached (an instance: its private address)."""
+        group = self.groups.get(group_arn)
+        return (group.address(key[0]) if group is not None else key[0]), key[1]
+
+    # -- network load balancers ---------------------------------------------------------
+    def forward(self, load_balancer_arn: str, port: int, client, source=None) -> bool:
+        """Serve accepted socket ``client`` as a connection to the NLB's TCP listener on ``port``
+        (from ``source``, an (ip, port) pair); returns at once, a thread carries the flow."""
+        listener = next((l for l in self.listeners.values() if l.load_balancer == load_balancer_arn
+                         and l.port == int(port) and l.served and l.kind == "network"), None)
+        if listener is None:
+            reset(client)
+            return False
+        threading.Thread(target=self._flow, args=(listener.arn, client, source), daemon=True,
+                         name=f"elb-{listener.port}-flow").start()
+        return True
+
+    def local_port(self, listener_arn: str) -> int | None:
+        """The loopback port listener ``listener_arn`` answers on, or None when it is not served."""
+        with self.lock:
+            server = self.servers.get(listener_arn)
+            return server.port if server is not None else None
+
+    def addresses(self, load_balancer_arn: str) -> dict[str, str]:
+        """{subnet id: private address} of a network load balancer, one per subnet mapping."""
+        from moto.elbv2.models import elbv2_backends
+
+        def read():
+            for _account, regions in elbv2_backends.items():
+                for _region, backend in regions.items():
+                    lb = backend.load_balancers.get(load_balancer_arn)
+                    if lb is not None:
+                        return {s: found[1] for s, found in (getattr(lb, "_labkit_addresses", None) or {}).items()}
+            return {}
+
+        return self.host.read_backend(read)
+
+    def _flow(self, listener_arn: str, client, source) -> None:
+        listener = self.listeners.get(listener_arn)
+        rule = listener.rules[-1] if listener is not None and listener.rules else None  # an NLB's: the default
+        action = final_action(rule.actions) if rule is not None else None
+        group_arn = pick_group(forward_choices(action), self.rng) if action and action.get("Type") == "forward" else None
+        picked = self._pick_target(group_arn)
+        target = connect_to(self._where(group_arn, picked)) if picked is not None else None
+        if target is None:
+            reset(client)
+            return
+        with self.lock:
+            self.flows[(group_arn, *picked)] += 1
+        log.debug("flow from %s to %s:%s", source, *picked)
+        pipe(client, target)
 
     def request_counts(self, group_arn: str | None = None) -> dict:
         """Requests sent to each target, (target group ARN, id, port) -> count (for request-count scaling)."""
@@ -429,8 +547,8 @@ class ListenerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, ext: LoadBalancers, arn: str, port: int):
-        self.ext, self.arn = ext, arn
+    def __init__(self, ext: LoadBalancers, arn: str, port: int, context=None):
+        self.ext, self.arn, self.context = ext, arn, context
         self.slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.spare = 0  # workers waiting for a connection and not promised one yet
@@ -439,6 +557,8 @@ class ListenerServer(ThreadingHTTPServer):
         super().__init__((BIND, port), Handler)
         self.port = self.server_address[1]
         self.thread: threading.Thread | None = None
+        if context is not None:  # the handshake runs on the connection's worker, never on the accepting thread
+            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
@@ -468,6 +588,8 @@ class ListenerServer(ThreadingHTTPServer):
             if job is None:
                 return
             try:
+                if self.context is not None and not elbtls.handshake(job[0]):
+                    continue
                 self.process_request_thread(*job)  # handles, then closes the connection
             finally:
                 self.slots.release()
@@ -503,7 +625,8 @@ class Handler(BaseHTTPRequestHandler):
             first.setdefault(k.lower(), v)
         listener = self.server.ext.listeners.get(self.server.arn)
         r = Incoming(self.command, path or "/", query, first, self.client_address[0],
-                     listener.port if listener else self.server.port)
+                     listener.port if listener else self.server.port,
+                     "https" if self.server.context is not None else "http")
         try:
             answer = self.server.ext.answer(self.server.arn, r, headers, body, self.path)
         except Exception:  # a bug here must look like ALB's 500, and be logged

@@ -1,7 +1,9 @@
-"""Target health as an ALB sees it: real HTTP probes on each target group's schedule.
+"""Target health as a load balancer sees it: real probes on each target group's schedule.
 
-Each target of a target group that a listener uses is probed every ``interval`` seconds with
-``GET <path>`` (from inside its namespace, through ``netns.connect``), and its state follows ALB's
+Each target of a target group that a listener uses is probed every ``interval`` seconds (from
+inside its namespace, through ``netns.connect``) the way the group's health check protocol says:
+HTTP ``GET <path>`` (HTTPS: the same over TLS, the target's certificate not verified, as ELB
+does), or for TCP only a connection that opens (an NLB's default). Its state follows ELB's
 rules: ``initial`` until ``healthy_threshold`` probes in a row pass (healthy) or
 ``unhealthy_threshold`` fail (unhealthy, with the reason of the last failure); a healthy target
 turns unhealthy after ``unhealthy_threshold`` failures in a row and back after ``healthy_threshold``
@@ -18,10 +20,11 @@ import http.client
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import clock, netns
 
@@ -63,6 +66,11 @@ class Group:
     targets: tuple            # ((id, port), ...) registered
     in_use: bool              # a listener's rule or default action forwards to it
     deregistration_delay: float = 300.0
+    addresses: dict = field(default_factory=dict)  # instance id -> its private address (target type instance)
+
+    def address(self, target_id: str) -> str:
+        """Where a target is reached: its IP, or an instance's private address."""
+        return self.addresses.get(target_id, target_id)
 
 
 @dataclass
@@ -102,10 +110,16 @@ def probe(address: str, port: int, check: HealthCheck, timeout: float) -> tuple:
         return False, "Target.Timeout", "Request timed out"
     except OSError:
         return False, "Target.FailedHealthChecks", "Health checks failed"
+    protocol = (check.protocol or "HTTP").upper()
+    if protocol == "TCP":  # the connection opened: that is the whole check
+        sock.close()
+        return True, None, None
     conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    conn.sock = sock
     try:
         sock.settimeout(timeout)
+        if protocol == "HTTPS":
+            sock = _unverified().wrap_socket(sock, server_hostname=None)
+        conn.sock = sock
         conn.request("GET", check.path or "/", headers={"User-Agent": USER_AGENT, "Connection": "close"})
         response = conn.getresponse()
         response.read(65536)
@@ -116,9 +130,17 @@ def probe(address: str, port: int, check: HealthCheck, timeout: float) -> tuple:
         return False, "Target.FailedHealthChecks", "Health checks failed"
     finally:
         conn.close()
+        sock.close()
     if code_matches(check.matcher, code):
         return True, None, None
     return False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{code}]"
+
+
+def _unverified() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # ELB does not verify a target's certificate
+    return context
 
 
 class Checker:
@@ -241,13 +263,13 @@ class Checker:
                     health.busy = True
                     health.due = now + clock.wait(group.check.interval)
                     try:
-                        self.pool.submit(self._probe, arn, key, health, group.check)
+                        self.pool.submit(self._probe, arn, key, health, group.check, group.address(key[0]))
                     except RuntimeError:  # the pool is shutting down
                         return TICK_S
         return soonest
 
-    def _probe(self, arn: str, key: tuple, health: TargetHealth, check: HealthCheck) -> None:
-        address, port = key
+    def _probe(self, arn: str, key: tuple, health: TargetHealth, check: HealthCheck, address: str) -> None:
+        port = key[1]
         try:
             ok, reason, description = self.probe_fn(address, check.port_for(port), check, self.timeout(check))
         except Exception as exc:  # a bug in probing is the load balancer's, not the target's

@@ -14,7 +14,10 @@ second, does what ECS's does for each ACTIVE replica service:
   count, at least 3 and at most 200, as ECS counts) the deployment FAILS, and with rollback
   the last deployment that completed becomes the primary again; its tasks never stopped;
 - registers each running task's address and containerPort in the service's target
-  groups, and takes it out before the task is stopped (so the load balancer stops sending to it);
+  groups, and takes it out before the task is stopped (scale in, replacement, an unhealthy task,
+  StopTask): the target drains for its group's ``deregistration_delay.timeout_seconds`` (on the
+  local clock) while requests already sent to it finish and new ones go elsewhere, and only then is
+  the task sent its stop signal, as ECS does; the wait runs on a thread of its own, not under the lock;
   with a load balancer a task counts as healthy once every target group says so, and one the
   load balancer reports unhealthy is stopped and replaced ("Task failed ELB health checks"),
   after ``healthCheckGracePeriodSeconds`` (which holds for container health checks too);
@@ -47,6 +50,7 @@ ELB_UNHEALTHY_REASON = "Task failed ELB health checks in (target-group {})"
 # Target states that let a task serve: healthy, or a group that checks nothing or serves no listener.
 ELB_SERVING = ("healthy", "unused", "unavailable")
 EVENTS_KEPT = 100  # ECS shows the last 100
+DRAIN_GRACE_S = 5.0  # how long past the delay a stop waits for the load balancer to finish draining
 
 
 def now() -> datetime:
@@ -83,6 +87,7 @@ class Scheduler:
         self.runtime = runtime
         self.host = runtime.host
         self.states: dict[str, ServiceState] = {}
+        self.draining: dict[str, float] = {}  # task ARN -> when its targets have drained (monotonic)
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ecs-scheduler", daemon=True)
@@ -109,6 +114,7 @@ class Scheduler:
     def clear(self) -> None:
         with self.host.lock:
             self.states.clear()
+            self.draining.clear()
 
     def close(self) -> None:
         self._closed.set()
@@ -210,7 +216,8 @@ class Scheduler:
                 primary = st.deployments[0]
 
         # Place and stop tasks within the deployment configuration's bounds.
-        alive = {d.id: [a for a in d.tasks if a not in d.stopping] for d in st.deployments}
+        # A task draining after StopTask is on its way out: ECS starts its replacement at once.
+        alive = {d.id: [a for a in d.tasks if a not in d.stopping and a not in self.draining] for d in st.deployments}
         healthy = {d.id: [a for a in alive[d.id] if self._healthy(st, runner.get(a))] for d in st.deployments}
         total = sum(len(v) for v in alive.values())
         max_total = math.floor(desired * config["maximumPercent"] / 100)
@@ -278,7 +285,7 @@ class Scheduler:
         if not balancers and not st.registered:
             return
         runner = self.runtime.runner
-        serving = {a for d in st.deployments for a in d.tasks if a not in d.stopping}
+        serving = {a for d in st.deployments for a in d.tasks if a not in d.stopping and a not in self.draining}
         changed = False
         for arn in list(st.registered):
             run = runner.get(arn)
@@ -300,14 +307,81 @@ class Scheduler:
         if changed:
             self._tell_balancers()
 
-    def release(self, arn: str) -> None:
+    def release(self, arn: str) -> float:
         """Take task ``arn`` out of its target groups before it stops (StopTask, scale in, replacement):
-        the load balancer sends it nothing more (the host's lock is held)."""
+        the load balancer sends it nothing new (the host's lock is held). Returns the real seconds its
+        targets drain: the longest deregistration delay of the groups a listener uses, on the local clock."""
+        return self._release(arn)[0]
+
+    def _release(self, arn: str) -> tuple[float, list]:
+        drain, targets = 0.0, []
         for st in self.states.values():
             if arn in st.registered:
-                for group, ip, port in st.registered.pop(arn):
+                taken = st.registered.pop(arn)
+                for group, ip, port in taken:
                     _targets_quietly(group, ip, port)
                 self._tell_balancers()
+                targets += taken
+                drain = max([drain] + [self._drain_time(group) for group, _, _ in taken])
+        return drain, targets
+
+    def _drain_time(self, group_arn: str) -> float:
+        try:
+            found = self.host.extension("elb").groups.get(group_arn)
+        except StopIteration:
+            return 0.0
+        # A group no listener uses has nothing to drain: its targets go at once.
+        return clock.wait(found.deregistration_delay) if found is not None and found.in_use else 0.0
+
+    def stop_after_draining(self, arn: str, reason: str, code: str = "ServiceSchedulerInitiated") -> None:
+        """Deregister task ``arn`` and stop it once its targets have drained (at once if it had none);
+        the host's lock is held, the wait is not."""
+        if arn in self.draining:
+            return
+        wait, targets = self._release(arn)
+        if wait <= 0 or not self._deactivate(arn, reason, code):
+            self.runtime.runner.stop(arn, reason, code)
+            return
+        self.draining[arn] = time.monotonic() + wait
+        threading.Thread(target=self._stop_when_drained, args=(arn, wait, targets, reason, code), daemon=True,
+                         name="ecs-draining").start()
+
+    def _stop_when_drained(self, arn: str, wait: float, targets: list, reason: str, code: str) -> None:
+        if self._closed.wait(wait):
+            return  # the local AWS is closing: its tasks stop with it
+        # ECS waits for the load balancer to say the targets are gone (its probes' next round, here)
+        deadline = time.monotonic() + DRAIN_GRACE_S
+        while self._still_draining(targets) and time.monotonic() < deadline:
+            if self._closed.wait(0.05):
+                return
+        with self.host.lock:
+            if self.draining.pop(arn, None) is None:
+                return  # reset or restored meanwhile: the task is gone already
+            self._terminate(arn)
+        self._wake.set()
+
+    # ECS's DEACTIVATING: desired STOPPED at once (it leaves the service's running tasks, its replacement
+    # starts), the stop signal only after the drain. The runner has no such state of its own yet, so its
+    # two halves of stop() are called apart here.
+    def _deactivate(self, arn: str, reason: str, code: str) -> bool:
+        runner = self.runtime.runner
+        with runner.lock:
+            run = runner.tasks.get(arn)
+            if run is None or run.desired_status == "STOPPED" or run.last_status != "RUNNING":
+                return False
+            runner._stopping(run, code, reason)
+            run.last_status, run.stopping_at = "DEACTIVATING", None
+        return True
+
+    def _terminate(self, arn: str) -> None:
+        runner = self.runtime.runner
+        with runner.lock:
+            run = runner.tasks.get(arn)
+            if run is None or run.last_status in ("STOPPED", "STOPPING") or run.finishing:
+                return
+            run.last_status, run.stopping_at = "STOPPING", now()
+            runner._changed(run)
+        threading.Thread(target=runner._terminate, args=(run,), daemon=True, name="ecs-stop").start()
 
     def _tell_balancers(self) -> None:
         try:
@@ -318,6 +392,15 @@ class Scheduler:
             balancers.refresh()
         except Exception:
             log.exception("the load balancers did not hear of a target change")
+
+    def _still_draining(self, targets: list) -> bool:
+        try:
+            checker = self.host.extension("elb").checker
+        except StopIteration:
+            return False
+        if checker is None:
+            return False
+        return any(checker.describe(group).get((ip, port), ("gone",))[0] == "draining" for group, ip, port in targets)
 
     def _elb_states(self, st: ServiceState, arn: str) -> list[tuple[str, str]]:
         """(target group ARN, state) for each group task ``arn`` is registered in, as the probes see it."""
@@ -345,8 +428,7 @@ class Scheduler:
     def _stop_unhealthy(self, st: ServiceState, service, deployment: Deployment, arn: str, reason: str,
                         what: str) -> None:
         deployment.stopping.add(arn)
-        self.release(arn)
-        self.runtime.runner.stop(arn, reason, "ServiceSchedulerInitiated")
+        self.stop_after_draining(arn, reason, "ServiceSchedulerInitiated")
         self._event(st, service, f"has stopped 1 running tasks: (task {_short(arn)}).")
         self._event(st, service, f"(task {_short(arn)}) {what}")
         st.steady = False
@@ -417,9 +499,7 @@ class Scheduler:
 
     def _stop(self, deployment: Deployment, arn: str, primary: Deployment) -> None:
         deployment.stopping.add(arn)
-        self.release(arn)
-        self.runtime.runner.stop(arn, f"Scaling activity initiated by (deployment {primary.id})",
-                                 "ServiceSchedulerInitiated")
+        self.stop_after_draining(arn, f"Scaling activity initiated by (deployment {primary.id})")
 
     def _retire(self, st: ServiceState) -> None:
         for arn in list(st.registered):

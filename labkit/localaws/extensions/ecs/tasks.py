@@ -113,8 +113,8 @@ class EcsRuntime(Extension):
         elif action == "StopTask":
             run = self._find(body.get("task", ""))
             if run is not None:
-                self.scheduler.release(run.arn)  # out of its target groups before its process goes
-                self.runner.stop(run.arn, body.get("reason") or "Task stopped by user", "UserInitiated")
+                # out of its target groups, drained, and only then stopped
+                self.scheduler.stop_after_draining(run.arn, body.get("reason") or "Task stopped by user", "UserInitiated")
         if action in ("CreateService", "UpdateService", "DeleteService", "DeleteCluster"):
             self.scheduler.wake()
 
