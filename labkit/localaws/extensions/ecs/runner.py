@@ -168,6 +168,28 @@ class Runner:
             self._stopping(run, code, reason)
         threading.Thread(target=self._terminate, args=(run,), daemon=True).start()
 
+    # ECS's DEACTIVATING, for a task leaving a load balancer: desired STOPPED at once (it leaves its
+    # service's running tasks and its replacement starts), the stop signal only once it has drained.
+    def deactivate(self, arn: str, reason: str, code: str) -> bool:
+        """Mark a running task DEACTIVATING, desired STOPPED; False if it is not running (nothing changed)."""
+        with self.lock:
+            run = self.tasks.get(arn)
+            if run is None or run.desired_status == "STOPPED" or run.last_status != "RUNNING":
+                return False
+            self._stopping(run, code, reason)
+            run.last_status, run.stopping_at = "DEACTIVATING", None
+        return True
+
+    def finish_deactivating(self, arn: str) -> None:
+        """Send a DEACTIVATING task its stop signal (STOPPING, then STOPPED), in the background."""
+        with self.lock:
+            run = self.tasks.get(arn)
+            if run is None or run.last_status in ("STOPPED", "STOPPING") or run.finishing:
+                return
+            run.last_status, run.stopping_at = "STOPPING", now()
+            self._changed(run)
+        threading.Thread(target=self._terminate, args=(run,), daemon=True, name="ecs-stop").start()
+
     def get(self, arn: str) -> TaskRun | None:
         with self.lock:
             return self.tasks.get(arn)

@@ -339,7 +339,7 @@ class Scheduler:
         if arn in self.draining:
             return
         wait, targets = self._release(arn)
-        if wait <= 0 or not self._deactivate(arn, reason, code):
+        if wait <= 0 or not self.runtime.runner.deactivate(arn, reason, code):
             self.runtime.runner.stop(arn, reason, code)
             return
         self.draining[arn] = time.monotonic() + wait
@@ -357,31 +357,8 @@ class Scheduler:
         with self.host.lock:
             if self.draining.pop(arn, None) is None:
                 return  # reset or restored meanwhile: the task is gone already
-            self._terminate(arn)
+            self.runtime.runner.finish_deactivating(arn)
         self._wake.set()
-
-    # ECS's DEACTIVATING: desired STOPPED at once (it leaves the service's running tasks, its replacement
-    # starts), the stop signal only after the drain. The runner has no such state of its own yet, so its
-    # two halves of stop() are called apart here.
-    def _deactivate(self, arn: str, reason: str, code: str) -> bool:
-        runner = self.runtime.runner
-        with runner.lock:
-            run = runner.tasks.get(arn)
-            if run is None or run.desired_status == "STOPPED" or run.last_status != "RUNNING":
-                return False
-            runner._stopping(run, code, reason)
-            run.last_status, run.stopping_at = "DEACTIVATING", None
-        return True
-
-    def _terminate(self, arn: str) -> None:
-        runner = self.runtime.runner
-        with runner.lock:
-            run = runner.tasks.get(arn)
-            if run is None or run.last_status in ("STOPPED", "STOPPING") or run.finishing:
-                return
-            run.last_status, run.stopping_at = "STOPPING", now()
-            runner._changed(run)
-        threading.Thread(target=runner._terminate, args=(run,), daemon=True, name="ecs-stop").start()
 
     def _tell_balancers(self) -> None:
         try:
