@@ -63,7 +63,7 @@ def main() -> int:
     use_own_local_aws("tasks-bench")
     from labkit import localaws
     from labkit.target import Target
-    from tests.ecs_support import APP, container, network, port_of, push_image, register, task_of
+    from tests.ecs_support import APP, container, get_json, network, port_of, push_image, register, task_of
 
     localaws.up()
     try:
@@ -88,7 +88,7 @@ def main() -> int:
                 time.sleep(0.005)
                 task = task_of(ecs, "bench", arn)
             running.append(time.perf_counter() - started)
-            _answers(port_of(task), time.monotonic() + 30)
+            get_json(port_of(task), "/health", timeout=30)  # a loopback port, or inside the task's namespace
             serving.append(time.perf_counter() - started)
             while task.get("healthStatus") != "HEALTHY" and task["lastStatus"] != "STOPPED":
                 time.sleep(0.01)
