@@ -77,12 +77,19 @@ def ecs_tags():
 
 
 def wait_for(what, ready, limit=180 if t.is_local else 1200):
-    """Ask ``ready()`` until it is true; stop with one sentence after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
+    """Ask ``ready()`` until it is true, saying every 30 s that it still waits and at the end how long it
+    took; stop with one sentence after ``limit`` seconds."""
+    started = time.monotonic()
+    said = started
     while not ready():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now - started > limit:
             raise TimeoutError(f"{what} did not happen within {limit} s; read the service's events and its log group.")
+        if now - said >= 30:
+            print(f"still waiting for {what} ({now - started:.0f} s so far, at most {limit} s)", flush=True)
+            said = now
         time.sleep(poll)
+    print(f"{what}: after {time.monotonic() - started:.1f} s", flush=True)
 
 
 def role(name, service, policy=None):
