@@ -1,7 +1,9 @@
 """The benchmarks' own local AWS: a temporary state folder, a free port and prefix ``bench``."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 def use_own_local_aws(name: str) -> Path:
     """Point labkit at a fresh state folder and port (the learner's own state and work/ stay untouched)."""
     home = Path(tempfile.mkdtemp(prefix=f"labs-{name}-"))
+    atexit.register(shutil.rmtree, home, True)  # the benchmark's state, never the learner's
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

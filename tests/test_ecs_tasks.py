@@ -364,3 +364,23 @@ def test_list_tasks_names_only_the_clusters_own_tasks(aws):
     mine = run(aws, arn)
     assert aws["ecs"].list_tasks(cluster=CLUSTER)["taskArns"] == [mine]
     assert aws["ecs"].list_tasks(cluster=f"{CLUSTER}-ec2")["taskArns"] == [other]
+
+
+def test_an_image_cache_whose_local_aws_is_gone_is_swept_and_a_live_ones_kept(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    from labkit.localaws.extensions.ecs import tasks as ecs_tasks
+
+    root = Path(tempfile.gettempdir())
+    gone, kept = root / f"{ecs_tasks.IMAGE_DIR_PREFIX}test-gone", root / f"{ecs_tasks.IMAGE_DIR_PREFIX}test-kept"
+    for folder, owner in ((gone, tmp_path / "deleted-state"), (kept, tmp_path)):
+        folder.mkdir(exist_ok=True)
+        (folder / ecs_tasks.OWNER_FILE).write_text(str(owner))  # a killed server's cache, and a live one's
+    try:
+        ecs_tasks._sweep_image_dirs()
+        assert not gone.exists() and kept.exists()
+    finally:
+        import shutil
+        shutil.rmtree(gone, ignore_errors=True)
+        shutil.rmtree(kept, ignore_errors=True)

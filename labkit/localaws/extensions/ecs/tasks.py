@@ -48,6 +48,8 @@ except ImportError:
 
 log = logging.getLogger("labkit.ecs")
 TARGET = "AmazonEC2ContainerServiceV20141113."
+IMAGE_DIR_PREFIX = "labkit-images-"
+OWNER_FILE = ".state-folder"  # which local AWS a cache belongs to, so a dead one's can be swept
 SHIM = Path(__file__).with_name("shim")
 LOST = "Task stopped because the local AWS that ran it stopped"
 INSTANCE_ACTIONS = ("RegisterContainerInstance", "DeregisterContainerInstance", "UpdateContainerInstancesState",
@@ -81,8 +83,10 @@ class EcsRuntime(Extension):
         # Image roots live outside the private state folder: a container runs unprivileged and must
         # read its image, never the install's secret or the journal.
         tag = hashlib.sha256(str(host.state_dir.resolve()).encode()).hexdigest()[:12]
-        self.image_dir = Path(tempfile.gettempdir()) / f"labkit-images-{tag}"
+        self.image_dir = Path(tempfile.gettempdir()) / f"{IMAGE_DIR_PREFIX}{tag}"
+        _sweep_image_dirs()
         self.image_dir.mkdir(mode=0o755, exist_ok=True)
+        (self.image_dir / OWNER_FILE).write_text(str(host.state_dir.resolve()))
         self.bin_dir = planning.python_wrapper(self.image_dir / "bin")
         self.infos: dict[str, dict] = {}  # task ARN -> what it was started from
         self.lost: set[str] = set()  # task ARNs the journal names but no process runs
@@ -435,6 +439,18 @@ class EcsRuntime(Extension):
         runs = self.runner.all()
         return {"network": network_mode(), "tasks_running": sum(r.last_status == "RUNNING" for r in runs),
                 "tasks": len(runs), "processes": len(self.runner.pids()), "container_instances": len(self.hosts.hosts)}
+
+
+def _sweep_image_dirs() -> None:
+    """Remove the image caches of local AWSs whose state folder is gone (a killed server's cache
+    stays behind; a learner's state folder stays, so theirs is reused, never swept)."""
+    for folder in Path(tempfile.gettempdir()).glob(IMAGE_DIR_PREFIX + "*"):
+        try:
+            owner = Path((folder / OWNER_FILE).read_text().strip())
+        except OSError:
+            continue  # not one that says whose it is: left alone
+        if not owner.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _View:
