@@ -41,9 +41,12 @@ class Echo:
 
     def _serve(self, conn):
         with conn:
-            conn.sendall(self.name.encode() + b"\n")
-            while data := conn.recv(65536):
-                conn.sendall(data)
+            try:
+                conn.sendall(self.name.encode() + b"\n")
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except (ConnectionResetError, BrokenPipeError):
+                return  # a TCP health check connects and leaves at once, as NLB's does
 
     @property
     def spec(self) -> dict:
