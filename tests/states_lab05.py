@@ -70,7 +70,14 @@ def _wait_steady(t: Target) -> None:
         if svc["runningCount"] >= svc["desiredCount"] and len(healthy) >= svc["desiredCount"]:
             return
         time.sleep(0.5)
-    raise AssertionError(f"service {lab05.service_name(t)} was not steady within {STEADY_WAIT_S} s")
+    states = [(d["Target"]["Id"], d["TargetHealth"]["State"], d["TargetHealth"].get("Reason"))
+              for d in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]]
+    tasks = ecs.list_tasks(cluster=lab05.cluster_name(t), serviceName=lab05.service_name(t))["taskArns"]
+    described = [(x["taskArn"][-8:], x["lastStatus"], x.get("healthStatus"), x.get("stoppedReason"))
+                 for x in ecs.describe_tasks(cluster=lab05.cluster_name(t), tasks=tasks)["tasks"]] if tasks else []
+    raise AssertionError(f"service {lab05.service_name(t)} was not steady within {STEADY_WAIT_S} s: running "
+                         f"{svc['runningCount']} of {svc['desiredCount']}; targets {states}; tasks {described}; "
+                         f"events {[e['message'] for e in svc.get('events', [])[:4]]}")
 
 
 def ecs_tags(t: Target) -> list[dict]:

@@ -357,7 +357,7 @@ class Runner:
             if container.last_status != "RUNNING" or run.desired_status != "RUNNING":
                 return
             ok = self._probe(plan, check)
-            in_start = in_start and time.monotonic() - started < clock.wait(check.start_period)
+            in_start = in_start and time.monotonic() - started < clock.start_allowance(check.start_period)
             with self.lock:
                 if ok:
                     failures, in_start = 0, False

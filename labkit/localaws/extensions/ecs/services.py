@@ -400,7 +400,7 @@ class Scheduler:
     def _past_grace(self, service, run) -> bool:
         grace = int(getattr(service, "health_check_grace_period_seconds", None) or 0)
         started = max((c.started for c in run.containers if c.started is not None), default=None)
-        return started is None or time.monotonic() - started >= clock.wait(grace)
+        return started is None or time.monotonic() - started >= clock.start_allowance(grace)
 
     def _stop_unhealthy(self, st: ServiceState, service, deployment: Deployment, arn: str, reason: str,
                         what: str) -> None:
