@@ -231,6 +231,10 @@ def test_capacities_are_ordered_and_registering_clamps_the_desired_count(aws):
     with pytest.raises(scaling.exceptions.ValidationException, match="Minimum capacity cannot be greater"):
         scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=RESOURCE, ScalableDimension=DIMENSION,
                                          MinCapacity=5)  # above the registered maximum 4
+    with pytest.raises(scaling.exceptions.ValidationException, match="Minimum capacity cannot be greater"):
+        scaling.register_scalable_target(ServiceNamespace="dynamodb", ResourceId="table/orders",
+                                         ScalableDimension="dynamodb:table:ReadCapacityUnits", MinCapacity=100,
+                                         MaxCapacity=5)  # every namespace, as on AWS
 
 
 def test_a_request_count_policy_needs_a_target_and_the_label_of_an_attached_group(aws):

@@ -522,12 +522,6 @@ CASES = [
          build={"scaled": ("table",)}),
     Case("L04.07", "no-targets", FAIL, ("No scalable target for table:ReadCapacityUnits of table/{table}",),
          build={"scaled": ()}),
-    Case("L04.07", "min-above-max", FAIL, (("table:ReadCapacityUnits of table/{table} has MinCapacity 100 above "
-                                            "MaxCapacity 5, which AWS rejects (ValidationException"),),
-         build={"limits": (100, 5)}),
-    Case("L04.07", "index-min-above-max", FAIL, (("index:ReadCapacityUnits of table/{table}/index/status-day has "
-                                                  "MinCapacity 50 above MaxCapacity 10, which AWS rejects"),),
-         build={"limits": {"table": (5, 100), "index": (50, 10)}}),
     Case("L04.07", "min-zero", FAIL, (("has MinCapacity 0; DynamoDB's provisioned capacity is at least 1 unit, and AWS "
                                        "rejects a lower minimum"),),
          build={"limits": (0, 100)}),

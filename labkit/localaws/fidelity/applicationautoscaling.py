@@ -1,4 +1,4 @@
-"""Application Auto Scaling: an ECS service's capacities in order, its desired count kept within them, a
+"""Application Auto Scaling: capacities in order, an ECS service's desired count kept within them, a
 policy only for a registered target, ALBRequestCountPerTarget only with the label of a group the service
 is attached to, and a deregistered target's policies gone with it.
 
@@ -7,8 +7,7 @@ registers, stores a policy for a target nobody registered, accepts any ResourceL
 ALBRequestCountPerTarget, and keeps a deregistered target's policies. AWS refuses the first, third and
 fourth, clamps the second and deletes the last; lab 05's scaling step can see each one. The rules are
 AWS's documented ones; where AWS documents no wording for a refusal, the message says the rule plainly.
-The capacity order is enforced for ECS services only: AWS refuses an inverted range everywhere, but lab 04's
-grader rows still store one for DynamoDB to exercise that check's own guard.
+The capacity order is enforced for every namespace, as AWS does.
 """
 from __future__ import annotations
 
@@ -48,7 +47,7 @@ def apply() -> None:
         existing = self.targets.get(dimension, {}).get(r_id)
         low = min_capacity if min_capacity is not None else getattr(existing, "min_capacity", None)
         high = max_capacity if max_capacity is not None else getattr(existing, "max_capacity", None)
-        if dimension == ECS_DIMENSION and low is not None and high is not None and int(low) > int(high):
+        if low is not None and high is not None and int(low) > int(high):
             raise AWSValidationException(MIN_ABOVE_MAX)
         target = register(self, namespace, r_id, dimension, min_capacity, max_capacity, *args, **kwargs)
         if dimension == ECS_DIMENSION:
