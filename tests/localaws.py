@@ -79,6 +79,37 @@ def local(_local_server, monkeypatch):
     return _local_server
 
 
+def local_aws_at_speed(speed: str, name: str):
+    """A test module's own local AWS whose clock runs ``speed`` times AWS's (``LABKIT_CLOCK_SPEED``), as
+    two fixtures: the process, started once per module, and ``name``, which empties it for each test.
+    Use as ``_process, server = local_aws_at_speed("50", "server")`` at module level."""
+    process_name = f"_{name}_process"
+
+    @pytest.fixture(scope="module", name=process_name)
+    def process(tmp_path_factory):
+        from labkit import localaws
+
+        info = LocalAWS(tmp_path_factory.mktemp(f"{name}-aws"), _port())
+        with _env({**info.env, "LABKIT_CLOCK_SPEED": speed}):
+            localaws.up()
+        yield info
+        with _env(info.env):
+            localaws.down()
+
+    @pytest.fixture(name=name)
+    def emptied(request, monkeypatch):
+        from labkit import localaws
+
+        info = request.getfixturevalue(process_name)
+        for key, value in {**info.env, "LABKIT_CLOCK_SPEED": speed}.items():
+            monkeypatch.setenv(key, value)
+        localaws.up()  # a test may have stopped it
+        localaws.reset()
+        return info
+
+    return process, emptied
+
+
 @pytest.fixture
 def local_target(local):
     """A target on the running local AWS for the tables' learner, ada."""

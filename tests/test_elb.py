@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from labkit.localaws import netns
-from tests.localaws import LocalAWS, _env, _port
+from tests.localaws import _port, local_aws_at_speed
 
 SPEED = "10"
 WAIT_S = 60.0  # an upper bound for a state to be reached on a loaded machine, not a speed claim
@@ -108,27 +108,7 @@ class Target:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def _alb_server(tmp_path_factory):
-    from labkit import localaws
-
-    info = LocalAWS(tmp_path_factory.mktemp("alb-aws"), _port())
-    with _env({**info.env, "LABKIT_CLOCK_SPEED": SPEED}):
-        localaws.up()
-    yield info
-    with _env(info.env):
-        localaws.down()
-
-
-@pytest.fixture
-def aws(_alb_server, monkeypatch):
-    from labkit import localaws
-
-    for key, value in {**_alb_server.env, "LABKIT_CLOCK_SPEED": SPEED}.items():
-        monkeypatch.setenv(key, value)
-    localaws.up()
-    localaws.reset()
-    return _alb_server
+_alb_server, aws = local_aws_at_speed(SPEED, "aws")
 
 
 @pytest.fixture
