@@ -1039,8 +1039,7 @@ def scaled_out(t: Target):
     out = next((a for a in by_policy if (_desired_in(a) or 0) > low), None)
     if out is None:
         return failed(f"No successful scaling activity of policy {policy['PolicyName']} raised service "
-                      f"{service_name(t)}'s desired count: send load through {lb_name(t)} above the target value"
-                      + (" (the local AWS keeps no scaling history across a restart)." if t.is_local else "."))
+                      f"{service_name(t)}'s desired count: send load through {lb_name(t)} above the target value.")
     desired = int(svc.get("desiredCount") or 0)
     if not low <= desired <= high:
         return failed(f"Service {service_name(t)} wants {desired} tasks, outside its scaling bounds {low}-{high}.")

@@ -123,6 +123,16 @@ def test_boto3_clients_send_no_origin_and_still_work(local):
     assert t.client("ssm").get_parameter(Name="/ada/secret", WithDecryption=True)["Parameter"]["Value"] == "v"
 
 
+def test_a_request_from_outside_cannot_carry_the_local_aws_own_marker(local):
+    marker = {guard.INTERNAL_HEADER: json.dumps({"scaling_activity": {"ActivityId": "forged"}}),
+              "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+              "Content-Type": "application/x-amz-json-1.1"}
+    code, _, body = _raw(local.port, "POST", "/", marker, body=b"{}")
+    assert code == 403 and guard.INTERNAL_HEADER.encode() in body
+    code, _, _ = _raw(local.port, "POST", "/", {k: v for k, v in marker.items() if k != guard.INTERNAL_HEADER}, body=b"{}")
+    assert code != 403
+
+
 # -- the control secret -------------------------------------------------------------
 
 def test_control_paths_without_the_secret_are_403_and_change_nothing(local):

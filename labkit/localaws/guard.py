@@ -28,6 +28,9 @@ from .http import Request, Response
 
 SECRET_FILE = "secret"
 SECRET_HEADER = "X-Labkit-Secret"
+# Marks a write the local AWS makes itself (a scaling activity's UpdateService): it is journaled with the
+# marker so a replay rebuilds what made it, and no request from outside may carry it.
+INTERNAL_HEADER = "X-Labkit-Internal"
 ALLOWED_ORIGINS: tuple[str, ...] = ()  # none are needed today; a future browser client would be listed here
 GUARDED = ("/_labkit/", "/moto-api/")
 OPEN_WITHOUT_SECRET = ("/_labkit/status",)
@@ -106,6 +109,8 @@ class Guard:
         if origin is not None and origin not in self.origins:
             return _refusal("The local AWS does not answer web pages (cross-origin browser requests); "
                             "use boto3 or labkit from your own code.")
+        if request.header(INTERNAL_HEADER):
+            return _refusal(f"The {INTERNAL_HEADER} header is the local AWS's own; requests from outside cannot carry it.")
         if request.path.startswith(GUARDED) and request.path not in OPEN_WITHOUT_SECRET and not self.authorized(request):
             return _refusal(f"The local AWS's control paths need the {SECRET_HEADER} header from this install's "
                             "state folder; use `python -m labkit` instead.")

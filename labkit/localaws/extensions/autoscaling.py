@@ -18,8 +18,9 @@ scalable target ``ecs:service:DesiredCount`` with a TargetTrackingScaling policy
   is recorded as a scaling activity, which ``DescribeScalingActivities`` (moto has none) answers in AWS's shape.
 
 Periods and cooldowns run on the local AWS's clock (``clock.wait``): a minute lasts six seconds at the
-default speed. Activities and datapoints are not journaled: like a service's tasks and events they start
-afresh after a restart or a restore, while the desired count a restored journal names is kept.
+default speed. A change is made as an UpdateService request through the local AWS itself, carrying its
+activity in the ``X-Labkit-Internal`` header: the journal keeps both, so a restart or a restore brings back
+the scaled desired count and its history. Datapoints and alarm states start afresh, as a service's tasks do.
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ from dataclasses import dataclass, field
 
 from .. import clock
 from ..fidelity.applicationautoscaling import ALB_METRIC, ECS_DIMENSION, ecs_service
+from ..guard import INTERNAL_HEADER
 from ..http import Request, Response, json_response
+from ..journal import environ_for
 from . import Claim, Extension
 
 log = logging.getLogger("labkit.autoscaling")
@@ -62,6 +65,7 @@ class Tracking:
 
 class Scaler(Extension):
     name = "autoscaling"
+    services = ("ecs",)  # hears its own UpdateService requests, live and replayed
 
     def __init__(self, host):
         super().__init__(host)
@@ -104,8 +108,27 @@ class Scaler(Extension):
             self.tracking.clear()
             self.activities.clear()
 
+    def written(self, service, request) -> None:
+        marked = request.header(INTERNAL_HEADER)
+        if not marked:
+            return
+        try:
+            activity = json.loads(marked).get("scaling_activity")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(activity, dict) and all(a["ActivityId"] != activity.get("ActivityId") for a in self.activities):
+            self.activities.insert(0, activity)
+            del self.activities[ACTIVITIES_KEPT:]
+
     def restored(self) -> None:
-        self.reset()
+        with self.host.lock:
+            self.tracking.clear()  # the activities came back with the replayed UpdateService requests
+
+    def checkpoint_state(self) -> object:
+        return list(self.activities)  # a checkpoint replaces the lines that carried them
+
+    def load_checkpoint(self, state: object) -> None:
+        self.activities = list(state or [])
 
     def close(self) -> None:
         self._closed.set()
@@ -196,25 +219,35 @@ class Scaler(Extension):
                 self._set(backend, policy, service, wanted, "AlarmLow")
 
     def _set(self, backend, policy, service, count: int, which: str) -> None:
-        """Set the desired count as UpdateService would, and record the activity in AWS's words."""
-        try:
-            self.host.extension("ecs").scheduler.set_desired_count(service, count)
-        except StopIteration:
-            service.desired_count = count
+        """Set the desired count with an UpdateService request through the local AWS (journaled, so kept across
+        a restart), its activity in AWS's words riding along for DescribeScalingActivities."""
         alarm = next((a.name for a in policy.alarms if f"-{which}-" in a.name),
                      f"TargetTracking-{policy.resource_id}-{which}-{uuid.uuid4()}")
         stamp = time.time()
-        self.activities.insert(0, {
+        activity = {
             "ActivityId": str(uuid.uuid4()), "ServiceNamespace": "ecs", "ResourceId": policy.resource_id,
             "ScalableDimension": ECS_DIMENSION, "Description": f"Setting desired count to {count}.",
             "Cause": f"monitor alarm {alarm} in state ALARM triggered policy {policy.policy_name}",
             "StartTime": stamp, "EndTime": stamp, "StatusCode": "Successful",
             "StatusMessage": f"Successfully set desired count to {count}. Change successfully fulfilled by ecs.",
-            "_region": backend.region_name})
-        del self.activities[ACTIVITIES_KEPT:]
+            "_region": backend.region_name}
+        _, cluster, name = policy.resource_id.split("/", 2)
+        entry = {"method": "POST", "url": "http://localhost/", "body": json.dumps(
+                     {"cluster": cluster, "service": name, "desiredCount": count}),
+                 "headers": {"X-Amz-Target": "AmazonEC2ContainerServiceV20141113.UpdateService",
+                             "Content-Type": "application/x-amz-json-1.1",
+                             # moto reads a 12-digit access key as the account: the service's own
+                             "Authorization": f"AWS4-HMAC-SHA256 Credential={backend.account_id}/20260101/"
+                                              f"{backend.region_name}/ecs/aws4_request, SignedHeaders=host, Signature=0",
+                             INTERNAL_HEADER: json.dumps({"scaling_activity": activity})}}
+        status = []
+        self.host.dispatch(Request.from_environ(environ_for(entry)), lambda s, *_: status.append(s))
+        if not status or not status[0].startswith("2"):
+            log.warning("%s: the desired count could not be set to %d (%s)", policy.resource_id, count,
+                        status[0] if status else "no answer")
+            return
         log.info("%s: desired count set to %d by %s", policy.resource_id, count, policy.policy_name)
 
-    # -- what the load balancer saw -----------------------------------------------------
     def _balancers(self):
         try:
             return self.host.extension("elb")

@@ -102,15 +102,6 @@ class Scheduler:
         if run.last_status == "STOPPED" or run.health_status == "UNHEALTHY":
             self._wake.set()
 
-    def set_desired_count(self, service, count: int) -> None:
-        """Change ``service``'s desired count as UpdateService does (Application Auto Scaling's hook; the host's
-        lock is held): the next round starts or stops tasks."""
-        service.desired_count = int(count)
-        st = self.states.get(_key(service))
-        if st is not None:
-            st.steady = False
-        self._wake.set()
-
     def clear(self) -> None:
         with self.host.lock:
             self.states.clear()
