@@ -443,12 +443,10 @@ def capacity_scales(t: Target):
     problems = []
     for key in _wanted(t):
         target = have[key]
-        low, high = target["MinCapacity"], target["MaxCapacity"]
+        high = target["MaxCapacity"]
         where = f"{key[1].split(':', 1)[1]} of {key[0]}"
-        if low < 1:  # an inverted range never gets here: AWS, and the local AWS, refuse to register one
-            problems.append(f"{where} has MinCapacity {low}; DynamoDB's provisioned capacity is at least 1 unit, "
-                            "and AWS rejects a lower minimum")
-        elif high > MAX_CAPACITY:
+        # A minimum below 1 or an inverted range never gets here: AWS, and the local AWS, refuse to register one.
+        if high > MAX_CAPACITY:
             problems.append(f"{where} has MaxCapacity {high}, above the default quota of {MAX_CAPACITY:,} units per "
                             "table, so AWS cannot scale that far")
     if problems:

@@ -15,7 +15,7 @@ import pytest
 
 from labkit.target import Target
 from tests.ecs_support import container, network, push_image, register, wait_for
-from tests.localaws import LocalAWS, _env, _port
+from tests.localaws import local_aws_at_speed
 
 SPEED = "50"
 CLUSTER = "lab"
@@ -23,27 +23,7 @@ RESOURCE = f"service/{CLUSTER}/web"
 DIMENSION = "ecs:service:DesiredCount"
 
 
-@pytest.fixture(scope="module")
-def _scaling_server(tmp_path_factory):
-    from labkit import localaws
-
-    info = LocalAWS(tmp_path_factory.mktemp("scaling-aws"), _port())
-    with _env({**info.env, "LABKIT_CLOCK_SPEED": SPEED}):
-        localaws.up()
-    yield info
-    with _env(info.env):
-        localaws.down()
-
-
-@pytest.fixture
-def server(_scaling_server, monkeypatch):
-    from labkit import localaws
-
-    for key, value in {**_scaling_server.env, "LABKIT_CLOCK_SPEED": SPEED}.items():
-        monkeypatch.setenv(key, value)
-    localaws.up()
-    localaws.reset()
-    return _scaling_server
+_scaling_server, server = local_aws_at_speed(SPEED, "server")
 
 
 class Shop:
@@ -144,6 +124,12 @@ def test_requests_through_the_listener_scale_the_service_out_to_its_maximum(serv
     assert shop.healthy_at_least(4) == 4  # the scheduler started the tasks and registered them
     assert shop.periods(4, burst=8) == 4
     assert len(shop.activities()) == 1 and shop.desired() == 4  # at the maximum: nothing more to do
+    from labkit import localaws
+
+    localaws.down()  # the scale-out was journaled: a restart keeps the desired count and its history
+    localaws.up()
+    assert shop.desired() == 4
+    assert [a["ActivityId"] for a in shop.activities()] == [activity["ActivityId"]]
 
 
 def test_a_scale_out_cooldown_counts_the_added_capacity_as_there(server):
@@ -235,6 +221,12 @@ def test_capacities_are_ordered_and_registering_clamps_the_desired_count(aws):
         scaling.register_scalable_target(ServiceNamespace="dynamodb", ResourceId="table/orders",
                                          ScalableDimension="dynamodb:table:ReadCapacityUnits", MinCapacity=100,
                                          MaxCapacity=5)  # every namespace, as on AWS
+    with pytest.raises(scaling.exceptions.ValidationException, match="must be at least 1"):
+        scaling.register_scalable_target(ServiceNamespace="dynamodb", ResourceId="table/orders",
+                                         ScalableDimension="dynamodb:table:ReadCapacityUnits", MinCapacity=0,
+                                         MaxCapacity=5)  # DynamoDB's capacity is at least one unit
+    scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=RESOURCE, ScalableDimension=DIMENSION,
+                                     MinCapacity=0, MaxCapacity=4)  # a service may scale to none
 
 
 def test_a_request_count_policy_needs_a_target_and_the_label_of_an_attached_group(aws):

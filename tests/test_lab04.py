@@ -522,9 +522,6 @@ CASES = [
          build={"scaled": ("table",)}),
     Case("L04.07", "no-targets", FAIL, ("No scalable target for table:ReadCapacityUnits of table/{table}",),
          build={"scaled": ()}),
-    Case("L04.07", "min-zero", FAIL, (("has MinCapacity 0; DynamoDB's provisioned capacity is at least 1 unit, and AWS "
-                                       "rejects a lower minimum"),),
-         build={"limits": (0, 100)}),
     Case("L04.07", "max-above-quota", FAIL, ("has MaxCapacity 50000, above the default quota of 40,000 units",),
          build={"limits": (5, 50_000)}),
     # L04.08 target tracking

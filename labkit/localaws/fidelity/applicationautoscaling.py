@@ -7,7 +7,9 @@ registers, stores a policy for a target nobody registered, accepts any ResourceL
 ALBRequestCountPerTarget, and keeps a deregistered target's policies. AWS refuses the first, third and
 fourth, clamps the second and deletes the last; lab 05's scaling step can see each one. The rules are
 AWS's documented ones; where AWS documents no wording for a refusal, the message says the rule plainly.
-The capacity order is enforced for every namespace, as AWS does.
+The capacity order is enforced for every namespace, as AWS does, and so is AWS's floor: a MinCapacity of 0
+only where AWS allows it (ECS services, Lambda provisioned concurrency, Spot Fleet, Aurora, EMR, custom
+resources), at least 1 everywhere else (DynamoDB capacity, among others).
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ LABEL = re.compile(r"app/[^/]+/[^/]+/targetgroup/[^/]+/[^/]+")
 
 # AWS's words (ValidationException unless noted).
 MIN_ABOVE_MAX = "Minimum capacity cannot be greater than maximum capacity"
+MIN_BELOW_ONE = "Minimum capacity for {namespace} resources must be at least 1"  # AWS documents the rule, not words
+ZERO_ALLOWED = ("ecs", "lambda", "ec2", "rds", "elasticmapreduce", "custom-resource")
 NO_TARGET = ("No scalable target registered for service namespace: {namespace}, resource ID: {resource}, "
              "scalable dimension: {dimension}")  # ObjectNotFoundException
 NEEDS_LABEL = "ResourceLabel must be specified for predefined metric type ALBRequestCountPerTarget"
@@ -49,6 +53,8 @@ def apply() -> None:
         high = max_capacity if max_capacity is not None else getattr(existing, "max_capacity", None)
         if low is not None and high is not None and int(low) > int(high):
             raise AWSValidationException(MIN_ABOVE_MAX)
+        if low is not None and int(low) < 1 and namespace not in ZERO_ALLOWED:
+            raise AWSValidationException(MIN_BELOW_ONE.format(namespace=namespace))
         target = register(self, namespace, r_id, dimension, min_capacity, max_capacity, *args, **kwargs)
         if dimension == ECS_DIMENSION:
             _clamp_desired_count(self, r_id, target.min_capacity, target.max_capacity)
