@@ -161,6 +161,9 @@ def test_awsvpc_needs_a_network_configuration_and_security_groups_are_optional(a
     assert refused(lambda: cluster.create_service(serviceName="a", desiredCount=1, **base)) == (
         "InvalidParameterException", message)
     assert refused(lambda: cluster.run_task(**base)) == ("InvalidParameterException", message)
+    for count in (0, 11):
+        assert refused(lambda: cluster.run_task(count=count, networkConfiguration=network, **base)) == (
+            "InvalidParameterException", "count must be between 1 and 10: one RunTask call places at most 10 tasks.")
     subnets_only = {"awsvpcConfiguration": {"subnets": network["awsvpcConfiguration"]["subnets"]}}
     made = cluster.create_service(serviceName="a", desiredCount=1, networkConfiguration=subnets_only, **base)
     assert made["service"]["networkConfiguration"] == subnets_only

@@ -1,12 +1,13 @@
 """ECS: Fargate task sizes, awsvpc networking, execution roles and awsvpc port mappings are refused
 as AWS refuses them; services keep their circuit breaker, grace period and placement; a load balancer
-must name a container and port the task definition has.
+must name a container and port the task definition has; RunTask places at most 10 tasks a call.
 
 moto registers any task definition (256 CPU with 4096 MiB, bridge networking on
 Fargate, awslogs without an execution role) and its ``create_service`` drops the
 circuit breaker, the health-check grace period and the placement settings. AWS
 refuses the first and keeps the second; a lab 05 check can see both, so the
-local AWS does what AWS does. The wording of each refusal is AWS's own.
+local AWS does what AWS does. The wording of each refusal is AWS's own, except the RunTask count's
+(AWS documents the limit, not its words).
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ NO_CONTAINER = "The container {name} does not exist in the task definition."
 NO_PORT = "The container {name} did not have a container port {port} defined."
 FARGATE_PLACEMENT = "Placement {what} are not supported with FARGATE launch type."
 NETWORK_CONFIGURATION = "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+RUN_TASK_MAX = 10  # tasks one RunTask call may place; AWS documents the limit, not its words
+RUN_TASK_COUNT = "count must be between 1 and 10: one RunTask call places at most 10 tasks."
 
 # AWS fills these in when a service is created without them.
 DEFAULT_DEPLOYMENT = {"deploymentCircuitBreaker": {"enable": False, "rollback": False},
@@ -185,6 +188,9 @@ def _create_service() -> None:
         refusal = placement_refusal(kind, strategy, constraints)
         if refusal is None and task_definition is not None:
             refusal = load_balancer_refusal(self._get_param("loadBalancers"), task_definition.container_definitions)
+        count = self._get_param("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= RUN_TASK_MAX:
+            refusal = RUN_TASK_COUNT
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
             refusal = NETWORK_CONFIGURATION
         if refusal:
@@ -231,6 +237,9 @@ def _run_task() -> None:
         task_definition = _task_definition(self.ecs_backend, self._get_param("taskDefinition"))
         kind = effective_launch_type(self._get_param("launchType"), self._get_param("capacityProviderStrategy"))
         refusal = placement_refusal(kind, self._get_param("placementStrategy"), self._get_param("placementConstraints"))
+        count = self._get_param("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= RUN_TASK_MAX:
+            refusal = RUN_TASK_COUNT
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
             refusal = NETWORK_CONFIGURATION
         if refusal:
