@@ -387,6 +387,27 @@ def test_stop_task_on_a_service_task_drains_it_while_its_replacement_starts(loca
     assert stopped["stoppingAt"].timestamp() >= asked_at + clock.wait(drain) - 0.5, stopped  # a lower bound
 
 
+def test_a_deleted_service_drains_its_tasks_before_they_stop(local):
+    import time
+
+    from labkit.localaws import clock
+
+    drain = 60  # AWS seconds: 6 s on the local clock
+    aws = _behind_alb(local, grace=0, drain=drain, count=1)
+    task = tasks(aws)[0]
+    asked_at = time.time()
+    aws["ecs"].delete_service(cluster=CLUSTER, service="web", force=True)
+    states = wait_for(lambda: _target_states(aws), lambda s: "draining" in s.values())
+    assert list(states.values()) == ["draining"], states
+    leaving = aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"][0]
+    assert (leaving["lastStatus"], leaving["desiredStatus"]) == ("DEACTIVATING", "STOPPED")
+    stopped = wait_for(lambda: aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"][0],
+                       lambda t: t["lastStatus"] == "STOPPED", timeout=120)
+    assert stopped["stoppedReason"] == "Service deleted or scaled to zero"
+    assert stopped["stoppingAt"].timestamp() >= asked_at + clock.wait(drain) - 0.5, stopped  # a lower bound
+    assert _target_states(aws) == {}
+
+
 def test_ec2_services_are_placed_by_their_strategy_and_constraints(local):
     t = Target("local", prefix="ecs", region="us-east-1")
     ecs, ecr, ec2 = (t.client(n) for n in ("ecs", "ecr", "ec2"))

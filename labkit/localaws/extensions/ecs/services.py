@@ -330,6 +330,10 @@ class Scheduler:
         if arn in self.draining:
             return
         wait, targets = self._release(arn)
+        self._stop_drained(arn, wait, targets, reason, code)
+
+    def _stop_drained(self, arn: str, wait: float, targets: list, reason: str, code: str) -> None:
+        """Stop task ``arn`` once ``targets`` (taken out of their groups already) drained for ``wait`` seconds."""
         if wait <= 0 or not self.runtime.runner.deactivate(arn, reason, code):
             self.runtime.runner.stop(arn, reason, code)
             return
@@ -470,13 +474,24 @@ class Scheduler:
         self.stop_after_draining(arn, f"Scaling activity initiated by (deployment {primary.id})")
 
     def _retire(self, st: ServiceState) -> None:
-        for arn in list(st.registered):
-            for group, ip, port in st.registered.pop(arn):
-                _targets_quietly(group, ip, port)
+        """A deleted service's tasks leave their target groups and drain before they stop, as on a scale-in."""
+        leaving = [a for d in st.deployments for a in d.tasks]
         for deployment in st.deployments:
-            for arn in deployment.tasks:
-                deployment.stopping.add(arn)
-                self.runtime.runner.stop(arn, "Service deleted or scaled to zero", "ServiceSchedulerInitiated")
+            deployment.stopping.update(deployment.tasks)
+        for arn in list(st.registered):
+            if arn not in leaving:
+                for group, ip, port in st.registered.pop(arn):
+                    _targets_quietly(group, ip, port)
+        for arn in leaving:
+            if arn in self.draining:
+                continue
+            taken = st.registered.pop(arn, [])
+            for group, ip, port in taken:
+                _targets_quietly(group, ip, port)
+            if taken:
+                self._tell_balancers()
+            wait = max([0.0] + [self._drain_time(group) for group, _, _ in taken])
+            self._stop_drained(arn, wait, taken, "Service deleted or scaled to zero", "ServiceSchedulerInitiated")
 
     def _event(self, st: ServiceState, service, text: str) -> None:
         message = f"(service {service.name}) {text}"
