@@ -448,6 +448,38 @@ def test_ec2_services_are_placed_by_their_strategy_and_constraints(local):
     assert all(zones[task["containerInstanceArn"]][1] == "t3.small" for task in placed)
 
 
+def test_tasks_on_a_draining_instance_are_replaced_elsewhere_and_it_gets_no_new_one(local):
+    t = Target("local", prefix="ecs", region="us-east-1")
+    ecs, ecr, ec2 = (t.client(n) for n in ("ecs", "ecr", "ec2"))
+    ecs.create_cluster(clusterName=CLUSTER)
+    net = network(ec2)
+    subnet = net["awsvpcConfiguration"]["subnets"][0]
+    for _ in range(3):
+        instance = ec2.run_instances(ImageId="ami-0abcdef1234567890", InstanceType="t3.small", MinCount=1, MaxCount=1,
+                                     SubnetId=subnet)["Instances"][0]
+        ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=json.dumps(
+            {"instanceId": instance["InstanceId"], "region": "us-east-1", "instanceType": "t3.small"}))
+    image, _ = push_image(ecr, local.home, "web")
+    definition = ecs.register_task_definition(family="web", networkMode="awsvpc", requiresCompatibilities=["EC2"],
+                                              containerDefinitions=[container(image, memory=256)])[
+        "taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition=definition, desiredCount=2, launchType="EC2",
+                       networkConfiguration=net, placementConstraints=[{"type": "distinctInstance"}])
+    aws = {"ecs": ecs}
+    placed = steady(aws, definition, 2)
+    drained = placed[0]["containerInstanceArn"]
+    ecs.update_container_instances_state(cluster=CLUSTER, containerInstances=[drained], status="DRAINING")
+
+    def moved(found):
+        return (len(found) == 2 and all(t["lastStatus"] == "RUNNING" for t in found)
+                and drained not in {t["containerInstanceArn"] for t in found})
+    now = wait_for(lambda: tasks(aws), moved, timeout=120)
+    assert placed[0]["taskArn"] not in {task["taskArn"] for task in now}  # replaced, on the third instance
+    assert len({task["containerInstanceArn"] for task in now}) == 2
+    gone = ecs.describe_tasks(cluster=CLUSTER, tasks=[placed[0]["taskArn"]])["tasks"][0]
+    assert gone["desiredStatus"] == "STOPPED"
+
+
 def test_two_clusters_services_of_one_name_keep_their_own_tasks(aws):
     definition = register(aws["ecs"], "web", [container(aws["image"])])
     aws["ecs"].create_cluster(clusterName="other")

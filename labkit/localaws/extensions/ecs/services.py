@@ -15,12 +15,14 @@ second, does what ECS's does for each ACTIVE replica service:
   the last deployment that completed becomes the primary again; its tasks never stopped;
 - registers each running task's address and containerPort in the service's target
   groups, and takes it out before the task is stopped (scale in, replacement, an unhealthy task,
-  StopTask): the target drains for its group's ``deregistration_delay.timeout_seconds`` (on the
+  StopTask, DeleteService): the target drains for its group's ``deregistration_delay.timeout_seconds`` (on the
   local clock) while requests already sent to it finish and new ones go elsewhere, and only then is
   the task sent its stop signal, as ECS does; the wait runs on a thread of its own, not under the lock;
   with a load balancer a task counts as healthy once every target group says so, and one the
   load balancer reports unhealthy is stopped and replaced ("Task failed ELB health checks"),
   after ``healthCheckGracePeriodSeconds`` (which holds for container health checks too);
+- replaces the tasks on a container instance set to DRAINING: replacements start elsewhere within
+  ``maximumPercent``, and the draining instance's tasks stop while ``minimumHealthyPercent`` holds;
 - says what it did in the service's events, in ECS's words, newest first.
 
 Settings moto drops on CreateService (the circuit breaker and the rest of the deployment
@@ -210,12 +212,14 @@ class Scheduler:
         # A task draining after StopTask is on its way out: ECS starts its replacement at once.
         alive = {d.id: [a for a in d.tasks if a not in d.stopping and a not in self.draining] for d in st.deployments}
         healthy = {d.id: [a for a in alive[d.id] if self._healthy(st, runner.get(a))] for d in st.deployments}
+        # Tasks on a DRAINING container instance are replaced elsewhere, within the same bounds as a rollout.
+        leaving = _on_draining_instances(backend, service, alive[primary.id])
         total = sum(len(v) for v in alive.values())
         max_total = math.floor(desired * config["maximumPercent"] / 100)
         min_healthy = math.ceil(desired * config["minimumHealthyPercent"] / 100)
         started = []
         if primary.rollout_state != "FAILED":
-            room = min(desired - len(alive[primary.id]), max(max_total - total, 0))
+            room = min(desired - (len(alive[primary.id]) - len(leaving)), max(max_total - total, 0))
             for _ in range(max(room, 0)):
                 arn = self._start(backend, service, primary)
                 if arn:
@@ -236,10 +240,19 @@ class Scheduler:
                 self._stop(deployment, arn, primary)
                 stopped.append(arn)
                 healthy_total -= is_healthy
-        # The primary itself, when it has more than desired.
-        extra = len(alive[primary.id]) - desired
+        # The primary's tasks on draining instances go once their replacements keep enough healthy.
+        for arn in sorted(leaving, key=lambda a: a in healthy[primary.id]):
+            is_healthy = arn in healthy[primary.id]
+            if is_healthy and healthy_total - 1 < min_healthy:
+                break
+            self._stop(primary, arn, primary)
+            stopped.append(arn)
+            healthy_total -= is_healthy
+        # The primary itself, when it has more than desired (a draining instance's tasks first).
+        remaining = [a for a in alive[primary.id] if a not in stopped]
+        extra = len(remaining) - desired
         if extra > 0:
-            ordered = sorted(alive[primary.id], key=lambda a: a in healthy[primary.id])
+            ordered = sorted(remaining, key=lambda a: (a not in leaving, a in healthy[primary.id]))
             for arn in ordered[:extra]:
                 self._stop(primary, arn, primary)
                 stopped.append(arn)
@@ -592,6 +605,16 @@ def _targets_quietly(group: str, ip: str, port: int) -> None:
         elbv2_backends[account][region].deregister_targets(group, [{"Id": ip, "Port": port}])
     except Exception as exc:
         log.info("target %s:%d not deregistered: %s", ip, port, exc)
+
+
+def _on_draining_instances(backend, service, arns: list) -> list:
+    """Those of tasks ``arns`` that run on a container instance the learner set to DRAINING."""
+    draining = {ci.container_instance_arn for ci in backend.container_instances.get(service.cluster_name, {}).values()
+                if ci.status == "DRAINING"}
+    if not draining:
+        return []
+    tasks = backend.tasks.get(service.cluster_name, {})
+    return [a for a in arns if a in tasks and getattr(tasks[a], "container_instance_arn", None) in draining]
 
 
 def _key(service) -> str:
