@@ -8,6 +8,8 @@ Building takes a second per lab, so a built start state is kept (its journal
 and the files the solutions wrote under ``work/``) and replayed the next
 time, as long as nothing it was built from has changed: the earlier labs'
 sources, the course's data, labkit's own code, the prefix and the region.
+A start with no kept state of its own goes on from the latest one that is
+still valid, so only the labs after it are built.
 """
 from __future__ import annotations
 
@@ -35,12 +37,22 @@ def start(number: str, progress: Callable[[str], None] = lambda _: None) -> str:
     before = [lab for lab in notebooks.labs() if lab.number < wanted.number]
     key = _fingerprint(before)
     if not _from_cache(wanted.number, key, progress):
-        localaws.reset()
         begun = time.time()
-        _build(before, progress)
+        _build(_from_nearest_cache(before, progress), progress)
         _keep(wanted.number, key, begun)
     localaws.set_state_label(f"start of lab {wanted.number}")
     return wanted.number
+
+
+def _from_nearest_cache(before: list, progress: Callable[[str], None]) -> list:
+    """The local AWS at the latest kept start state still valid for ``before``'s labs (empty when there is
+    none); returns the labs whose solutions are still to run on it. A start of lab 08 after one of lab 07
+    runs lab 07's solution only."""
+    for i in range(len(before) - 1, 0, -1):
+        if _from_cache(before[i].number, _fingerprint(before[:i]), progress):
+            return before[i:]
+    localaws.reset()
+    return before
 
 
 def _build(before: list, progress: Callable[[str], None]) -> None:

@@ -120,8 +120,16 @@ def test_a_second_start_replays_the_kept_state_and_rewrites_the_work_files(local
     lab02 = grade(select("02"), Target("local"))
     assert lab02.count(Status.FAIL) == 0 and lab02.earned == lab02.possible, lab02
 
+    later = _cli("start", "04")  # goes on from the kept start of lab 03: only lab 03 is built
+    assert later.returncode == 0, later.stderr
+    assert "Replaying the start state of lab 03" in later.stdout and "Building the end state of lab 03" in later.stdout
+    assert "Building the end state of lab 02" not in later.stdout, later.stdout
+    lab03 = grade(select("03"), Target("local"))
+    assert lab03.count(Status.FAIL) == 0 and lab03.earned == lab03.possible, lab03
+    assert contract.read_text() == written  # an earlier lab's work file is part of the state it went on from
+
     labkit.configure(prefix="zed")  # another prefix needs its own names: built again
-    assert "Building" in _cli("start", "03").stdout
+    assert "Building the end state of lab 00" in _cli("start", "03").stdout
 
 
 def test_start_unknown_lab_is_one_sentence_and_exit_2(local):
