@@ -391,3 +391,39 @@ def test_an_instance_launched_after_a_task_never_gets_the_tasks_address(aws):
     address = next(d["value"] for d in task["attachments"][0]["details"] if d["name"] == "privateIPv4Address")
     later = [instance(aws, 0)["ip"] for _ in range(2)]
     assert address not in later, (address, later)  # two holders of one address: nothing could reach either
+
+
+def test_bridge_service_tasks_register_as_their_instance_at_their_host_ports(aws):
+    """ECS registers a bridge task behind a load balancer as its EC2 instance and dynamic host port (target
+    type instance); the ALB reaches each at the instance's address and that port."""
+    import urllib.request
+
+    import labkit.balancers
+
+    ci = instance(aws, 0, memory=2048)
+    t = Target("local", prefix="ecs", region="us-east-1")
+    elbv2 = t.client("elbv2")
+    vpc = aws["ec2"].describe_subnets(SubnetIds=aws["subnets"])["Subnets"][0]["VpcId"]
+    lb = elbv2.create_load_balancer(Name="web", Subnets=aws["subnets"], Type="application")["LoadBalancers"][0][
+        "LoadBalancerArn"]
+    group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="instance",
+                                      HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+                                      HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+    dynamic = definition(aws, ports=[{"containerPort": 8080, "hostPort": 0}])
+    aws["ecs"].create_service(cluster=CLUSTER, serviceName="web", taskDefinition=dynamic, desiredCount=2,
+                              launchType="EC2",
+                              loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 8080}])
+
+    def health():
+        return elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+    found = wait_for(health, lambda d: len(d) == 2 and all(h["TargetHealth"]["State"] == "healthy" for h in d),
+                     timeout=120)
+    assert {h["Target"]["Id"] for h in found} == {ci["ec2"]}
+    arns = aws["ecs"].list_tasks(cluster=CLUSTER, serviceName="web")["taskArns"]
+    ports = {t["containers"][0]["networkBindings"][0]["hostPort"]
+             for t in aws["ecs"].describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]}
+    assert {h["Target"]["Port"] for h in found} == ports and all(32768 <= p <= 60999 for p in ports)
+    with urllib.request.urlopen(labkit.balancers.url(t, "web", 80) + "/health", timeout=10) as answer:
+        assert answer.status == 200

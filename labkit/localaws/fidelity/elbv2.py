@@ -6,8 +6,8 @@ moto writes ``loadbalancer/app/`` into every load balancer ARN (an NLB's include
 listeners'), stores health-check settings outside AWS's ranges, never notices a second listener
 on a port (it compares the port with listener ARNs), accepts rule priorities above 50000, lets a
 TCP listener forward to an HTTP target group (and an ALB's to a TCP one), takes a path or a matcher
-for a TCP health check, gives an NLB's HTTP health checks ALB's matcher, and gives an NLB no
-address. Here an NLB gets, as on AWS, one network interface per subnet ("ELB net/<name>/<id>",
+for a TCP health check, gives an NLB's HTTP health checks ALB's matcher, gives an NLB no
+address, and keeps one port per target id (AWS keys a target by id and port). Here an NLB gets, as on AWS, one network interface per subnet ("ELB net/<name>/<id>",
 type ``network_load_balancer``) whose private address is the one its subnet mapping asked for or
 one the subnet has free; DescribeLoadBalancers reports it under LoadBalancerAddresses where AWS
 does (an internal NLB's mapping that named it). Labs 05 and 06 read ARNs and build these; the
@@ -62,6 +62,7 @@ def apply() -> None:
     _compatible_protocols()
     _tcp_health_checks()
     _nlb_addresses()
+    _targets_by_id_and_port()
 
 
 def _arn_names_the_type() -> None:
@@ -297,3 +298,56 @@ def models_error(message: str):
     from moto.elbv2.exceptions import InvalidConfigurationRequest
 
     return InvalidConfigurationRequest(message)
+
+
+def _targets_by_id_and_port() -> None:
+    """A target is an id and a port: one instance may be registered at several ports (ECS registers each
+    bridge task on an instance at its own dynamic host port). moto keys targets by id alone, so a second
+    port replaced the first."""
+    from moto.elbv2.exceptions import InvalidTargetError, TargetNotRunning
+    from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+    original_health = FakeTargetGroup.health_for
+
+    def key(group, target) -> tuple:
+        return target["Id"], int(target.get("Port") or group.port or 0)
+
+    def register(self, targets):
+        for target in targets:
+            instance = self.ec2_backend.get_instance_by_id(target["Id"])
+            if instance is not None and instance.state != "running":
+                raise TargetNotRunning(instance_id=target["Id"])
+            found = key(self, target)
+            self.targets[found] = {"Id": found[0], "Port": found[1]}
+            self.deregistered_targets.pop(found, None)
+
+    def deregister(self, targets):
+        for target in targets:
+            found = key(self, target)
+            taken = self.targets.pop(found, None)
+            if taken is None:
+                raise InvalidTargetError()
+            self.deregistered_targets[found] = taken
+
+    def deregister_terminated_instances(self, instance_ids):
+        for found in [k for k in self.targets if k[0] in instance_ids]:
+            self.terminated_targets[found] = self.targets.pop(found)
+
+    def health_for(self, target, ec2_backend):
+        if "Port" in target:
+            registered = self.targets.get(key(self, target))
+        else:
+            registered = next((t for k, t in self.targets.items() if k[0] == target["Id"]), None)
+        if registered is None:
+            return original_health(self, target, ec2_backend)  # moto's answers for a target it does not hold
+        if registered["Id"].startswith("i-"):
+            instance = ec2_backend.get_instance_by_id(registered["Id"])
+            if instance and instance.state == "stopped":
+                return FakeHealthStatus(registered["Id"], registered["Port"], self.health_check_port, "unused",
+                                        "Target.InvalidState", "Target is in the stopped state")
+        return FakeHealthStatus(registered["Id"], registered["Port"], self.health_check_port, "healthy")
+
+    FakeTargetGroup.register = register
+    FakeTargetGroup.deregister = deregister
+    FakeTargetGroup.deregister_terminated_instances = deregister_terminated_instances
+    FakeTargetGroup.health_for = health_for

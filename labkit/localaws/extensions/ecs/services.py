@@ -304,12 +304,28 @@ class Scheduler:
             done = []
             for balancer in balancers:
                 port = int(balancer.get("containerPort") or 0)
-                if port and _targets(service, balancer["targetGroupArn"], run.plan.private_ip, port, register=True):
-                    done.append((balancer["targetGroupArn"], run.plan.private_ip, port))
+                where = self._target_of(run, balancer["targetGroupArn"], port) if port else None
+                if where and _targets(service, balancer["targetGroupArn"], *where, register=True):
+                    done.append((balancer["targetGroupArn"], *where))
             st.registered[arn] = done
             changed = True
         if changed:
             self._tell_balancers()
+
+    def _target_of(self, run, group_arn: str, container_port: int) -> tuple[str, int] | None:
+        """The (id, port) ECS registers for a task's container port: an awsvpc task's address and that port;
+        a bridge or host task's host port on its instance, as the EC2 instance id in a target group of type
+        instance (its address in one of type ip)."""
+        info = self.runtime.infos.get(run.arn, {})
+        if info.get("network_mode") not in ("bridge", "host"):
+            return run.plan.private_ip, container_port
+        found = self.runtime.target(run.arn, container_port)
+        if found is None:
+            return None
+        if _target_type(group_arn) == "instance":
+            host = self.runtime.hosts.get(info.get("instance"))
+            return (host.ec2_id, found[1]) if host is not None else None
+        return found
 
     def release(self, arn: str) -> float:
         """Take task ``arn`` out of its target groups before it stops (StopTask, scale in, replacement):
@@ -594,6 +610,16 @@ def _targets(service, group: str, ip: str, port: int, register: bool) -> bool:
         log.warning("service %s: target %s:%d not %s: %s", service.name, ip, port,
                     "registered" if register else "deregistered", exc)
         return False
+
+
+def _target_type(group: str) -> str | None:
+    from moto.elbv2.models import elbv2_backends
+
+    account, region = group.split(":")[4], group.split(":")[3]
+    try:
+        return elbv2_backends[account][region].target_groups[group].target_type
+    except (KeyError, AttributeError):
+        return None
 
 
 def _targets_quietly(group: str, ip: str, port: int) -> None:
