@@ -153,6 +153,12 @@ def test_a_load_balancer_must_name_a_container_and_port_of_the_task(aws, cluster
         "InvalidParameterException", "The container orders did not have a container port 80 defined.")
     made = cluster.create_service(serviceName="a", loadBalancers=lb("orders", 8080), **base)["service"]
     assert made["loadBalancers"][0]["containerName"] == "orders"
+    by_instance = elbv2.create_target_group(Name="ada-hosts", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                            TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    assert refused(lambda: cluster.create_service(serviceName="b", loadBalancers=[
+        {"targetGroupArn": by_instance, "containerName": "orders", "containerPort": 8080}], **base)) == (
+        "InvalidParameterException", f"The provided target group {by_instance} has target type instance, which is "
+                                     "incompatible with the awsvpc network mode specified in the task definition.")
 
 
 def test_awsvpc_needs_a_network_configuration_and_security_groups_are_optional(aws, cluster, network):

@@ -1,6 +1,7 @@
 """ECS: Fargate task sizes, awsvpc networking, execution roles and awsvpc port mappings are refused
 as AWS refuses them; services keep their circuit breaker, grace period and placement; a load balancer
-must name a container and port the task definition has; RunTask places at most 10 tasks a call.
+must name a container and port the task definition has, in a target group whose target type its
+network mode registers; RunTask places at most 10 tasks a call.
 
 moto registers any task definition (256 CPU with 4096 MiB, bridge networking on
 Fargate, awslogs without an execution role) and its ``create_service`` drops the
@@ -39,6 +40,8 @@ NO_CONTAINER = "The container {name} does not exist in the task definition."
 NO_PORT = "The container {name} did not have a container port {port} defined."
 FARGATE_PLACEMENT = "Placement {what} are not supported with FARGATE launch type."
 NETWORK_CONFIGURATION = "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+TARGET_TYPE = ("The provided target group {group} has target type {kind}, which is incompatible with the {mode} "
+               "network mode specified in the task definition.")
 RUN_TASK_MAX = 10  # tasks one RunTask call may place; AWS documents the limit, not its words
 RUN_TASK_COUNT = "count must be between 1 and 10: one RunTask call places at most 10 tasks."
 
@@ -175,6 +178,26 @@ def _network_required(task_definition, network_configuration) -> bool:
             and not (network_configuration or {}).get("awsvpcConfiguration"))
 
 
+def target_type_refusal(load_balancers, network_mode: str, target_type) -> str | None:
+    """AWS's refusal of a target group whose target type the task's network mode cannot register: awsvpc
+    tasks register by IP, bridge and host tasks as their instance."""
+    for lb in load_balancers or []:
+        group = lb.get("targetGroupArn")
+        kind = target_type(group) if group else None
+        if kind == "ip" and network_mode in ("bridge", "host") or kind == "instance" and network_mode == "awsvpc":
+            return TARGET_TYPE.format(group=group, kind=kind, mode=network_mode)
+    return None
+
+
+def _target_type(response, group_arn: str) -> str | None:
+    from moto.elbv2.models import elbv2_backends
+
+    try:
+        return elbv2_backends[response.current_account][response.region].target_groups[group_arn].target_type
+    except (KeyError, AttributeError):
+        return None
+
+
 def _create_service() -> None:
     from moto.ecs.exceptions import InvalidParameterException
     from moto.ecs.responses import EC2ContainerServiceResponse
@@ -188,9 +211,9 @@ def _create_service() -> None:
         refusal = placement_refusal(kind, strategy, constraints)
         if refusal is None and task_definition is not None:
             refusal = load_balancer_refusal(self._get_param("loadBalancers"), task_definition.container_definitions)
-        count = self._get_param("count", 1)
-        if not isinstance(count, int) or not 1 <= count <= RUN_TASK_MAX:
-            refusal = RUN_TASK_COUNT
+        if refusal is None and task_definition is not None:
+            refusal = target_type_refusal(self._get_param("loadBalancers"), task_definition.network_mode or "bridge",
+                                          lambda arn: _target_type(self, arn))
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
             refusal = NETWORK_CONFIGURATION
         if refusal:
