@@ -135,6 +135,12 @@ def test_the_circuit_breaker_rolls_back_to_the_last_good_revision(aws):
     final = wait_for(lambda: service(aws), lambda s: len(s["deployments"]) == 1
                      and s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=90)
     assert final["deployments"][0]["taskDefinition"] == good
+    from labkit import localaws
+
+    localaws.down()  # the rollback was journaled: a restart brings the good revision back, not the broken one
+    localaws.up()
+    assert service(aws)["taskDefinition"] == good
+    assert steady(aws, good, 1)[0]["taskDefinitionArn"] == good
 
 
 def _pid_of(task: dict) -> int:

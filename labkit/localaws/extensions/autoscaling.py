@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 
 from .. import clock
 from ..fidelity.applicationautoscaling import ALB_METRIC, ECS_DIMENSION, ecs_service
-from ..guard import INTERNAL_HEADER
 from ..http import Request, Response, json_response
-from ..journal import environ_for
+from ..internal import json_write, marker_of
 from . import Claim, Extension
 
 log = logging.getLogger("labkit.autoscaling")
@@ -109,13 +108,7 @@ class Scaler(Extension):
             self.activities.clear()
 
     def written(self, service, request) -> None:
-        marked = request.header(INTERNAL_HEADER)
-        if not marked:
-            return
-        try:
-            activity = json.loads(marked).get("scaling_activity")
-        except (ValueError, AttributeError):
-            return
+        activity = marker_of(request).get("scaling_activity")
         if isinstance(activity, dict) and all(a["ActivityId"] != activity.get("ActivityId") for a in self.activities):
             self.activities.insert(0, activity)
             del self.activities[ACTIVITIES_KEPT:]
@@ -232,19 +225,10 @@ class Scaler(Extension):
             "StatusMessage": f"Successfully set desired count to {count}. Change successfully fulfilled by ecs.",
             "_region": backend.region_name}
         _, cluster, name = policy.resource_id.split("/", 2)
-        entry = {"method": "POST", "url": "http://localhost/", "body": json.dumps(
-                     {"cluster": cluster, "service": name, "desiredCount": count}),
-                 "headers": {"X-Amz-Target": "AmazonEC2ContainerServiceV20141113.UpdateService",
-                             "Content-Type": "application/x-amz-json-1.1",
-                             # moto reads a 12-digit access key as the account: the service's own
-                             "Authorization": f"AWS4-HMAC-SHA256 Credential={backend.account_id}/20260101/"
-                                              f"{backend.region_name}/ecs/aws4_request, SignedHeaders=host, Signature=0",
-                             INTERNAL_HEADER: json.dumps({"scaling_activity": activity})}}
-        status = []
-        self.host.dispatch(Request.from_environ(environ_for(entry)), lambda s, *_: status.append(s))
-        if not status or not status[0].startswith("2"):
-            log.warning("%s: the desired count could not be set to %d (%s)", policy.resource_id, count,
-                        status[0] if status else "no answer")
+        if not json_write(self.host, account=backend.account_id, region=backend.region_name, scope="ecs",
+                          target="AmazonEC2ContainerServiceV20141113.UpdateService",
+                          body={"cluster": cluster, "service": name, "desiredCount": count},
+                          marker={"scaling_activity": activity}):
             return
         log.info("%s: desired count set to %d by %s", policy.resource_id, count, policy.policy_name)
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ... import clock
+from ...internal import json_write
 
 log = logging.getLogger("labkit.ecs")
 TICK_S = 0.25
@@ -205,7 +206,12 @@ class Scheduler:
                 good = st.last_good
                 self._event(st, service, f"rolling back to deployment {good.id}.")
                 self._new_deployment(st, service, good.task_definition, rollback_of=good)
-                service.task_definition = good.task_definition
+                # As the UpdateService ECS makes: journaled, so a restart does not bring the broken revision back.
+                if not json_write(self.host, account=service._account_id, region=service.region_name, scope="ecs",
+                                  target="AmazonEC2ContainerServiceV20141113.UpdateService",
+                                  body={"cluster": service.cluster_name, "service": service.name,
+                                        "taskDefinition": good.task_definition}):
+                    service.task_definition = good.task_definition
                 primary = st.deployments[0]
 
         # Place and stop tasks within the deployment configuration's bounds.
