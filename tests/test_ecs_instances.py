@@ -75,8 +75,15 @@ def resource(ci: dict, name: str) -> int:
 
 
 def namespace_of(ec2_id: str) -> str | None:
-    found = sorted(p.name for p in netns.NETNS_DIR.glob(f"{netns.PREFIX}{ec2_id}-*"))
-    return found[0] if found else None
+    """This local AWS's namespace of an instance (moto's ids repeat across servers: another test worker's
+    instance may have the same id, so the name's tag of the state folder tells them apart)."""
+    import hashlib
+
+    from labkit import config
+
+    tag = hashlib.sha256(str(config.state_dir().resolve()).encode()).hexdigest()[:6]
+    name = f"{netns.PREFIX}{ec2_id.lower()}-{tag}"
+    return name if (netns.NETNS_DIR / name).exists() else None
 
 
 def ip(namespace: str, *args: str) -> str:

@@ -28,8 +28,8 @@ from .http import Request, Response
 
 SECRET_FILE = "secret"
 SECRET_HEADER = "X-Labkit-Secret"
-# Marks a write the local AWS makes itself (a scaling activity's UpdateService): it is journaled with the
-# marker so a replay rebuilds what made it, and no request from outside may carry it.
+# Marks a write the local AWS makes itself (``internal.py``: a scale-out, a rollback): journaled with the
+# marker so a replay rebuilds what made it; no request from outside may carry it.
 INTERNAL_HEADER = "X-Labkit-Internal"
 ALLOWED_ORIGINS: tuple[str, ...] = ()  # none are needed today; a future browser client would be listed here
 GUARDED = ("/_labkit/", "/moto-api/")

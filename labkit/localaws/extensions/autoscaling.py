@@ -232,6 +232,7 @@ class Scaler(Extension):
             return
         log.info("%s: desired count set to %d by %s", policy.resource_id, count, policy.policy_name)
 
+    # -- what the load balancer saw -----------------------------------------------------
     def _balancers(self):
         try:
             return self.host.extension("elb")

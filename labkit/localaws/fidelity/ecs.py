@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from .elbv2 import target_type
+
 # The one table of Fargate task sizes: task CPU units -> the memory values (MiB) Fargate offers
 # for it. The 8 and 16 vCPU sizes need Linux platform version 1.4.0 or later.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -178,24 +180,15 @@ def _network_required(task_definition, network_configuration) -> bool:
             and not (network_configuration or {}).get("awsvpcConfiguration"))
 
 
-def target_type_refusal(load_balancers, network_mode: str, target_type) -> str | None:
-    """AWS's refusal of a target group whose target type the task's network mode cannot register: awsvpc
-    tasks register by IP, bridge and host tasks as their instance."""
+def target_type_refusal(load_balancers, network_mode: str, type_of) -> str | None:
+    """AWS's refusal of a target group whose target type (``type_of(arn)``) the task's network mode cannot
+    register: awsvpc tasks register by IP, bridge and host tasks as their instance."""
     for lb in load_balancers or []:
         group = lb.get("targetGroupArn")
-        kind = target_type(group) if group else None
+        kind = type_of(group) if group else None
         if kind == "ip" and network_mode in ("bridge", "host") or kind == "instance" and network_mode == "awsvpc":
             return TARGET_TYPE.format(group=group, kind=kind, mode=network_mode)
     return None
-
-
-def _target_type(response, group_arn: str) -> str | None:
-    from moto.elbv2.models import elbv2_backends
-
-    try:
-        return elbv2_backends[response.current_account][response.region].target_groups[group_arn].target_type
-    except (KeyError, AttributeError):
-        return None
 
 
 def _create_service() -> None:
@@ -213,7 +206,7 @@ def _create_service() -> None:
             refusal = load_balancer_refusal(self._get_param("loadBalancers"), task_definition.container_definitions)
         if refusal is None and task_definition is not None:
             refusal = target_type_refusal(self._get_param("loadBalancers"), task_definition.network_mode or "bridge",
-                                          lambda arn: _target_type(self, arn))
+                                          target_type)
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
             refusal = NETWORK_CONFIGURATION
         if refusal:
@@ -261,7 +254,7 @@ def _run_task() -> None:
         kind = effective_launch_type(self._get_param("launchType"), self._get_param("capacityProviderStrategy"))
         refusal = placement_refusal(kind, self._get_param("placementStrategy"), self._get_param("placementConstraints"))
         count = self._get_param("count", 1)
-        if not isinstance(count, int) or not 1 <= count <= RUN_TASK_MAX:
+        if refusal is None and (not isinstance(count, int) or not 1 <= count <= RUN_TASK_MAX):
             refusal = RUN_TASK_COUNT
         if refusal is None and _network_required(task_definition, self._get_param("networkConfiguration")):
             refusal = NETWORK_CONFIGURATION

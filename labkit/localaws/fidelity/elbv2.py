@@ -7,8 +7,8 @@ listeners'), stores health-check settings outside AWS's ranges, never notices a 
 on a port (it compares the port with listener ARNs), accepts rule priorities above 50000, lets a
 TCP listener forward to an HTTP target group (and an ALB's to a TCP one), takes a path or a matcher
 for a TCP health check, gives an NLB's HTTP health checks ALB's matcher, gives an NLB no
-address, and keeps one port per target id (AWS keys a target by id and port). Here an NLB gets, as on AWS, one network interface per subnet ("ELB net/<name>/<id>",
-type ``network_load_balancer``) whose private address is the one its subnet mapping asked for or
+address, and keeps one port per target id (AWS keys a target by id and port). Here an NLB gets,
+as on AWS, one network interface per subnet ("ELB net/<name>/<id>", type ``network_load_balancer``) whose private address is the one its subnet mapping asked for or
 one the subnet has free; DescribeLoadBalancers reports it under LoadBalancerAddresses where AWS
 does (an internal NLB's mapping that named it). Labs 05 and 06 read ARNs and build these; the
 local AWS answers as AWS would.
@@ -351,3 +351,14 @@ def _targets_by_id_and_port() -> None:
     FakeTargetGroup.deregister = deregister
     FakeTargetGroup.deregister_terminated_instances = deregister_terminated_instances
     FakeTargetGroup.health_for = health_for
+
+
+def target_type(group_arn: str) -> str | None:
+    """The target type (ip, instance, lambda, alb) of the target group named by ARN, or None when none is."""
+    from moto.elbv2.models import elbv2_backends
+
+    try:
+        account, region = group_arn.split(":")[4], group_arn.split(":")[3]
+        return elbv2_backends[account][region].target_groups[group_arn].target_type
+    except (IndexError, KeyError, AttributeError):
+        return None

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ... import clock
+from ...fidelity.elbv2 import target_type
 from ...internal import json_write
 
 log = logging.getLogger("labkit.ecs")
@@ -328,7 +329,7 @@ class Scheduler:
         found = self.runtime.target(run.arn, container_port)
         if found is None:
             return None
-        if _target_type(group_arn) == "instance":
+        if target_type(group_arn) == "instance":
             host = self.runtime.hosts.get(info.get("instance"))
             return (host.ec2_id, found[1]) if host is not None else None
         return found
@@ -616,16 +617,6 @@ def _targets(service, group: str, ip: str, port: int, register: bool) -> bool:
         log.warning("service %s: target %s:%d not %s: %s", service.name, ip, port,
                     "registered" if register else "deregistered", exc)
         return False
-
-
-def _target_type(group: str) -> str | None:
-    from moto.elbv2.models import elbv2_backends
-
-    account, region = group.split(":")[4], group.split(":")[3]
-    try:
-        return elbv2_backends[account][region].target_groups[group].target_type
-    except (KeyError, AttributeError):
-        return None
 
 
 def _targets_quietly(group: str, ip: str, port: int) -> None:
