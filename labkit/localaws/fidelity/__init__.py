@@ -28,7 +28,7 @@ def apply_models() -> None:
     if not _once("models"):
         return
     from . import (apigateway, applicationautoscaling, awslambda, cloudfront, cognitoidp, ecr, ecs, elasticache, elbv2,
-                   logs, s3)
+                   logs, privatelink, s3)
 
     apigateway.apply()
     applicationautoscaling.apply()
@@ -41,6 +41,7 @@ def apply_models() -> None:
     ecs.apply()
     ecr.apply()
     elbv2.apply()
+    privatelink.apply()
 
 
 def apply_server() -> None:
