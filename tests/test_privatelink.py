@@ -204,6 +204,7 @@ def test_private_dns_on_an_endpoint_needs_the_vpcs_dns_attributes(local, ec2):
                                                           AcceptanceRequired=True)["ServiceConfiguration"]
     code, message = refused(lambda: endpoint(ec2, plain, consumer(ec2), PrivateDnsEnabled=True))
     assert code == "InvalidParameter" and "does not provide a private DNS name" in message
+    assert endpoint(ec2, plain, bare)["PrivateDnsEnabled"] is False  # nothing to enable, so no DNS attributes needed
 
 
 # -- notifications -----------------------------------------------------------------------------
@@ -272,13 +273,25 @@ def test_a_restart_keeps_every_connection_state(local, ec2):
     ids = [endpoint(ec2, service, where)["VpcEndpointId"] for _ in range(3)]
     ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[ids[1]])
     ec2.reject_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[ids[2]])
+    topic, _ = queue_on_topic(local, True)
+    ec2.create_vpc_endpoint_connection_notification(ServiceId=service["ServiceId"], ConnectionNotificationArn=topic,
+                                                    ConnectionEvents=["Accept"])
     dns = service["PrivateDnsNameConfiguration"]
+
+    def kept(ec2) -> None:
+        assert [state(ec2, i) for i in ids] == ["pendingAcceptance", "available", "rejected"]
+        config = ec2.describe_vpc_endpoint_service_configurations()["ServiceConfigurations"][0]
+        assert config["PrivateDnsNameConfiguration"] == dns
+        notes = ec2.describe_vpc_endpoint_connection_notifications()["ConnectionNotificationSet"]
+        assert [n["ConnectionNotificationArn"] for n in notes] == [topic]
+
     localaws.down()
-    localaws.up()
-    again = client(local, "ec2")
-    assert [state(again, i) for i in ids] == ["pendingAcceptance", "available", "rejected"]
-    kept = again.describe_vpc_endpoint_service_configurations()["ServiceConfigurations"][0]
-    assert kept["PrivateDnsNameConfiguration"] == dns
+    localaws.up()  # the journal replayed
+    kept(client(local, "ec2"))
+    localaws.save("privatelink")  # a checkpoint: moto's objects pickled, with what they carry
+    localaws.reset()
+    localaws.restore("privatelink")
+    kept(client(local, "ec2"))
 
 
 def test_the_helpers_name_an_endpoints_service_and_its_verified_dns(aws):

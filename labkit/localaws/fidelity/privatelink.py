@@ -1,4 +1,8 @@
-"""PrivateLink: endpoint services and interface endpoints keep AWS's connection rules (moto connects at once).
+"""PrivateLink: an interface endpoint to a service that requires acceptance waits in pendingAcceptance until
+the service's owner accepts or rejects it; an unknown service, or a caller its allowed principals do not
+name, is InvalidServiceName; connection notifications reach SNS only when the topic lets vpce.amazonaws.com
+publish; a private DNS name is verified through a public Route 53 TXT record, and private DNS on an endpoint
+needs the VPC's DNS support and hostnames (moto connects at once and verifies instantly).
 
 - an interface endpoint to a service that requires acceptance is ``pendingAcceptance`` until the
   service's owner accepts it (``available``) or rejects it (``rejected``); deleted, it is ``deleted``;
@@ -144,6 +148,8 @@ def apply() -> None:
         config = find_service(service_name, self.region_name)
         if config is None and service_name not in _aws_services(self):
             raise InvalidServiceName(service_name)
+        if config is not None and not config.private_dns_name:
+            kwargs["private_dns_enabled"] = False  # nothing to enable (moto says True whenever it is not asked)
         endpoint = create_endpoint(self, *args, **kwargs)
         if config is not None and interface:
             endpoint.state = PENDING if config.acceptance_required else AVAILABLE
