@@ -122,11 +122,12 @@ def test_only_the_services_owner_sees_and_answers_its_connections(local, ec2):
 
 def test_an_unknown_service_name_is_invalid(ec2):
     where = consumer(ec2)
-    code, message = refused(lambda: ec2.create_vpc_endpoint(
-        VpcEndpointType="Interface", VpcId=where[0], SubnetIds=[where[1]],
-        ServiceName="com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0"))
-    assert (code, message) == ("InvalidServiceName", "The Vpc Endpoint Service "
-                                                     "'com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0' does not exist")
+    unknown = "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0"
+    code, message = refused(lambda: ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=where[0],
+                                                            SubnetIds=[where[1]], ServiceName=unknown))
+    assert (code, message) == ("InvalidServiceName", f"The Vpc Endpoint Service '{unknown}' does not exist")
+    assert refused(lambda: ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=where[0],
+                                                   ServiceName="com.amazonaws.us-east-1.s4"))[0] == "InvalidServiceName"
     gateway = ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=where[0], ServiceName="com.amazonaws.us-east-1.s3")
     assert gateway["VpcEndpoint"]["State"] == "available"
 
