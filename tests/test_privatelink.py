@@ -193,6 +193,16 @@ def test_a_private_dns_name_is_verified_through_a_public_zone_txt_record(local, 
     details = ec2.describe_vpc_endpoint_services(ServiceNames=[service["ServiceName"]])["ServiceDetails"][0]
     assert details["PrivateDnsNameVerificationState"] == "verified"
 
+    def configuration() -> dict:
+        return ec2.describe_vpc_endpoint_service_configurations(
+            ServiceIds=[service["ServiceId"]])["ServiceConfigurations"][0]
+
+    ec2.modify_vpc_endpoint_service_configuration(ServiceId=service["ServiceId"], PrivateDnsName="shop.ada.example.com")
+    renamed = configuration()["PrivateDnsNameConfiguration"]
+    assert renamed["State"] == "pendingVerification" and renamed["Name"] != config["Name"]  # a new name, a new record
+    ec2.modify_vpc_endpoint_service_configuration(ServiceId=service["ServiceId"], RemovePrivateDnsName=True)
+    assert "PrivateDnsName" not in configuration() and not configuration().get("PrivateDnsNameConfiguration")
+
 
 def test_private_dns_on_an_endpoint_needs_the_vpcs_dns_attributes(local, ec2):
     named = provider(local, ec2, dns_name="catalog.ada.example.com")

@@ -28,6 +28,7 @@ PENDING, AVAILABLE, REJECTED, DELETED = "pendingAcceptance", "available", "rejec
 # Which states each owner's answer moves an endpoint from (AWS lets a rejected request be accepted
 # later, and an accepted one be rejected, which disconnects it).
 ACCEPTS_FROM, REJECTS_FROM = (PENDING, REJECTED), (PENDING, AVAILABLE)
+CONNECTING = ("interface", "gatewayloadbalancer")  # endpoint types that ask a service's owner to connect
 
 
 # -- what other code reads (no writes) -------------------------------------------------
@@ -87,6 +88,7 @@ def apply() -> None:
     from moto.ec2.models.vpc_service_configuration import VPCServiceConfiguration, VPCServiceConfigurationBackend
     from moto.ec2.models.vpcs import VPCBackend
     from moto.ec2.responses import EC2Response
+    from moto.ec2.responses.vpc_service_configuration import VPCEndpointServiceConfiguration
     from moto.ec2.responses.vpcs import VPCs
 
     from ..journal import REPLAYING
@@ -116,6 +118,16 @@ def apply() -> None:
         if config.private_dns_name != before:  # a new name must be verified afresh
             _name_dns(config)
 
+    handle_modify = VPCEndpointServiceConfiguration.modify_vpc_endpoint_service_configuration
+
+    def modify_vpc_endpoint_service_configuration_request(self):
+        answer = handle_modify(self)
+        if _true(self._get_param("RemovePrivateDnsName")):  # moto ignores it
+            config = self.ec2_backend.configurations[self._get_param("ServiceId")]
+            config.private_dns_name = None
+            _name_dns(config)
+        return answer
+
     def private_dns_name_configuration(self) -> dict:
         if not self.private_dns_name:
             return {}
@@ -136,6 +148,8 @@ def apply() -> None:
         create_vpc_endpoint_service_configuration
     VPCServiceConfigurationBackend.modify_vpc_endpoint_service_configuration = \
         modify_vpc_endpoint_service_configuration
+    VPCEndpointServiceConfiguration.modify_vpc_endpoint_service_configuration = \
+        modify_vpc_endpoint_service_configuration_request
     VPCServiceConfiguration.private_dns_name_configuration = property(private_dns_name_configuration)
     VPCServiceConfiguration.to_dict = service_details
 
@@ -144,7 +158,7 @@ def apply() -> None:
 
     def create_vpc_endpoint(self, *args, **kwargs):
         service_name = kwargs.get("service_name")
-        interface = (kwargs.get("endpoint_type") or "").lower() == "interface"
+        interface = (kwargs.get("endpoint_type") or "").lower() in CONNECTING
         config = find_service(service_name, self.region_name)
         if config is None and service_name not in _aws_services(self):
             raise InvalidServiceName(service_name)
@@ -163,7 +177,7 @@ def apply() -> None:
         config = find_service(name, self.region)
         if config is not None and not REPLAYING.is_set() and not _allowed(self, config):
             raise InvalidServiceName(name)  # AWS answers a stranger as if the service did not exist
-        if (self._get_param("VpcEndpointType") or "").lower() == "interface":
+        if (self._get_param("VpcEndpointType") or "").lower() == "interface":  # only these have private DNS
             _check_private_dns(self, name, config, invalid)
         return handle_create(self)
 
@@ -327,10 +341,16 @@ def _name_dns(config) -> None:
         config.labkit_private_dns = None
 
 
-def _aws_services(backend) -> set:
+_AWS_SERVICES: dict[str, frozenset] = {}  # per region: a constant of moto's, not state
+
+
+def _aws_services(backend) -> frozenset:
     """The names of the AWS services (S3, DynamoDB, ...) moto offers endpoints to in a region."""
-    return {s["ServiceName"] for s in backend._collect_default_endpoint_services(backend.account_id,
-                                                                                 backend.region_name)}
+    region = backend.region_name
+    if region not in _AWS_SERVICES:
+        _AWS_SERVICES[region] = frozenset(s["ServiceName"] for s in backend._collect_default_endpoint_services(
+            backend.account_id, region))
+    return _AWS_SERVICES[region]
 
 
 def _caller_arn(response) -> str | None:
