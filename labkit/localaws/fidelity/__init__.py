@@ -28,7 +28,7 @@ def apply_models() -> None:
     if not _once("models"):
         return
     from . import (apigateway, applicationautoscaling, awslambda, cloudfront, cognitoidp, ec2, ecr, ecs, elasticache,
-                   elbv2, logs, s3)
+                   elbv2, logs, privatelink, s3)
 
     apigateway.apply()
     applicationautoscaling.apply()
@@ -41,7 +41,8 @@ def apply_models() -> None:
     ecs.apply()
     ecr.apply()
     elbv2.apply()
-    ec2.apply()
+    ec2.apply()  # before privatelink, which refuses an endpoint before moto makes its interfaces
+    privatelink.apply()
 
 
 def apply_server() -> None:
