@@ -285,3 +285,41 @@ def test_the_provider_sees_the_load_balancer_not_the_consumer(tmp_path):
     assert got["outcome"] == "answered" and got["mode"] == "namespaces", got
     assert json.loads(got["body"])["peer"] in out["nlb"] and got["source"] not in out["nlb"], out
     assert f"labkit-{name}" not in netns.listed()  # the local AWS's close removed every namespace it made
+
+
+def test_the_endpoint_connects_only_once_accepted_and_private_dns_only_once_verified(world):
+    ec2 = world.ec2
+    service = ec2.create_vpc_endpoint_service_configuration(
+        NetworkLoadBalancerArns=[world.lb["LoadBalancerArn"]], AcceptanceRequired=True,
+        PrivateDnsName="catalog.ada.example.com")["ServiceConfiguration"]
+    guard = world.interface["Groups"][0]["GroupId"]
+    for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):
+        ec2.modify_vpc_attribute(VpcId=world.vpc, **{attribute: {"Value": True}})
+    asked = ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=world.vpc, ServiceName=service["ServiceName"],
+                                    SubnetIds=world.subnets, SecurityGroupIds=[guard],
+                                    PrivateDnsEnabled=True)["VpcEndpoint"]
+    assert asked["State"] == "pendingAcceptance"
+    name = f"http://{asked['DnsEntries'][0]['DnsName']}/"
+    pending = world.probe(name)
+    assert pending["outcome"] == "refused" and "pendingAcceptance" in pending["detail"], pending
+    ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[asked["VpcEndpointId"]])
+    assert world.probe(name)["outcome"] == "answered"
+    assert world.probe("http://catalog.ada.example.com/")["outcome"] == "unresolved"  # not verified yet
+    config = service["PrivateDnsNameConfiguration"]
+    route53 = boto3_client(world.endpoint, "route53")
+    zone = route53.create_hosted_zone(Name="ada.example.com", CallerReference="z")["HostedZone"]["Id"]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {"Name": f"{config['Name']}.ada.example.com", "Type": "TXT",
+                                                  "TTL": 300, "ResourceRecords": [{"Value": f'"{config["Value"]}"'}]}}]})
+    ec2.start_vpc_endpoint_service_private_dns_verification(ServiceId=service["ServiceId"])
+    verified = world.probe("http://catalog.ada.example.com/")
+    assert verified["outcome"] == "answered" and verified["status"] == 200, verified
+    ec2.reject_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[asked["VpcEndpointId"]])
+    assert world.probe("http://catalog.ada.example.com/")["outcome"] == "refused"  # rejected: disconnected
+
+
+def boto3_client(endpoint: str, service: str):
+    import boto3
+
+    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
