@@ -98,6 +98,13 @@ def test_the_owner_accepts_and_rejects_connections(local, ec2):
     assert {(r["VpcEndpointId"], r["VpcEndpointState"]) for r in by_state} == {(first, "deleted"), (second, "rejected")}
     assert refused(lambda: ec2.accept_vpc_endpoint_connections(ServiceId="vpce-svc-0nope", VpcEndpointIds=[first]))[0] \
         == "InvalidVpcEndpointServiceId.NotFound"
+    # a rejected request can still be accepted, an accepted one rejected; a deleted one is past answering
+    ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[second])
+    assert state(ec2, second) == "available"
+    ec2.reject_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[second])
+    assert state(ec2, second) == "rejected"
+    late = ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[first])
+    assert late["Unsuccessful"][0]["Error"]["Code"] == "InvalidStateTransition" and state(ec2, first) == "deleted"
 
 
 def test_only_the_services_owner_sees_and_answers_its_connections(local, ec2):

@@ -4,16 +4,14 @@ name, is InvalidServiceName; connection notifications reach SNS only when the to
 publish; a private DNS name is verified through a public Route 53 TXT record, and private DNS on an endpoint
 needs the VPC's DNS support and hostnames (moto connects at once and verifies instantly).
 
-- an interface endpoint to a service that requires acceptance is ``pendingAcceptance`` until the
-  service's owner accepts it (``available``) or rejects it (``rejected``); deleted, it is ``deleted``;
-- an unknown service name, or a caller the service's allowed principals do not name (the owner's
-  account is always allowed), is ``InvalidServiceName``, as AWS hides services from strangers;
-- the owner describes, accepts and rejects connections, failed items listed as ``Unsuccessful``;
-- connection notifications publish Connect, Accept, Reject and Delete to an SNS topic, only when the
-  topic's policy lets ``vpce.amazonaws.com`` publish;
-- a service's private DNS name is ``pendingVerification`` until a public Route 53 zone holds its TXT
-  record (then ``verified``, else ``failed``); private DNS on an endpoint needs the VPC's DNS support
-  and DNS hostnames.
+- states: ``pendingAcceptance`` -> ``available`` (accepted) or ``rejected``; an accepted connection can be
+  rejected and a rejected one accepted; a deleted endpoint stays listed as ``deleted``;
+- the owner's calls: DescribeVpcEndpointConnections, Accept/RejectVpcEndpointConnections (items that
+  cannot move in ``Unsuccessful``), Create/Describe/Modify/DeleteVpcEndpointConnectionNotification(s),
+  StartVpcEndpointServicePrivateDnsVerification, all missing from moto;
+- the TXT record is ``<Name>.<domain>`` = ``<Value>`` for the private DNS name or a parent domain of it;
+- ``service_of(endpoint)`` and ``private_dns_verified(service)`` tell the network fabric what an endpoint
+  reaches and whether the service's private DNS name may resolve.
 
 All of it lives on moto's objects (an endpoint's ``state``, attributes on the service and the backend),
 set by the requests themselves, so a journal replay or a checkpoint rebuilds it.
