@@ -179,6 +179,23 @@ def apply() -> None:
             _check_private_dns(self, name, config, invalid)
         return handle_create(self)
 
+    handle_services = VPCs.describe_vpc_endpoint_services
+
+    def describe_vpc_endpoint_services_request(self):
+        # moto lists only the caller's own account's services; AWS also lists those that allow the caller.
+        own = self.ec2_backend.configurations
+        foreign = {c.id: c for backend in _regional(self.region) if backend is not self.ec2_backend
+                   for c in backend.configurations.values() if _allowed(self, c)}
+        if not foreign:
+            return handle_services(self)
+        saved = dict(own)
+        own.update(foreign)  # for this answer only: requests are served one at a time
+        try:
+            return handle_services(self)
+        finally:
+            own.clear()
+            own.update(saved)
+
     delete_endpoints = VPCBackend.delete_vpc_endpoints
 
     def delete_vpc_endpoints(self, vpce_ids=None):
@@ -193,6 +210,7 @@ def apply() -> None:
     VPCBackend.create_vpc_endpoint = create_vpc_endpoint
     VPCBackend.delete_vpc_endpoints = delete_vpc_endpoints
     VPCs.create_vpc_endpoint = create_vpc_endpoint_request
+    VPCs.describe_vpc_endpoint_services = describe_vpc_endpoint_services_request
 
     # -- the owner's side: connections ---------------------------------------------------
     def owned(self, service_id):
