@@ -4,16 +4,14 @@ name, is InvalidServiceName; connection notifications reach SNS only when the to
 publish; a private DNS name is verified through a public Route 53 TXT record, and private DNS on an endpoint
 needs the VPC's DNS support and hostnames (moto connects at once and verifies instantly).
 
-- an interface endpoint to a service that requires acceptance is ``pendingAcceptance`` until the
-  service's owner accepts it (``available``) or rejects it (``rejected``); deleted, it is ``deleted``;
-- an unknown service name, or a caller the service's allowed principals do not name (the owner's
-  account is always allowed), is ``InvalidServiceName``, as AWS hides services from strangers;
-- the owner describes, accepts and rejects connections, failed items listed as ``Unsuccessful``;
-- connection notifications publish Connect, Accept, Reject and Delete to an SNS topic, only when the
-  topic's policy lets ``vpce.amazonaws.com`` publish;
-- a service's private DNS name is ``pendingVerification`` until a public Route 53 zone holds its TXT
-  record (then ``verified``, else ``failed``); private DNS on an endpoint needs the VPC's DNS support
-  and DNS hostnames.
+- states: ``pendingAcceptance`` -> ``available`` (accepted) or ``rejected``; an accepted connection can be
+  rejected and a rejected one accepted; a deleted endpoint stays listed as ``deleted``;
+- the owner's calls: DescribeVpcEndpointConnections, Accept/RejectVpcEndpointConnections (items that
+  cannot move in ``Unsuccessful``), Create/Describe/Modify/DeleteVpcEndpointConnectionNotification(s),
+  StartVpcEndpointServicePrivateDnsVerification, all missing from moto;
+- the TXT record is ``<Name>.<domain>`` = ``<Value>`` for the private DNS name or a parent domain of it;
+- ``service_of(endpoint)`` and ``private_dns_verified(service)`` tell the network fabric what an endpoint
+  reaches and whether the service's private DNS name may resolve.
 
 All of it lives on moto's objects (an endpoint's ``state``, attributes on the service and the backend),
 set by the requests themselves, so a journal replay or a checkpoint rebuilds it.
@@ -181,6 +179,23 @@ def apply() -> None:
             _check_private_dns(self, name, config, invalid)
         return handle_create(self)
 
+    handle_services = VPCs.describe_vpc_endpoint_services
+
+    def describe_vpc_endpoint_services_request(self):
+        # moto lists only the caller's own account's services; AWS also lists those that allow the caller.
+        own = self.ec2_backend.configurations
+        foreign = {c.id: c for backend in _regional(self.region) if backend is not self.ec2_backend
+                   for c in backend.configurations.values() if _allowed(self, c)}
+        if not foreign:
+            return handle_services(self)
+        saved = dict(own)
+        own.update(foreign)  # for this answer only: requests are served one at a time
+        try:
+            return handle_services(self)
+        finally:
+            own.clear()
+            own.update(saved)
+
     delete_endpoints = VPCBackend.delete_vpc_endpoints
 
     def delete_vpc_endpoints(self, vpce_ids=None):
@@ -195,6 +210,7 @@ def apply() -> None:
     VPCBackend.create_vpc_endpoint = create_vpc_endpoint
     VPCBackend.delete_vpc_endpoints = delete_vpc_endpoints
     VPCs.create_vpc_endpoint = create_vpc_endpoint_request
+    VPCs.describe_vpc_endpoint_services = describe_vpc_endpoint_services_request
 
     # -- the owner's side: connections ---------------------------------------------------
     def owned(self, service_id):
