@@ -323,3 +323,23 @@ def boto3_client(endpoint: str, service: str):
 
     return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_deleting_the_vpc_removes_its_namespace(world):
+    before = set(netns.listed())
+    assert world.probe(f"http://{world.name}/")["outcome"] == "answered"
+    made = [n for n in netns.listed() if n.startswith("labkit-vpc-") and n not in before]
+    assert len(made) == (1 if world.mode == "namespaces" else 0), made
+    ec2 = world.ec2
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[world.interface["VpcEndpointId"]])
+    for subnet in world.subnets:
+        ec2.delete_subnet(SubnetId=subnet)
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [world.vpc]}])["SecurityGroups"]
+    for group in groups:
+        if group["IpPermissions"]:
+            ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+    for group in groups:
+        if group["GroupName"] != "default":
+            ec2.delete_security_group(GroupId=group["GroupId"])
+    ec2.delete_vpc(VpcId=world.vpc)
+    assert not [n for n in netns.listed() if n in made]
