@@ -79,10 +79,11 @@ def local(_local_server, monkeypatch):
     return _local_server
 
 
-def local_aws_at_speed(speed: str, name: str):
+def local_aws_at_speed(speed: str, name: str, env: dict | None = None):
     """A test module's own local AWS whose clock runs ``speed`` times AWS's (``LABKIT_CLOCK_SPEED``), as
     two fixtures: the process, started once per module, and ``name``, which empties it for each test.
-    Use as ``_process, server = local_aws_at_speed("50", "server")`` at module level."""
+    Use as ``_process, server = local_aws_at_speed("50", "server")`` at module level; ``env``: more
+    variables the process starts with (``LABKIT_NETNS=off`` for loopback mode)."""
     process_name = f"_{name}_process"
 
     @pytest.fixture(scope="module", name=process_name)
@@ -90,7 +91,7 @@ def local_aws_at_speed(speed: str, name: str):
         from labkit import localaws
 
         info = LocalAWS(tmp_path_factory.mktemp(f"{name}-aws"), _port())
-        with _env({**info.env, "LABKIT_CLOCK_SPEED": speed}):
+        with _env({**info.env, "LABKIT_CLOCK_SPEED": speed, **(env or {})}):
             localaws.up()
         yield info
         with _env(info.env):
@@ -101,7 +102,7 @@ def local_aws_at_speed(speed: str, name: str):
         from labkit import localaws
 
         info = request.getfixturevalue(process_name)
-        for key, value in {**info.env, "LABKIT_CLOCK_SPEED": speed}.items():
+        for key, value in {**info.env, "LABKIT_CLOCK_SPEED": speed, **(env or {})}.items():
             monkeypatch.setenv(key, value)
         localaws.up()  # a test may have stopped it
         localaws.reset()

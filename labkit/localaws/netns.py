@@ -54,6 +54,7 @@ class Namespace:
     name: str  # the full name, ``labkit-<name>``
     addresses: list[str] = field(default_factory=list)
     real: bool = True  # False in loopback mode: a name and addresses, nothing in the kernel
+    sources: list[str] = field(default_factory=list)  # addresses it sends from only (``add_address``)
 
     @property
     def path(self) -> Path:
@@ -141,6 +142,23 @@ def create(name: str, addresses: list[str]) -> Namespace:
     return namespace
 
 
+def add_address(namespace: Namespace, address: str, reachable: bool = True) -> None:
+    """Put one more VPC address on ``namespace``'s loopback (nothing to do when it holds it already).
+    ``reachable`` False: a source address only (a load balancer's, as its target sees it): ``connect``
+    never goes to this namespace for it."""
+    _check_address(address)
+    with _lock:
+        if address in namespace.addresses or address in namespace.sources:
+            return
+        if namespace.real:
+            _ip("-n", namespace.name, "addr", "add", f"{address}/32", "dev", "lo")
+        if reachable:
+            namespace.addresses.append(address)
+            _held.setdefault(address, []).append(namespace)
+        else:
+            namespace.sources.append(address)
+
+
 def _make(namespace: Namespace) -> None:
     owner = OWNERS_DIR / namespace.name
     if namespace.path.exists():
@@ -187,12 +205,14 @@ def holder(address: str) -> Namespace | None:
 
 # -- sockets ----------------------------------------------------------------------
 
-def connect(address: str, port: int, timeout: float, namespace: Namespace | None = None) -> socket.socket:
+def connect(address: str, port: int, timeout: float, namespace: Namespace | None = None,
+            source: str | None = None) -> socket.socket:
     """A TCP connection to ``address:port`` made where that address lives.
 
     Inside the namespace holding ``address`` (``namespace`` picks one when VPCs overlap); a loopback
     address directly; an address published in loopback mode at its loopback port. Anything else raises
     ConnectionRefusedError before a socket exists: no packet to a VPC address leaves the host's namespace.
+    ``source``: in a real namespace, the address (one the namespace holds) the connection comes from.
     """
     if _is_loopback(address):
         return socket.create_connection((address, port), timeout=timeout)
@@ -204,6 +224,8 @@ def connect(address: str, port: int, timeout: float, namespace: Namespace | None
     if namespace is not None and namespace.real:
         sock = _maker(namespace).call(lambda: socket.socket(_family(address), socket.SOCK_STREAM))
         try:
+            if source is not None:
+                sock.bind((source, 0))
             sock.settimeout(timeout)
             sock.connect((address, int(port)))
         except BaseException:

@@ -30,6 +30,7 @@ REGISTERED = (
     "autoscaling",  # target tracking on the requests the ALB served sets a service's desired count
     "rds",        # a DB instance (PostgreSQL) is a real PostgreSQL on loopback
     "elasticache",  # a real Valkey for every cache node, at the endpoints the describe calls report
+    "vpcnet",     # a probe from inside a VPC (its own namespace) reaches what PrivateLink and gateway endpoints allow
     "counts",     # the local AWS's own request counts (DynamoDB reads per table) at /_counts/dynamodb
 )
 

@@ -35,6 +35,7 @@ For the rest of the local AWS (lab 06's PrivateLink endpoint services), with ``e
   as a connection to the NLB's listener on ``port``, from ``source`` (an (ip, port) pair, as
   ``accept`` returns); it returns at once (True) and a thread of its own carries the flow and
   closes ``client``; False (``client`` closed) when no TCP listener of that NLB is on that port;
+  with ``as_balancer=True`` the target sees the NLB's own address as the peer, as behind PrivateLink;
 - ``ext.local_port(listener_arn)``: the loopback port a listener answers on, or None;
 - ``ext.addresses(load_balancer_arn)``: {subnet id: private address} of an NLB (its interfaces).
 ``describe_target_health`` answers with what the probes saw. A rule or target change is read on the
@@ -346,15 +347,17 @@ class LoadBalancers(Extension):
         return (group.address(key[0]) if group is not None else key[0]), key[1]
 
     # -- network load balancers ---------------------------------------------------------
-    def forward(self, load_balancer_arn: str, port: int, client, source=None) -> bool:
+    def forward(self, load_balancer_arn: str, port: int, client, source=None, as_balancer: bool = False) -> bool:
         """Serve accepted socket ``client`` as a connection to the NLB's TCP listener on ``port``
-        (from ``source``, an (ip, port) pair); returns at once, a thread carries the flow."""
+        (from ``source``, an (ip, port) pair); returns at once, a thread carries the flow. ``as_balancer``:
+        the target sees the load balancer's own address as the source (PrivateLink's rule), not the client's."""
         listener = next((l for l in self.listeners.values() if l.load_balancer == load_balancer_arn
                          and l.port == int(port) and l.served and l.kind == "network"), None)
         if listener is None:
             reset(client)
             return False
-        threading.Thread(target=self._flow, args=(listener.arn, client, source), daemon=True,
+        own = next(iter(self.addresses(load_balancer_arn).values()), None) if as_balancer else None
+        threading.Thread(target=self._flow, args=(listener.arn, client, source, own), daemon=True,
                          name=f"elb-{listener.port}-flow").start()
         return True
 
@@ -378,13 +381,13 @@ class LoadBalancers(Extension):
 
         return self.host.read_backend(read)
 
-    def _flow(self, listener_arn: str, client, source) -> None:
+    def _flow(self, listener_arn: str, client, source, own: str | None = None) -> None:
         listener = self.listeners.get(listener_arn)
         rule = listener.rules[-1] if listener is not None and listener.rules else None  # an NLB's: the default
         action = final_action(rule.actions) if rule is not None else None
         group_arn = pick_group(forward_choices(action), self.rng) if action and action.get("Type") == "forward" else None
         picked = self._pick_target(group_arn)
-        target = connect_to(self._where(group_arn, picked)) if picked is not None else None
+        target = connect_to(self._where(group_arn, picked), own) if picked is not None else None
         if target is None:
             reset(client)
             return

@@ -74,9 +74,15 @@ def pipe(client: socket.socket, target: socket.socket, idle: float = IDLE_S) -> 
     return moved
 
 
-def connect_to(picked: tuple[str, int]) -> socket.socket | None:
+def connect_to(picked: tuple[str, int], source: str | None = None) -> socket.socket | None:
+    """A connection to target ``picked``; from ``source`` (the load balancer's address) when given and the
+    target lives in a namespace, which then holds that address too (the target sees it as the peer)."""
     address, port = picked
     try:
+        holder = netns.holder(address) if source else None
+        if holder is not None and holder.real:
+            netns.add_address(holder, source, reachable=False)
+            return netns.connect(address, port, CONNECT_S, namespace=holder, source=source)
         return netns.connect(address, port, CONNECT_S)
     except OSError as exc:
         log.info("target %s:%s refused a connection from the network load balancer: %s", address, port, exc)

@@ -27,8 +27,8 @@ def apply_models() -> None:
     """Model patches: what moto stores or answers differently from AWS."""
     if not _once("models"):
         return
-    from . import (apigateway, applicationautoscaling, awslambda, cloudfront, cognitoidp, ecr, ecs, elasticache, elbv2,
-                   logs, s3)
+    from . import (apigateway, applicationautoscaling, awslambda, cloudfront, cognitoidp, ec2, ecr, ecs, elasticache,
+                   elbv2, logs, privatelink, s3)
 
     apigateway.apply()
     applicationautoscaling.apply()
@@ -41,6 +41,8 @@ def apply_models() -> None:
     ecs.apply()
     ecr.apply()
     elbv2.apply()
+    privatelink.apply()
+    ec2.apply()
 
 
 def apply_server() -> None:
