@@ -473,8 +473,8 @@ def endpoint_security_group(t: Target):
 @check("L06.09", "The interface endpoint: accepted and available, in two zones, behind the endpoint's security group, "
                  "private DNS on", step=4, points=3,
        hint="create_vpc_endpoint Interface to the service name in both orders subnets with SecurityGroupIds="
-            "[<prefix>-catalog-endpoint]; accept_vpc_endpoint_connections as the provider; then modify_vpc_endpoint "
-            "PrivateDnsEnabled=True.", docs=f"{DOCS}#what-the-provider-sees")
+            "[<prefix>-catalog-endpoint] and PrivateDnsEnabled=True; then accept_vpc_endpoint_connections as the "
+            "provider.", docs=f"{DOCS}#what-the-provider-sees")
 def interface_endpoint(t: Target):
     service = _service(t)
     if service is None:

@@ -229,6 +229,7 @@ zones = [z for z in route53.list_hosted_zones_by_name(DNSName=domain)["HostedZon
 zone_id = zones[0]["Id"] if zones else route53.create_hosted_zone(
     Name=domain, CallerReference=f"{t.name('catalog')}-{time.time_ns()}",
     HostedZoneConfig={"Comment": "the catalog's private DNS name, verified", "PrivateZone": False})["HostedZone"]["Id"]
+route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id.rsplit("/", 1)[-1], AddTags=t.tags("06"))
 dns = ec2.describe_vpc_endpoint_service_configurations(ServiceIds=[service_id])["ServiceConfigurations"][0][
     "PrivateDnsNameConfiguration"]
 route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
@@ -318,20 +319,20 @@ checks.run("L06.07-L06.08")
 # requires acceptance, the endpoint starts as **pendingAcceptance** and
 # carries no traffic. The provider sees the request in
 # `describe_vpc_endpoint_connections` (and in its queue), accepts it, and
-# the endpoint becomes **available**. Then the consumer switches on
-# **private DNS**: inside its VPC, `catalog.<domain>` now resolves to the
-# endpoint's addresses (see
+# the endpoint becomes **available**. Ask for **private DNS** when you
+# create it: once it is available, `catalog.<domain>` resolves inside the
+# orders VPC to the endpoint's addresses (see
 # [What the provider sees](../site/labs/06-privatelink.md#what-the-provider-sees)).
 
 # %%
-# TODO: create (or find, by its service name in consumer_vpc) the interface endpoint as endpoint_id (tagged t.name("catalog-endpoint")); print its state; as the provider, accept it; wait until it is available; then enable private DNS on it (modify_vpc_endpoint).
+# TODO: create (or find, by its service name in consumer_vpc) the interface endpoint with private DNS as endpoint_id (tagged t.name("catalog-endpoint")); print its state; as the provider, accept it; wait until it is available.
 # BEGIN SOLUTION
 found = [e for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [consumer_vpc]},
                                                         {"Name": "service-name", "Values": [service_name]}])[
     "VpcEndpoints"] if e["State"] not in ("deleted", "deleting", "rejected", "failed")]
 endpoint = found[0] if found else ec2.create_vpc_endpoint(
     VpcEndpointType="Interface", VpcId=consumer_vpc, ServiceName=service_name, SubnetIds=consumer_subnets,
-    SecurityGroupIds=[endpoint_sg], PrivateDnsEnabled=False,
+    SecurityGroupIds=[endpoint_sg], PrivateDnsEnabled=True,
     TagSpecifications=tagged("vpc-endpoint", t.name("catalog-endpoint")))["VpcEndpoint"]
 endpoint_id = endpoint["VpcEndpointId"]
 print("the consumer sees", endpoint_id, endpoint["State"])
@@ -347,7 +348,6 @@ def endpoint_state():
 
 
 wait_for("the endpoint available", lambda: endpoint_state().lower() == "available")
-ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, PrivateDnsEnabled=True)
 # END SOLUTION
 endpoint = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"][0]
 print(endpoint_id, endpoint["State"], "| private DNS:", endpoint.get("PrivateDnsEnabled"),

@@ -134,6 +134,7 @@ def build_lab06(
     if name:
         domain = lab06.domain(t)
         zone = r53.create_hosted_zone(Name=domain, CallerReference=f"{domain}-{time.time_ns()}")["HostedZone"]["Id"]
+        r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone.rsplit("/", 1)[-1], AddTags=t.tags("06"))
         config = ec2.describe_vpc_endpoint_service_configurations(ServiceIds=[service_id])["ServiceConfigurations"][0][
             "PrivateDnsNameConfiguration"]
         if publish_txt:
@@ -142,12 +143,12 @@ def build_lab06(
                                       "ResourceRecords": [{"Value": f'"{config["Value"]}"'}]}}]})
         if config.get("State") != "verified":
             ec2.start_vpc_endpoint_service_private_dns_verification(ServiceId=service_id)
-    topic = sns.create_topic(Name=lab06.events_name(t))["TopicArn"]
+    topic = sns.create_topic(Name=lab06.events_name(t), Tags=t.tags("06"))["TopicArn"]
     policy = topic_policy or {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": lab06.VPCE_SERVICE}, "Action": "sns:Publish", "Resource": topic,
         "Condition": {"StringEquals": {"aws:SourceAccount": t.account_id}}}]}
     sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy))
-    queue = sqs.create_queue(QueueName=lab06.events_name(t))["QueueUrl"]
+    queue = sqs.create_queue(QueueName=lab06.events_name(t), tags=t.tag_map("06"))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
@@ -189,12 +190,11 @@ def build_lab06(
         made = ec2.create_vpc_endpoint(
             VpcEndpointType="Interface", VpcId=vpc, ServiceName=service["ServiceName"],
             SubnetIds=consumer if endpoint_subnets == "both" else consumer[:1], SecurityGroupIds=[endpoint_sg],
-            PrivateDnsEnabled=False, TagSpecifications=_tags(t, t.name("catalog-endpoint"), "vpc-endpoint"))["VpcEndpoint"]
+            PrivateDnsEnabled=private_dns and bool(name) and dns_hostnames, TagSpecifications=_tags(t, t.name("catalog-endpoint"), "vpc-endpoint"))[
+            "VpcEndpoint"]
         state["endpoint"] = made["VpcEndpointId"]
         if accept and made["State"] == "pendingAcceptance":
             ec2.accept_vpc_endpoint_connections(ServiceId=service_id, VpcEndpointIds=[made["VpcEndpointId"]])
-        if private_dns:
-            ec2.modify_vpc_endpoint(VpcEndpointId=made["VpcEndpointId"], PrivateDnsEnabled=True)
     # -- step 5: gateway endpoints
     docs = {"s3": s3_doc or s3_policy(t), "dynamodb": dynamodb_doc or dynamodb_policy(t)}
     for kind in gateways:

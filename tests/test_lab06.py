@@ -135,10 +135,12 @@ def _endpoint_sg_admits_vpc(t, state):
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=VPC_WIDE)
 
 
-def _no_private_dns(t, state):
+def _rejected(t, state):
     ec2 = t.client("ec2")
-    for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-type", "Values": ["Interface"]}])["VpcEndpoints"]:
-        ec2.modify_vpc_endpoint(VpcEndpointId=e["VpcEndpointId"], PrivateDnsEnabled=False)
+    for s in ec2.describe_vpc_endpoint_service_configurations()["ServiceConfigurations"]:
+        ids = [c["VpcEndpointId"] for c in ec2.describe_vpc_endpoint_connections(
+            Filters=[{"Name": "service-id", "Values": [s["ServiceId"]]}])["VpcEndpointConnections"]]
+        ec2.reject_vpc_endpoint_connections(ServiceId=s["ServiceId"], VpcEndpointIds=ids)
 
 
 def _auto_accept(t, state):
@@ -172,7 +174,7 @@ def _probe_answers(view, state, monkeypatch):
 
 BEHAVIOUR_CASES = [
     Case("L06.12", "solution", PASS, ("answered 200 through",)),
-    Case("L06.12", "no-private-dns", FAIL, ("not 200",), mutate=_no_private_dns),
+    Case("L06.12", "rejected", FAIL, ("not 200",), mutate=_rejected),
     Case("L06.13", "solution", PASS, ("only the endpoint leads to the catalog",)),
     Case("L06.13", "a-path-to-the-provider", FAIL, ("has a path to the catalog's VPC besides the endpoint",),
          prepare=_probe_answers),
