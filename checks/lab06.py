@@ -346,10 +346,11 @@ def private_dns(t: Target):
     return passed(f"Endpoint service {service['ServiceId']} has the verified private DNS name {wanted}.")
 
 
-def _topic_allows_vpce(t: Target, topic_arn: str) -> bool:
+def _topic_allows_vpce(t: Target, topic_arn: str, service_id: str) -> bool:
+    """Whether vpce.amazonaws.com may publish, with the context it sends (the service's account and ARN)."""
     policy = _policy(t.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy"))
-    context = {"aws:SourceAccount": t.account_id, "aws:SourceArn": f"arn:aws:ec2:{t.region}:{t.account_id}:"
-                                                                    "vpc-endpoint-service/x"}
+    context = {"aws:SourceAccount": t.account_id,
+               "aws:SourceArn": f"arn:aws:ec2:{t.region}:{t.account_id}:vpc-endpoint-service/{service_id}"}
     return evaluate(policy, action="sns:Publish", resource=topic_arn, principal=Principal.service(VPCE_SERVICE),
                     context=context).allowed
 
@@ -390,7 +391,7 @@ def notifications(t: Target):
     if absent(lambda: t.client("sns").get_topic_attributes(TopicArn=topic), "NotFound") is None:
         problems.append(f"its topic {topic} does not exist")
     else:
-        if not _topic_allows_vpce(t, topic):
+        if not _topic_allows_vpce(t, topic, service["ServiceId"]):
             problems.append(f"topic {topic}'s policy does not let {VPCE_SERVICE} publish (sns:Publish), so no event "
                             "arrives")
         subs = t.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]

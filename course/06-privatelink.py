@@ -358,10 +358,8 @@ print(endpoint_id, endpoint["State"], "| private DNS:", endpoint.get("PrivateDns
 
 # %%
 for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-    body = json.loads(message["Body"])
-    event = json.loads(body["Message"]) if isinstance(body, dict) and "Message" in body else body
-    print(event.get("connectionEvent") if isinstance(event, dict) else event, "|",
-          event.get("vpcEndpointId") if isinstance(event, dict) else "")
+    event = json.loads(json.loads(message["Body"])["Message"])  # SNS wraps the event in its own envelope
+    print(event.get("eventType"), event.get("vpcEndpointId"), event.get("vpcEndpointState"))
 
 # %%
 checks.run("L06.09")
