@@ -141,7 +141,7 @@ def catalog_task_addresses():
                   for a in task.get("attachments", []) for d in a["details"] if d["name"] == "privateIPv4Address")
 
 
-# TODO: create nlb_sg (security_group + admit from 10.50.0.0/16 on service_port) and let task_sg admit service_port from it; create (or find) the internal NLB nlb_name as nlb_arn, the ip target group nlb_name (TCP, service_port) as tg_arn holding catalog_task_addresses() on service_port, and the TCP listener on service_port; wait until every target is healthy.
+# TODO: create nlb_sg (security_group + admit from 10.50.0.0/16 on service_port) and let task_sg admit service_port from it; create (or find) the internal NLB nlb_name (its description as `nlb`, its ARN as nlb_arn), the ip target group nlb_name (TCP, service_port) as tg_arn holding catalog_task_addresses() on service_port, and the TCP listener on service_port; wait until every target is healthy.
 # BEGIN SOLUTION
 nlb_sg = security_group(provider_vpc, nlb_name, "catalog NLB: the VPC's own range on the service port")
 admit(nlb_sg, service_port, CidrIp="10.50.0.0/16")
@@ -164,15 +164,14 @@ if not elb.describe_listeners(LoadBalancerArn=nlb_arn)["Listeners"]:
 
 
 def targets_healthy():
-    states = [d["TargetHealth"]["State"] for d in
-              elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]]
-    return bool(states) and all(s == "healthy" for s in states)
+    found = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    return bool(found) and all(d["TargetHealth"]["State"] == "healthy" for d in found)
 
 
 wait_for("every target healthy", targets_healthy)
 # END SOLUTION
-print(nlb["DNSName"], [(d["Target"]["Id"], d["TargetHealth"]["State"])
-                       for d in elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]])
+health = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+print(nlb["DNSName"], [(d["Target"]["Id"], d["TargetHealth"]["State"]) for d in health])
 
 # %%
 checks.run("L06.01-L06.02")
@@ -201,7 +200,7 @@ checks.run("L06.01-L06.02")
 
 # %%
 account = t.account_id
-# TODO: create (or find) the role consumer_role_name (trusted by arn:aws:iam::<account>:root) as consumer_role_arn; create (or find, by its NLB) the endpoint service with acceptance required and the private DNS name as service_id and service_name; make consumer_role_arn its only allowed principal; create the public hosted zone for domain, UPSERT the TXT record the service's PrivateDnsNameConfiguration names, and start the private DNS verification; create the SNS topic and the SQS queue events_name (the topic's policy lets vpce.amazonaws.com publish, the queue's lets the topic send), subscribe the queue, and add a connection notification for Connect, Accept, Reject and Delete.
+# TODO: create (or find) the role consumer_role_name (trusted by arn:aws:iam::<account>:root) as consumer_role_arn; create (or find, by its NLB) the endpoint service with acceptance required and the private DNS name as service_id and service_name; make consumer_role_arn its only allowed principal; create the public hosted zone for domain, UPSERT the TXT record the service's PrivateDnsNameConfiguration names, and start the private DNS verification; create the SNS topic and the SQS queue events_name (its URL as queue_url; the topic's policy lets vpce.amazonaws.com publish, the queue's lets the topic send), subscribe the queue, and add a connection notification for Connect, Accept, Reject and Delete.
 # BEGIN SOLUTION
 trust = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]}
