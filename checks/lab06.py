@@ -252,7 +252,8 @@ def _catalog_addresses(t: Target) -> list[str]:
 
 @check("L06.02", "The NLB's target group holds the catalog service's running tasks, healthy", step=1, points=2,
        hint="register_targets with the private address of every RUNNING task of <prefix>-catalog on cluster "
-            "<prefix>-shop, port 8080, and wait until describe_target_health says healthy.",
+            "<prefix>-shop, port 8080 (deregister addresses no task has any more: ECS replaces failed tasks), and "
+            "wait until describe_target_health says healthy.",
        docs=f"{DOCS}#endpoint-services-and-interface-endpoints")
 def nlb_targets(t: Target):
     if _nlb(t) is None:
@@ -261,7 +262,8 @@ def nlb_targets(t: Target):
     if group is None:
         return failed(f"Load balancer {nlb_name(t)} forwards to no target group.")
     health = t.client("elbv2").describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
-    have = {(d["Target"]["Id"], d["Target"].get("Port")): d["TargetHealth"]["State"] for d in health}
+    have = {(d["Target"]["Id"], d["Target"].get("Port")): d["TargetHealth"]["State"] for d in health
+            if d["TargetHealth"]["State"] != "draining"}  # on its way out: no longer served
     tasks = _catalog_addresses(t)
     if not tasks:
         return failed(f"Service {t.name('catalog')} on cluster {t.name('shop')} runs no task (lab 05), so there is "

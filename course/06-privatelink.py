@@ -121,7 +121,9 @@ def admit(group_id, port, **source):
 # - the NLB `<prefix>-catalog-nlb`: `Type="network"`, `Scheme="internal"`, the two private subnets,
 #   that security group;
 # - the target group `<prefix>-catalog-nlb`: TCP 8080, target type `ip`, TCP health checks,
-#   holding the catalog service's running tasks (their private addresses, port 8080);
+#   holding the catalog service's running tasks (their private addresses, port 8080). The ALB's
+#   targets are registered by ECS itself; these you register, so keep them in step with the tasks
+#   ECS runs (a task that fails is replaced, at a new address);
 # - a TCP listener on port 8080 forwarding to it.
 #
 # Then wait until the targets are healthy.
@@ -141,7 +143,7 @@ def catalog_task_addresses():
                   for a in task.get("attachments", []) for d in a["details"] if d["name"] == "privateIPv4Address")
 
 
-# TODO: create nlb_sg (security_group + admit from 10.50.0.0/16 on service_port) and let task_sg admit service_port from it; create (or find) the internal NLB nlb_name (its description as `nlb`, its ARN as nlb_arn), the ip target group nlb_name (TCP, service_port) as tg_arn holding catalog_task_addresses() on service_port, and the TCP listener on service_port; wait until every target is healthy.
+# TODO: create nlb_sg (security_group + admit from 10.50.0.0/16 on service_port) and let task_sg admit service_port from it; create (or find) the internal NLB nlb_name (its description as `nlb`, its ARN as nlb_arn), the ip target group nlb_name (TCP, service_port) as tg_arn, and the TCP listener on service_port; then, until every running task is a healthy target, register catalog_task_addresses() on service_port and deregister addresses no task has any more.
 # BEGIN SOLUTION
 nlb_sg = security_group(provider_vpc, nlb_name, "catalog NLB: the VPC's own range on the service port")
 admit(nlb_sg, service_port, CidrIp="10.50.0.0/16")
@@ -156,19 +158,27 @@ tg_arn = groups[0]["TargetGroupArn"] if groups else elb.create_target_group(
     Name=nlb_name, Protocol="TCP", Port=service_port, VpcId=provider_vpc, TargetType="ip",
     HealthCheckProtocol="TCP", HealthCheckIntervalSeconds=10, HealthyThresholdCount=2,
     Tags=t.tags("06"))["TargetGroups"][0]["TargetGroupArn"]
-elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": ip, "Port": service_port}
-                                                     for ip in catalog_task_addresses()])
 if not elb.describe_listeners(LoadBalancerArn=nlb_arn)["Listeners"]:
     elb.create_listener(LoadBalancerArn=nlb_arn, Protocol="TCP", Port=service_port,
                         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
 
 
 def targets_healthy():
-    found = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
-    return bool(found) and all(d["TargetHealth"]["State"] == "healthy" for d in found)
+    """Register the tasks running now and take out addresses no task has any more (ECS replaces a task that
+    fails), then whether every running task is a healthy target."""
+    running = set(catalog_task_addresses())
+    found = {d["Target"]["Id"]: d["TargetHealth"]["State"]
+             for d in elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]}
+    if running - set(found):
+        elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": ip, "Port": service_port}
+                                                             for ip in sorted(running - set(found))])
+    gone = [ip for ip, state in found.items() if ip not in running and state != "draining"]
+    if gone:
+        elb.deregister_targets(TargetGroupArn=tg_arn, Targets=[{"Id": ip, "Port": service_port} for ip in gone])
+    return bool(running) and all(found.get(ip) == "healthy" for ip in running)
 
 
-wait_for("every target healthy", targets_healthy)
+wait_for("every running task a healthy target", targets_healthy)
 # END SOLUTION
 health = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
 print(nlb["DNSName"], [(d["Target"]["Id"], d["TargetHealth"]["State"]) for d in health])
