@@ -98,6 +98,13 @@ def test_the_owner_accepts_and_rejects_connections(local, ec2):
     assert {(r["VpcEndpointId"], r["VpcEndpointState"]) for r in by_state} == {(first, "deleted"), (second, "rejected")}
     assert refused(lambda: ec2.accept_vpc_endpoint_connections(ServiceId="vpce-svc-0nope", VpcEndpointIds=[first]))[0] \
         == "InvalidVpcEndpointServiceId.NotFound"
+    # a rejected request can still be accepted, an accepted one rejected; a deleted one is past answering
+    ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[second])
+    assert state(ec2, second) == "available"
+    ec2.reject_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[second])
+    assert state(ec2, second) == "rejected"
+    late = ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[first])
+    assert late["Unsuccessful"][0]["Error"]["Code"] == "InvalidStateTransition" and state(ec2, first) == "deleted"
 
 
 def test_only_the_services_owner_sees_and_answers_its_connections(local, ec2):
@@ -107,6 +114,11 @@ def test_only_the_services_owner_sees_and_answers_its_connections(local, ec2):
     theirs = client(local, "ec2", OTHER)
     vpc = theirs.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnet = theirs.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+    listed = theirs.describe_vpc_endpoint_services(ServiceNames=[service["ServiceName"]])["ServiceDetails"]
+    assert [(d["ServiceId"], d["Owner"]) for d in listed] == [(service["ServiceId"], "123456789012")]
+    stranger = client(local, "ec2", "222222222222")
+    assert refused(lambda: stranger.describe_vpc_endpoint_services(ServiceNames=[service["ServiceName"]]))[0] == \
+        "InvalidServiceName"
     asked = endpoint(theirs, service, (vpc, subnet))["VpcEndpointId"]
     assert theirs.describe_vpc_endpoint_connections()["VpcEndpointConnections"] == []
     assert refused(lambda: theirs.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"],
@@ -192,6 +204,16 @@ def test_a_private_dns_name_is_verified_through_a_public_zone_txt_record(local, 
     assert verify() == "verified"
     details = ec2.describe_vpc_endpoint_services(ServiceNames=[service["ServiceName"]])["ServiceDetails"][0]
     assert details["PrivateDnsNameVerificationState"] == "verified"
+
+    def configuration() -> dict:
+        return ec2.describe_vpc_endpoint_service_configurations(
+            ServiceIds=[service["ServiceId"]])["ServiceConfigurations"][0]
+
+    ec2.modify_vpc_endpoint_service_configuration(ServiceId=service["ServiceId"], PrivateDnsName="shop.ada.example.com")
+    renamed = configuration()["PrivateDnsNameConfiguration"]
+    assert renamed["State"] == "pendingVerification" and renamed["Name"] != config["Name"]  # a new name, a new record
+    ec2.modify_vpc_endpoint_service_configuration(ServiceId=service["ServiceId"], RemovePrivateDnsName=True)
+    assert "PrivateDnsName" not in configuration() and not configuration().get("PrivateDnsNameConfiguration")
 
 
 def test_private_dns_on_an_endpoint_needs_the_vpcs_dns_attributes(local, ec2):

@@ -204,3 +204,142 @@ def test_namespaces_are_made_on_the_first_probe_and_gone_after_reset(world, requ
     if world.mode == "namespaces":
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
         assert not any(n in listed for n in made), listed
+
+
+SEES = '''
+import json, sys, threading
+from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from werkzeug.serving import make_server
+sys.path.insert(0, sys.argv[2])
+from labkit.localaws import netns
+from labkit.localaws.app import build_app
+from labkit.vpc import probe
+from tests.test_elb import Target
+from tests.test_vpcnet import World
+
+port = int(sys.argv[3])
+app = build_app(Path(sys.argv[1]), f"http://localhost:{port}")
+server = make_server("127.0.0.1", port, app, threaded=True)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+class Peer(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        data = json.dumps({"peer": self.client_address[0]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Inside(Target):  # a target of the provider VPC, in a namespace of its own, as an ECS task is
+    def __init__(self, namespace, address):
+        sock = netns.listen(namespace, address, 8080)
+        self.server = ThreadingHTTPServer((address, 0), Peer, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = sock
+        self.server.daemon_threads = True
+        self.address, self.port, self.name = address, 8080, "inside"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+task = netns.create(sys.argv[4], ["10.0.1.77"])
+out = {}
+try:
+    world = World(f"http://localhost:{port}", Inside(task, "10.0.1.77"))
+    got = world.probe(f"http://{world.name}/")
+    nlb = sorted(app.extension("elb").addresses(world.lb["LoadBalancerArn"]).values())
+    out = {"got": got, "nlb": nlb}
+finally:
+    app.close()
+    server.shutdown()
+print(json.dumps(out))
+'''
+
+
+def test_the_provider_sees_the_load_balancer_not_the_consumer(tmp_path):
+    """Behind PrivateLink the target's peer is the NLB's own address (here a target in its own namespace)."""
+    import os
+    import sys
+
+    from labkit.config import REPO_ROOT
+    from tests.localaws import _port
+
+    if not netns.available():
+        pytest.skip("needs network namespaces (root and `ip netns`)")
+    root = str(REPO_ROOT)
+    env = {**os.environ, "LABKIT_CLOCK_SPEED": SPEED, "PYTHONPATH": root, "LABKIT_HOME": str(tmp_path / "home")}
+    name = f"sees-{os.getpid()}"
+    done = subprocess.run([sys.executable, "-c", SEES, str(tmp_path / "journal.ndjson"), root, str(_port()), name],
+                          capture_output=True, text=True, timeout=180, cwd=root, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    got = out["got"]
+    assert got["outcome"] == "answered" and got["mode"] == "namespaces", got
+    assert json.loads(got["body"])["peer"] in out["nlb"] and got["source"] not in out["nlb"], out
+    assert f"labkit-{name}" not in netns.listed()  # the local AWS's close removed every namespace it made
+
+
+def test_the_endpoint_connects_only_once_accepted_and_private_dns_only_once_verified(world):
+    ec2 = world.ec2
+    service = ec2.create_vpc_endpoint_service_configuration(
+        NetworkLoadBalancerArns=[world.lb["LoadBalancerArn"]], AcceptanceRequired=True,
+        PrivateDnsName="catalog.ada.example.com")["ServiceConfiguration"]
+    guard = world.interface["Groups"][0]["GroupId"]
+    for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):
+        ec2.modify_vpc_attribute(VpcId=world.vpc, **{attribute: {"Value": True}})
+    asked = ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=world.vpc, ServiceName=service["ServiceName"],
+                                    SubnetIds=world.subnets, SecurityGroupIds=[guard],
+                                    PrivateDnsEnabled=True)["VpcEndpoint"]
+    assert asked["State"] == "pendingAcceptance"
+    name = f"http://{asked['DnsEntries'][0]['DnsName']}/"
+    pending = world.probe(name)
+    assert pending["outcome"] == "refused" and "pendingAcceptance" in pending["detail"], pending
+    ec2.accept_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[asked["VpcEndpointId"]])
+    assert world.probe(name)["outcome"] == "answered"
+    assert world.probe("http://catalog.ada.example.com/")["outcome"] == "unresolved"  # not verified yet
+    config = service["PrivateDnsNameConfiguration"]
+    route53 = boto3_client(world.endpoint, "route53")
+    zone = route53.create_hosted_zone(Name="ada.example.com", CallerReference="z")["HostedZone"]["Id"]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {"Name": f"{config['Name']}.ada.example.com", "Type": "TXT",
+                                                  "TTL": 300, "ResourceRecords": [{"Value": f'"{config["Value"]}"'}]}}]})
+    ec2.start_vpc_endpoint_service_private_dns_verification(ServiceId=service["ServiceId"])
+    verified = world.probe("http://catalog.ada.example.com/")
+    assert verified["outcome"] == "answered" and verified["status"] == 200, verified
+    ec2.reject_vpc_endpoint_connections(ServiceId=service["ServiceId"], VpcEndpointIds=[asked["VpcEndpointId"]])
+    assert world.probe("http://catalog.ada.example.com/")["outcome"] == "refused"  # rejected: disconnected
+
+
+def boto3_client(endpoint: str, service: str):
+    import boto3
+
+    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_deleting_the_vpc_removes_its_namespace(world):
+    before = set(netns.listed())
+    assert world.probe(f"http://{world.name}/")["outcome"] == "answered"
+    made = [n for n in netns.listed() if n.startswith("labkit-vpc-") and n not in before]
+    assert len(made) == (1 if world.mode == "namespaces" else 0), made
+    ec2 = world.ec2
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[world.interface["VpcEndpointId"]])
+    for subnet in world.subnets:
+        ec2.delete_subnet(SubnetId=subnet)
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [world.vpc]}])["SecurityGroups"]
+    for group in groups:
+        if group["IpPermissions"]:
+            ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+    for group in groups:
+        if group["GroupName"] != "default":
+            ec2.delete_security_group(GroupId=group["GroupId"])
+    ec2.delete_vpc(VpcId=world.vpc)
+    assert not [n for n in netns.listed() if n in made]

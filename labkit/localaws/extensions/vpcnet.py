@@ -130,6 +130,8 @@ class VpcNetwork(Extension):
 
     def written(self, service, request) -> None:
         self.version += 1
+        if request.action == "DeleteVpc" and self.fabrics:  # `labkit cleanup`: its namespace goes with it
+            self._drop_all()
 
     def restored(self) -> None:
         self.version += 1

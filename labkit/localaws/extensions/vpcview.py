@@ -9,6 +9,8 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 
+from ..fidelity import privatelink
+
 GATEWAY_SERVICES = ("s3", "dynamodb")  # the two services a gateway endpoint serves
 
 
@@ -140,29 +142,17 @@ def _interface(backend, endpoint, vpc) -> Interface:
         if eni is not None and eni.subnet is not None and eni.private_ip_address:
             addresses[eni.subnet.id] = eni.private_ip_address
     names = [entry.get("dns_name") for entry in endpoint.dns_entries or [] if entry.get("dns_name")]
-    service = _service(backend, endpoint.service_name)
+    service = privatelink.service_of(endpoint)
     balancers, ports = (), ()
     if service is not None:
         balancers = tuple(service.network_load_balancer_arns)
         ports = _ports(balancers)
-        if endpoint.private_dns_enabled and service.private_dns_name and _verified(service) \
+        if endpoint.private_dns_enabled and privatelink.private_dns_verified(service) \
                 and vpc.enable_dns_support and vpc.enable_dns_hostnames:
             names.append(service.private_dns_name)
     return Interface(endpoint.id, endpoint.state, endpoint.service_name, addresses,
                      tuple(endpoint.security_group_ids or ()), tuple(n.lower().rstrip(".") for n in names),
                      balancers, ports)
-
-
-def _service(backend, name: str):
-    return next((c for c in getattr(backend, "configurations", {}).values() if c.service_name == name), None)
-
-
-def _verified(service) -> bool:
-    try:
-        from ..fidelity.privatelink import private_dns_verified
-    except ImportError:  # moto verifies a private DNS name at once
-        return True
-    return private_dns_verified(service)
 
 
 def _ports(balancers: tuple[str, ...]) -> tuple[int, ...]:

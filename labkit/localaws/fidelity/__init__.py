@@ -41,6 +41,7 @@ def apply_models() -> None:
     ecs.apply()
     ecr.apply()
     elbv2.apply()
+    ec2.apply()  # before privatelink, which refuses an endpoint before moto makes its interfaces
     privatelink.apply()
     ec2.apply()
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 
 def apply() -> None:
-    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.vpcs import VPCBackend
 
     from .elbv2 import free_address
 
-    create = EC2Backend.create_vpc_endpoint
+    create = VPCBackend.create_vpc_endpoint
 
     def create_vpc_endpoint(self, *args, **kwargs):
         endpoint = create(self, *args, **kwargs)
@@ -26,7 +26,8 @@ def apply() -> None:
             eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": address}]
             eni.description = f"VPC Endpoint Interface {endpoint.id}"
             eni.interface_type = "vpc_endpoint"
-            eni._group_set = [self.get_security_group_from_id(g) for g in endpoint.security_group_ids or []]
+            groups = [self.get_security_group_from_id(g) for g in endpoint.security_group_ids or []]
+            eni._group_set = [g for g in groups if g is not None]
         return endpoint
 
-    EC2Backend.create_vpc_endpoint = create_vpc_endpoint
+    VPCBackend.create_vpc_endpoint = create_vpc_endpoint  # the class privatelink patches too, around this

@@ -4,16 +4,14 @@ name, is InvalidServiceName; connection notifications reach SNS only when the to
 publish; a private DNS name is verified through a public Route 53 TXT record, and private DNS on an endpoint
 needs the VPC's DNS support and hostnames (moto connects at once and verifies instantly).
 
-- an interface endpoint to a service that requires acceptance is ``pendingAcceptance`` until the
-  service's owner accepts it (``available``) or rejects it (``rejected``); deleted, it is ``deleted``;
-- an unknown service name, or a caller the service's allowed principals do not name (the owner's
-  account is always allowed), is ``InvalidServiceName``, as AWS hides services from strangers;
-- the owner describes, accepts and rejects connections, failed items listed as ``Unsuccessful``;
-- connection notifications publish Connect, Accept, Reject and Delete to an SNS topic, only when the
-  topic's policy lets ``vpce.amazonaws.com`` publish;
-- a service's private DNS name is ``pendingVerification`` until a public Route 53 zone holds its TXT
-  record (then ``verified``, else ``failed``); private DNS on an endpoint needs the VPC's DNS support
-  and DNS hostnames.
+- states: ``pendingAcceptance`` -> ``available`` (accepted) or ``rejected``; an accepted connection can be
+  rejected and a rejected one accepted; a deleted endpoint stays listed as ``deleted``;
+- the owner's calls: DescribeVpcEndpointConnections, Accept/RejectVpcEndpointConnections (items that
+  cannot move in ``Unsuccessful``), Create/Describe/Modify/DeleteVpcEndpointConnectionNotification(s),
+  StartVpcEndpointServicePrivateDnsVerification, all missing from moto;
+- the TXT record is ``<Name>.<domain>`` = ``<Value>`` for the private DNS name or a parent domain of it;
+- ``service_of(endpoint)`` and ``private_dns_verified(service)`` tell the network fabric what an endpoint
+  reaches and whether the service's private DNS name may resolve.
 
 All of it lives on moto's objects (an endpoint's ``state``, attributes on the service and the backend),
 set by the requests themselves, so a journal replay or a checkpoint rebuilds it.
@@ -28,6 +26,7 @@ PENDING, AVAILABLE, REJECTED, DELETED = "pendingAcceptance", "available", "rejec
 # Which states each owner's answer moves an endpoint from (AWS lets a rejected request be accepted
 # later, and an accepted one be rejected, which disconnects it).
 ACCEPTS_FROM, REJECTS_FROM = (PENDING, REJECTED), (PENDING, AVAILABLE)
+CONNECTING = ("interface", "gatewayloadbalancer")  # endpoint types that ask a service's owner to connect
 
 
 # -- what other code reads (no writes) -------------------------------------------------
@@ -87,6 +86,7 @@ def apply() -> None:
     from moto.ec2.models.vpc_service_configuration import VPCServiceConfiguration, VPCServiceConfigurationBackend
     from moto.ec2.models.vpcs import VPCBackend
     from moto.ec2.responses import EC2Response
+    from moto.ec2.responses.vpc_service_configuration import VPCEndpointServiceConfiguration
     from moto.ec2.responses.vpcs import VPCs
 
     from ..journal import REPLAYING
@@ -116,6 +116,16 @@ def apply() -> None:
         if config.private_dns_name != before:  # a new name must be verified afresh
             _name_dns(config)
 
+    handle_modify = VPCEndpointServiceConfiguration.modify_vpc_endpoint_service_configuration
+
+    def modify_vpc_endpoint_service_configuration_request(self):
+        answer = handle_modify(self)
+        if _true(self._get_param("RemovePrivateDnsName")):  # moto ignores it
+            config = self.ec2_backend.configurations[self._get_param("ServiceId")]
+            config.private_dns_name = None
+            _name_dns(config)
+        return answer
+
     def private_dns_name_configuration(self) -> dict:
         if not self.private_dns_name:
             return {}
@@ -136,6 +146,8 @@ def apply() -> None:
         create_vpc_endpoint_service_configuration
     VPCServiceConfigurationBackend.modify_vpc_endpoint_service_configuration = \
         modify_vpc_endpoint_service_configuration
+    VPCEndpointServiceConfiguration.modify_vpc_endpoint_service_configuration = \
+        modify_vpc_endpoint_service_configuration_request
     VPCServiceConfiguration.private_dns_name_configuration = property(private_dns_name_configuration)
     VPCServiceConfiguration.to_dict = service_details
 
@@ -144,7 +156,7 @@ def apply() -> None:
 
     def create_vpc_endpoint(self, *args, **kwargs):
         service_name = kwargs.get("service_name")
-        interface = (kwargs.get("endpoint_type") or "").lower() == "interface"
+        interface = (kwargs.get("endpoint_type") or "").lower() in CONNECTING
         config = find_service(service_name, self.region_name)
         if config is None and service_name not in _aws_services(self):
             raise InvalidServiceName(service_name)
@@ -163,9 +175,26 @@ def apply() -> None:
         config = find_service(name, self.region)
         if config is not None and not REPLAYING.is_set() and not _allowed(self, config):
             raise InvalidServiceName(name)  # AWS answers a stranger as if the service did not exist
-        if (self._get_param("VpcEndpointType") or "").lower() == "interface":
+        if (self._get_param("VpcEndpointType") or "").lower() == "interface":  # only these have private DNS
             _check_private_dns(self, name, config, invalid)
         return handle_create(self)
+
+    handle_services = VPCs.describe_vpc_endpoint_services
+
+    def describe_vpc_endpoint_services_request(self):
+        # moto lists only the caller's own account's services; AWS also lists those that allow the caller.
+        own = self.ec2_backend.configurations
+        foreign = {c.id: c for backend in _regional(self.region) if backend is not self.ec2_backend
+                   for c in backend.configurations.values() if _allowed(self, c)}
+        if not foreign:
+            return handle_services(self)
+        saved = dict(own)
+        own.update(foreign)  # for this answer only: requests are served one at a time
+        try:
+            return handle_services(self)
+        finally:
+            own.clear()
+            own.update(saved)
 
     delete_endpoints = VPCBackend.delete_vpc_endpoints
 
@@ -181,6 +210,7 @@ def apply() -> None:
     VPCBackend.create_vpc_endpoint = create_vpc_endpoint
     VPCBackend.delete_vpc_endpoints = delete_vpc_endpoints
     VPCs.create_vpc_endpoint = create_vpc_endpoint_request
+    VPCs.describe_vpc_endpoint_services = describe_vpc_endpoint_services_request
 
     # -- the owner's side: connections ---------------------------------------------------
     def owned(self, service_id):
@@ -327,10 +357,16 @@ def _name_dns(config) -> None:
         config.labkit_private_dns = None
 
 
-def _aws_services(backend) -> set:
+_AWS_SERVICES: dict[str, frozenset] = {}  # per region: a constant of moto's, not state
+
+
+def _aws_services(backend) -> frozenset:
     """The names of the AWS services (S3, DynamoDB, ...) moto offers endpoints to in a region."""
-    return {s["ServiceName"] for s in backend._collect_default_endpoint_services(backend.account_id,
-                                                                                 backend.region_name)}
+    region = backend.region_name
+    if region not in _AWS_SERVICES:
+        _AWS_SERVICES[region] = frozenset(s["ServiceName"] for s in backend._collect_default_endpoint_services(
+            backend.account_id, region))
+    return _AWS_SERVICES[region]
 
 
 def _caller_arn(response) -> str | None:
