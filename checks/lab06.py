@@ -9,7 +9,7 @@ from __future__ import annotations
 from labkit.policyeval import Principal, evaluate
 from labkit.target import Target
 
-from . import iam
+from . import api, iam
 from .aws import absent, admits_only
 from .core import Outcome, check, failed, passed, skipped
 
@@ -157,10 +157,7 @@ def _live_skip(t: Target) -> Outcome | None:
 
 
 def _probe(t: Target, url: str, groups: list[str], subnet: str | None = None) -> dict:
-    import labkit.vpc
-
-    vpc = _vpc(t, consumer_vpc_name(t))
-    return labkit.vpc.probe(vpc["VpcId"], url, security_group_ids=groups, subnet_id=subnet, timeout=5.0)
+    return api.probe(t, _vpc(t, consumer_vpc_name(t))["VpcId"], url, groups, subnet)
 
 
 def _said(answer: dict) -> str:
