@@ -349,7 +349,8 @@ def task_group_tight(t: Target):
     if not grants:
         return failed(f"Security group {task_group(t)} admits nothing, so the ALB cannot reach the tasks on "
                       f"{CONTAINER_PORT}.")
-    return passed(f"Security group {task_group(t)} admits only TCP {CONTAINER_PORT} from {alb_group(t)}.")
+    also = f" (and lab 06's {t.name('catalog-nlb')})" if nlb and any(g[3] == nlb["GroupId"] for g in grants) else ""
+    return passed(f"Security group {task_group(t)} admits only TCP {CONTAINER_PORT} from {alb_group(t)}{also}.")
 
 
 # -- step 2: the repository and the image -----------------------------------------------
