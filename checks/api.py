@@ -1,4 +1,4 @@
-"""Lookups and HTTP calls shared by the API checks (labs 02 and 03).
+"""Lookups and HTTP calls shared by the behaviour checks (labs 02 and 03; lab 06's probes from inside a VPC).
 
 Behaviour checks call the deployed stage like any client would: through the
 local gateway offline, through API Gateway itself on a live account. They
@@ -265,3 +265,13 @@ def invoke(t: Target, function: str, method: str, resource: str, body=None, **pa
     except ValueError:
         parsed = answer.get("body")
     return answer["statusCode"], parsed
+
+
+def probe(t: Target, vpc_id: str, url: str, groups: list[str], subnet: str | None = None) -> dict:
+    """One request to the learner's service from inside VPC ``vpc_id``, from an address carrying security groups
+    ``groups`` (``labkit.vpc.probe``: the local AWS only; its answer says which mode carried it)."""
+    import labkit.vpc
+
+    if t.is_live:
+        raise LabkitError("A probe from inside a VPC runs on the local AWS only.")
+    return labkit.vpc.probe(vpc_id, url, security_group_ids=groups, subnet_id=subnet, timeout=5.0)

@@ -337,7 +337,10 @@ def task_group_tight(t: Target):
     if not any(low == LISTENER_PORT and proto == "tcp" for low, _, proto, _ in ingress(alb)):
         return failed(f"Security group {alb_group(t)} does not admit TCP {LISTENER_PORT}, so clients cannot reach the ALB.")
     grants = ingress(tasks)
-    extra = [g for g in grants if not (g[3] == alb["GroupId"] and g[2] == "tcp" and g[0] == g[1] == CONTAINER_PORT)]
+    # Lab 06 puts a Network Load Balancer with a group of its own in front of the same tasks: both balancers may.
+    nlb = _group(t, t.name("catalog-nlb"))
+    balancers = {alb["GroupId"]} | ({nlb["GroupId"]} if nlb else set())
+    extra = [g for g in grants if not (g[3] in balancers and g[2] == "tcp" and g[0] == g[1] == CONTAINER_PORT)]
     if extra:
         low, high, proto, source = extra[0]
         ports = ports_phrase(proto, low, high)
@@ -346,7 +349,8 @@ def task_group_tight(t: Target):
     if not grants:
         return failed(f"Security group {task_group(t)} admits nothing, so the ALB cannot reach the tasks on "
                       f"{CONTAINER_PORT}.")
-    return passed(f"Security group {task_group(t)} admits only TCP {CONTAINER_PORT} from {alb_group(t)}.")
+    also = f" (and lab 06's {t.name('catalog-nlb')})" if nlb and any(g[3] == nlb["GroupId"] for g in grants) else ""
+    return passed(f"Security group {task_group(t)} admits only TCP {CONTAINER_PORT} from {alb_group(t)}{also}.")
 
 
 # -- step 2: the repository and the image -----------------------------------------------

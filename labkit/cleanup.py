@@ -432,6 +432,55 @@ def _eks(t, act, done, say):
         act(f"EKS cluster {name}", lambda n=name: eks.delete_cluster(name=n))
 
 
+@step(45)
+def _privatelink(t, act):
+    """Lab 06: the endpoints in the learner's tagged VPCs, then the endpoint services (an NLB that still backs
+    one cannot be deleted), their notifications' topics and queues, and the hosted zone that verified the name."""
+    ec2 = t.client("ec2")
+    mine = [{"Name": "tag:course", "Values": [COURSE_ID]}, {"Name": "tag:learner", "Values": [t.prefix]}]
+    for vpc in ec2.describe_vpcs(Filters=mine)["Vpcs"]:
+        for endpoint in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["VpcEndpoints"]:
+            if str(endpoint.get("State", "")).lower() not in ("deleted", "deleting"):
+                act(f"VPC endpoint {endpoint['VpcEndpointId']}",
+                    lambda e=endpoint["VpcEndpointId"]: ec2.delete_vpc_endpoints(VpcEndpointIds=[e]))
+    for service in ec2.describe_vpc_endpoint_service_configurations()["ServiceConfigurations"]:
+        tags = service.get("Tags", [])
+        name = next((tag["Value"] for tag in tags if tag["Key"] == "Name"), "")
+        if not (_mine(name, t) and _tagged(tags, t)):
+            continue
+        sid = service["ServiceId"]
+        for note in ec2.describe_vpc_endpoint_connection_notifications(
+                Filters=[{"Name": "service-id", "Values": [sid]}]).get("ConnectionNotificationSet", []):
+            act(f"connection notification {note['ConnectionNotificationId']}",
+                lambda n=note["ConnectionNotificationId"]: ec2.delete_vpc_endpoint_connection_notifications(
+                    ConnectionNotificationIds=[n]))
+        act(f"endpoint service {sid} ({name})",
+            lambda s=sid: ec2.delete_vpc_endpoint_service_configurations(ServiceIds=[s]))
+    sns, sqs = t.client("sns"), t.client("sqs")
+    for page in sns.get_paginator("list_topics").paginate():
+        for topic in page["Topics"]:
+            arn = topic["TopicArn"]
+            if _mine(arn.rsplit(":", 1)[-1], t) and _tagged(sns.list_tags_for_resource(ResourceArn=arn)["Tags"], t):
+                act(f"SNS topic {arn.rsplit(':', 1)[-1]}", lambda a=arn: sns.delete_topic(TopicArn=a))
+    for url in sqs.list_queues(QueueNamePrefix=f"{t.prefix}-").get("QueueUrls", []):
+        if _tagged(_pairs(sqs.list_queue_tags(QueueUrl=url).get("Tags")), t):
+            act(f"SQS queue {url.rsplit('/', 1)[-1]}", lambda u=url: sqs.delete_queue(QueueUrl=u))
+    route53 = t.client("route53")
+    for zone in route53.list_hosted_zones()["HostedZones"]:
+        zone_id = zone["Id"].rsplit("/", 1)[-1]
+        tags = route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)["ResourceTagSet"].get("Tags", [])
+        if not (zone["Name"].startswith(f"{t.prefix}.") and _tagged(tags, t)):
+            continue
+
+        def drop(zone_id=zone_id):
+            records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+            changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in records if r["Type"] not in ("NS", "SOA")]
+            if changes:  # a zone is deleted only once it holds nothing but its NS and SOA records
+                route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+            route53.delete_hosted_zone(Id=zone_id)
+        act(f"hosted zone {zone['Name']}", drop)
+
+
 @step(46)
 def _load_balancers(t, act):
     """Load balancers (their listeners and rules go with them), then target groups."""

@@ -19,7 +19,9 @@ import checks
 from checks import api
 from checks.core import REGISTRY, check
 
-SENDERS = {"send", "invoke"}  # checks.api.send sends every request (call and call_patiently go through it); invoke runs the function
+# checks.api.send sends every request (call and call_patiently go through it); invoke runs the function; probe sends
+# one from inside a VPC (lab 06)
+SENDERS = {"send", "invoke", "probe"}
 
 
 def _calls(tree: ast.AST) -> dict[str, set[str]]:

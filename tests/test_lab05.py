@@ -52,6 +52,14 @@ def _container(change):
     return edit
 
 
+def _lab06_nlb_group(t, state):
+    """Lab 06 puts an NLB with a security group of its own in front of the same tasks."""
+    ec2 = t.client("ec2")
+    nlb = ec2.create_security_group(GroupName=t.name("catalog-nlb"), Description="catalog NLB", VpcId=state["vpc"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=state["task_sg"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": nlb}]}])
+
+
 def _svc(**changes):
     return lambda svc, state: {**svc, **changes}
 
@@ -153,6 +161,7 @@ CASES = [
     Row("L05.02", "tasks open to the internet", FAIL, ("0.0.0.0/0",), build={"task_ingress": [
         {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]}),
     Row("L05.02", "tasks admit nothing", FAIL, ("admits nothing",), build={"task_ingress": []}),
+    Row("L05.02", "lab 06's NLB too", PASS, ("from ada-catalog-alb (and lab 06's ada-catalog-nlb)",), mutate=_lab06_nlb_group),
     Row("L05.03", "solution", PASS, ("immutable",)),
     Row("L05.03", "no scan on push", FAIL, ("scanOnPush",), build={"scan_on_push": False}),
     Row("L05.03", "mutable tags", FAIL, ("MUTABLE",), build={"mutability": "MUTABLE"}),

@@ -43,6 +43,7 @@ def apply_models() -> None:
     elbv2.apply()
     ec2.apply()  # before privatelink, which refuses an endpoint before moto makes its interfaces
     privatelink.apply()
+    ec2.apply()
 
 
 def apply_server() -> None:

@@ -490,8 +490,11 @@ def _publish(notification, config, endpoint, event) -> None:
     topic = backend.topics.get(arn)
     if topic is None:  # a deleted topic: AWS drops the notification too
         return
+    # The request context AWS sends, so a policy guarding against the confused deputy (the documented one) allows it.
+    owner = config.ec2_backend.account_id
+    context = {"aws:SourceAccount": owner, "aws:SourceArn": f"arn:aws:ec2:{region}:{owner}:vpc-endpoint-service/{config.id}"}
     if not evaluate([json.loads(topic.policy)], action="sns:Publish", resource=arn,
-                    principal=Principal.service(VPCE)).allowed:
+                    principal=Principal.service(VPCE), context=context).allowed:
         return  # AWS cannot publish to a topic whose policy does not let it
     message = {"connectionNotificationId": notification["ConnectionNotificationId"], "eventType": event,
                "serviceId": config.id, "vpcEndpointId": endpoint.id, "vpcEndpointOwner": endpoint.owner_id,
