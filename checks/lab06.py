@@ -153,7 +153,7 @@ def _policy(raw) -> dict:
 
 
 def _live_skip(t: Target) -> Outcome | None:
-    return skipped(f"{PROBE_NOTE}.") if t.is_live else None
+    return skipped(PROBE_NOTE) if t.is_live else None
 
 
 def _probe(t: Target, url: str, groups: list[str], subnet: str | None = None) -> dict:
