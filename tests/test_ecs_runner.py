@@ -4,6 +4,8 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,30 @@ def test_close_stops_every_task(root, tmp_path):
     assert len(pids) == 2
     tasks.close()  # does not wait the 30 s stopTimeout: the local AWS is stopping
     assert not any(pid_alive(p) for p in pids)
+
+
+def test_a_task_stopped_while_it_is_prepared_gives_back_what_the_preparation_made(root, tmp_path):
+    """A service deleted while its new task pulls its image: the namespace the preparation made must go too."""
+    arn = "arn:aws:ecs:us-east-1:123456789012:task/c/00000000000000aa"
+    preparing, go_on, released = threading.Event(), threading.Event(), []
+
+    def prepare(plan_):
+        preparing.set()
+        go_on.wait(30)  # the stop arrives now, before on_stop exists
+        plan_.on_stop = lambda: released.append("namespace")
+        plan_.containers = [_plan(root, tmp_path, _port())]
+
+    tasks = runner.Runner()
+    try:
+        tasks.start(runner.TaskPlan(arn, []), prepare=prepare)
+        assert preparing.wait(30)
+        tasks.stop(arn, "service deleted")
+        assert tasks.wait(arn, "STOPPED").last_status == "STOPPED"
+        go_on.set()
+        deadline = time.monotonic() + 30
+        while not released and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert released == ["namespace"] and not tasks.pids()
+    finally:
+        go_on.set()
+        tasks.close()

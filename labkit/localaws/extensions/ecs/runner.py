@@ -123,6 +123,7 @@ class TaskRun:
     stopped_at: datetime | None = None
     changed: threading.Event = field(default_factory=threading.Event)
     finishing: bool = False
+    released: bool = False  # its plan's on_stop has run
 
     @property
     def arn(self) -> str:
@@ -239,6 +240,11 @@ class Runner:
             except Exception as exc:  # a bug of ours must not leave the task PENDING for ever
                 log.exception("task %s could not be prepared", run.task_id)
                 plan.failure = ("TaskFailedToStart", f"ResourceInitializationError: {exc}")
+        with self.lock:
+            late = run.finishing or run.last_status == "STOPPED"
+        if late:  # stopped while it was being prepared: give back what the preparation made (its namespace)
+            self._release(run)
+            return
         if plan.failure is None:
             plan.failure = self._check_logs(plan)
         with self.lock:
@@ -427,17 +433,24 @@ class Runner:
             time.sleep(0.02)
         self._finish(run)
 
+    def _release(self, run: TaskRun) -> None:
+        """Call the plan's ``on_stop`` once (a task stopped mid-preparation meets it twice)."""
+        with self.lock:
+            if run.released or run.plan.on_stop is None:
+                return
+            run.released = True
+        try:
+            run.plan.on_stop()
+        except Exception:
+            log.exception("clean-up after task %s failed", run.task_id)
+
     def _finish(self, run: TaskRun) -> None:
         with self.lock:
             if run.last_status == "STOPPED" or run.finishing:
                 return
             run.finishing = True
         # What the task held (credentials, namespace, address) is released before it reads STOPPED.
-        if run.plan.on_stop is not None:
-            try:
-                run.plan.on_stop()
-            except Exception:
-                log.exception("clean-up after task %s failed", run.task_id)
+        self._release(run)
         with self.lock:
             for container in run.containers:
                 container.last_status = "STOPPED"
