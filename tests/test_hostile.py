@@ -169,13 +169,15 @@ def test_a_hostile_module_changes_neither_the_account_nor_the_grade(graded, loca
     assert (state_dir() / "journal.ndjson").read_text().count("pwned") == 0
 
 
-@pytest.mark.parametrize("attack, says", [
-    ("while True:\n    pass", "get_order was stopped after 3 s"),
-    ("hog = []\nwhile True:\n    hog.append(bytearray(64 << 20))", "get_order ran out of memory"),
+# The hog keeps the default wall: the memory limit must end it, and a loaded machine may take more than a
+# short wall to start the child and fill its address space.
+@pytest.mark.parametrize("attack, says, wall", [
+    ("while True:\n    pass", "get_order was stopped after 3 s", 3.0),
+    ("hog = []\nwhile True:\n    hog.append(bytearray(64 << 20))", "get_order ran out of memory", learner.WALL_S),
 ])
-def test_a_runaway_function_is_stopped_with_one_sentence(graded, monkeypatch, attack, says):
+def test_a_runaway_function_is_stopped_with_one_sentence(graded, monkeypatch, attack, says, wall):
     state, plain, before, run = graded
-    monkeypatch.setattr(learner, "WALL_S", 3.0)
+    monkeypatch.setattr(learner, "WALL_S", wall)
     source = module_defining(get_order="def get_order(client, table, customer_id, order_id):\n" +
                              textwrap.indent(attack, "    ") + "\n")
     got = run(source)
