@@ -65,6 +65,7 @@ def _write_record(record: dict) -> None:
 # Every wait on the server is bounded: it answers its control paths in milliseconds, so a
 # status probe that takes a second means something else (or a stuck server) holds the port.
 STATUS_TIMEOUT_S = 1.0
+BUSY_TIMEOUT_S = 10.0  # the second chance a live server of this folder gets to answer its status
 CONTROL_TIMEOUT_S = 5.0
 
 
@@ -144,7 +145,13 @@ def endpoint_up(endpoint: str) -> bool:
 def running() -> dict | None:
     """The record of the running server, or None when it is not running."""
     record = _read_record()
-    if record and cfg.process_alive(record.get("pid") or 0) and _ours(_answers(record["endpoint"]), record["pid"]):
+    if not record or not cfg.process_alive(record.get("pid") or 0):
+        return None
+    if _ours(_answers(record["endpoint"]), record["pid"]):
+        return record
+    # Alive but silent for a second: a loaded machine or a long replay, not a stopped server; ask once more.
+    if _serves_this_folder(record["pid"], None) and _ours(_answers(record["endpoint"], timeout=BUSY_TIMEOUT_S),
+                                                          record["pid"]):
         return record
     return None
 
