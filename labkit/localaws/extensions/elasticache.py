@@ -124,8 +124,8 @@ class ElastiCacheEngines(Extension):
                 client = self._client(node)
                 if client is not None:
                     try:
-                        client.save()
-                    except Exception as exc:  # a save under way: the last one on disk is what is copied
+                        _save_now(client)
+                    except Exception as exc:  # the last save on disk is what is copied
                         log.warning("node %s did not save: %s", node.key, exc)
             if self.root.exists():
                 shutil.copytree(self.root, folder, dirs_exist_ok=True,
@@ -388,3 +388,17 @@ def _cache_node(endpoint: dict, cluster) -> dict:
 
 
 EXTENSION = ElastiCacheEngines
+
+
+def _save_now(client, wait_s: float = 10.0) -> None:
+    """SAVE, as of now. The engine's own background save may be under way (it refuses SAVE then): wait
+    for it to end and save again, or that older save, without the latest writes, is what gets copied."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            client.save()
+            return
+        except Exception as exc:
+            if "in progress" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
