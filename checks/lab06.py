@@ -6,7 +6,7 @@ inside the consumer's VPC with ``labkit.vpc.probe`` (the local AWS only: each sa
 """
 from __future__ import annotations
 
-from labkit.policyeval import Principal, evaluate
+from labkit.policyeval import Principal, evaluate, named_principals
 from labkit.target import Target
 
 from . import api, iam
@@ -564,8 +564,16 @@ def _least_privilege(t: Target, policy: dict, label: str, needed, never) -> list
     if refused:
         problems.append(f"the {label} endpoint's policy does not allow {iam.short(refused, 2)}, which the orders "
                         "service needs")
-    beyond = [f"{a} on {r.rsplit(':', 1)[-1]}" for a, r in never
-              if evaluate(policy, action=a, resource=r, principal=caller).allowed]
+    # Whoever sends it through the endpoint: the orders service, every principal a statement names, another
+    # account, anyone.
+    other = "210987654321" if t.account_id != "210987654321" else "123456789012"
+    callers = list(dict.fromkeys([caller, *named_principals(policy), Principal.aws(f"arn:aws:iam::{other}:root"),
+                                  Principal.anonymous()]))
+    beyond = []
+    for a, r in never:
+        who = next((w for w in callers if evaluate(policy, action=a, resource=r, principal=w).allowed), None)
+        if who is not None:
+            beyond.append(f"{a} on {r.rsplit(':', 1)[-1]}" + ("" if who == caller else f" to {who}"))
     if beyond:
         problems.append(f"the {label} endpoint's policy allows {iam.short(beyond, 2)}, beyond the course's "
                         f"{'bucket' if label == 'S3' else 'tables'}")

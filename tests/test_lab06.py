@@ -35,7 +35,7 @@ def _no_default_amis(request, monkeypatch):
         monkeypatch.setattr(lab06, "_catalog_addresses", lambda t: list(TASK_IPS))
 
 
-def _with_deny(doc: dict, statement: dict) -> dict:
+def _with_statement(doc: dict, statement: dict) -> dict:
     return {**doc, "Statement": doc["Statement"] + [statement]}
 
 
@@ -111,11 +111,15 @@ CASES = [
     Case("L06.11", "every-table", FAIL, ("the DynamoDB endpoint's policy allows", "beyond the course's tables"),
          build={"dynamodb_doc": EVERYTHING}),
     Case("L06.11", "denied-what-it-needs", FAIL, ("does not allow dynamodb:GetItem on table/ada-orders",),
-         mutate=_policies(dynamodb=lambda t: _with_deny(dynamodb_policy(t), {
+         mutate=_policies(dynamodb=lambda t: _with_statement(dynamodb_policy(t), {
              "Effect": "Deny", "Principal": "*", "Action": "dynamodb:GetItem",
              "Resource": f"arn:aws:dynamodb:{t.region}:{t.account_id}:table/{t.name('orders')}"}))),
+    Case("L06.11", "another-principal-everywhere", FAIL, ("allows s3:GetObject on", "to AWS arn:aws:iam::210987654321:root"),
+         mutate=_policies(s3=lambda t: _with_statement(s3_policy(t), {
+             "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "s3:*",
+             "Resource": "*"}))),
     Case("L06.11", "a-deny-takes-the-excess-away", PASS, ("reach only bucket",),
-         mutate=_policies(s3=lambda t: _with_deny(_s3_everywhere(t), {
+         mutate=_policies(s3=lambda t: _with_statement(_s3_everywhere(t), {
              "Effect": "Deny", "Principal": "*", "Action": "s3:*",
              "NotResource": [f"arn:aws:s3:::{lab06.bucket_name(t)}", f"arn:aws:s3:::{lab06.bucket_name(t)}/*"]}))),
     Case("L06.12", "live", SKIP, ("runs on the local AWS only",), live=True),
